@@ -1,0 +1,74 @@
+"""Reconstruction and prior-sample grids written as PNG while a model trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+
+from vaelab.images import interleave_rows, make_grid, save_png
+
+
+class ImageGrids(L.Callback):
+    """Write `recon.png` (originals above reconstructions) and `samples.png` to `dirpath`.
+
+    The same validation images and the same prior draws (fixed seed) are used every
+    time, so grids from successive epochs show the model changing, not the inputs.
+    Every `every_n_epochs` validation epochs an `epoch_NNN_` copy is kept too.
+    """
+
+    def __init__(
+        self,
+        dirpath: str,
+        n_images: int = 32,
+        nrow: int = 8,
+        every_n_epochs: int = 1,
+        upscale: int = 2,
+        seed: int = 0,
+    ) -> None:
+        self.dirpath = Path(dirpath)
+        self.n_images = n_images
+        self.nrow = nrow
+        self.every_n_epochs = every_n_epochs
+        self.upscale = upscale
+        self.seed = seed
+        self.written: dict[str, Path] = {}
+
+    def grids(self, pl_module: L.LightningModule, originals: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two grids as (C, H, W) tensors, from `pl_module` in eval mode."""
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            originals = originals.to(pl_module.device)
+            recon = pl_module.reconstruct(originals)
+            generator = torch.Generator().manual_seed(self.seed)
+            z = torch.randn(self.n_images, pl_module.latent_dim, generator=generator)
+            with torch.no_grad():
+                samples = pl_module.decode(z.to(pl_module.device)).mean
+        finally:
+            pl_module.train(was_training)
+        return {
+            "recon": make_grid(interleave_rows(originals, recon, self.nrow), self.nrow),
+            "samples": make_grid(samples, self.nrow),
+        }
+
+    @rank_zero_only
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> None:
+        datamodule = trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "example_batch"):
+            return
+        for name, grid in self.grids(pl_module, datamodule.example_batch(self.n_images)).items():
+            path = save_png(grid, self.dirpath / f"{prefix}{name}.png", upscale=self.upscale)
+            self.written[f"{prefix}{name}"] = path
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
+            self.write(trainer, pl_module, prefix=f"epoch_{epoch:03d}_")
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer, pl_module)

@@ -1,0 +1,116 @@
+"""metrics.json: the run's final numbers, the source of truth for `vaelab.compare`.
+
+W&B offline runs cannot be read back, so every run folder carries its own summary:
+final validation and test metrics under the logged keys of DESIGN.md, the best
+checkpoint, the parameters and overrides that made the run, its wall time and the
+versions of the packages it ran with.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def hydra_context() -> dict[str, Any]:
+    """The overrides and group choices of the running Hydra job, if there is one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return {"overrides": [], "choices": {}}
+    hydra_cfg = HydraConfig.get()
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/")}
+    return {"overrides": list(hydra_cfg.overrides.task), "choices": dict(choices)}
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON via a temp file and rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+class RunSummary(L.Callback):
+    """Collect the final val metrics (fit end) and test metrics (test end) into `path`.
+
+    `params`: the run's headline parameters (beta, latent_dim, seed, ...), recorded as
+    given so that comparisons need not parse overrides.
+    """
+
+    def __init__(self, path: str, params: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.params = dict(params or {})
+        self.started = time.time()
+        self.summary: dict[str, Any] = {"status": "running", "metrics": {}}
+
+    def _collect(self, trainer: L.Trainer, prefix: str) -> None:
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith(prefix):
+                self.summary["metrics"][key] = _finite_or_none(float(value))
+
+    @rank_zero_only
+    def write(self, trainer: L.Trainer, status: str) -> None:
+        checkpoint = next(
+            (cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None
+        )
+        best = None
+        if checkpoint is not None and checkpoint.best_model_path:
+            best = {
+                "path": checkpoint.best_model_path,
+                "monitor": checkpoint.monitor,
+                "score": _finite_or_none(float(checkpoint.best_model_score)),
+            }
+        self.summary.update(
+            {
+                "status": status,
+                "params": self.params,
+                **hydra_context(),
+                "best_checkpoint": best,
+                "epochs": trainer.current_epoch,
+                "global_step": trainer.global_step,
+                "wall_time_s": round(time.time() - self.started, 3),
+                "versions": package_versions(),
+            }
+        )
+        write_json(self.path, self.summary)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._collect(trainer, "val/")
+        self.write(trainer, "fitted")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._collect(trainer, "test/")
+        self.write(trainer, "finished")
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.summary["error"] = f"{type(exception).__name__}: {exception}"
+        self.write(trainer, "failed")

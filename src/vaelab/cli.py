@@ -1,0 +1,129 @@
+"""What the entry points share: one-line errors instead of tracebacks.
+
+Hydra reports a bad override as a multi-line message (or a traceback, for errors raised
+in the task). `preflight` composes the config for the command line before Hydra runs,
+so a bad override, an unknown option or a value out of range stops with one line;
+`reports_errors` does the same for `VaelabError`s raised while a job runs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from vaelab.errors import ConfigError, find_user_error
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+EXIT_USAGE = 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> NoReturn:
+    """Print `vaelab: error: <message>` as one line and exit with status 2."""
+    print(f"vaelab: error: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+def reports_errors(task: F) -> F:
+    """Decorate a Hydra task so a `VaelabError` anywhere below it exits with one line."""
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except Exception as exc:
+            user_error = find_user_error(exc)
+            if user_error is None:
+                raise
+            fail(str(user_error))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:
+    """Override lists to compose: the fixed overrides, plus each sweep value on its own."""
+    fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
+    variants = [fixed]
+    for override in overrides:
+        if not override.is_sweep_override():
+            continue
+        try:
+            values = list(override.sweep_string_iterator())
+        except Exception:
+            # Interval sweeps (Optuna) and globs have no finite list to check here;
+            # their jobs are checked one by one when they run.
+            continue
+        key = override.get_key_element()
+        variants += [[*fixed, f"{key}={value}"] for value in values]
+    return variants
+
+
+def _explain_missing_option(exc: Any) -> str:
+    missing = getattr(exc, "missing_cfg_file", "") or ""
+    options = list(getattr(exc, "options", None) or [])
+    if "/" in missing and options:
+        group, _, option = missing.rpartition("/")
+        close = difflib.get_close_matches(option, options, n=1)
+        hint = f" (did you mean {group}={close[0]}?)" if close else ""
+        return f"unknown option '{option}' for {group}={hint}; choose one of: {', '.join(sorted(options))}"
+    return str(exc).splitlines()[0]
+
+
+def _explain_composition_error(exc: Exception, known_keys: Sequence[str]) -> str:
+    first = str(exc).strip().splitlines()[0]
+    if first.startswith("Could not override '"):
+        key = first.split("'")[1]
+        close = difflib.get_close_matches(key, known_keys, n=1)
+        hint = f"did you mean {close[0]}=...?" if close else "see `python src/train.py --cfg job`"
+        return f"unknown key '{key}' ({hint}); to add a new key write +{key}=..."
+    cause = exc.__cause__
+    if cause is not None and str(cause).strip():
+        return f"{first} {str(cause).strip().splitlines()[0]}"
+    return first
+
+
+def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
+    """Compose `config_name` with the command line's overrides; exit with one line on error.
+
+    Does nothing for Hydra's informational flags (--help, --info, ...), which must keep
+    working whatever the overrides are.
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+
+    from vaelab.config_checks import check_config
+
+    args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.help or args.hydra_help or args.info or args.shell_completion or args.cfg:
+        return
+    try:
+        overrides = OverridesParser.create().parse_overrides(args.overrides)
+    except OverrideParseException as exc:
+        fail(f"cannot parse the overrides: {str(exc).splitlines()[0]}")
+    if not args.multirun and any(o.is_sweep_override() for o in overrides):
+        sweeps = ", ".join(o.input_line for o in overrides if o.is_sweep_override())
+        fail(f"{sweeps} lists several values; add -m to run one job per value")
+    config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else str(CONF_DIR)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
+        base = compose(config_name)
+        known = [str(k) for k in base.keys()]
+        for variant in _sweep_variants(overrides):
+            try:
+                cfg = compose(config_name, overrides=variant)
+                check_config(cfg)
+            except MissingConfigException as exc:
+                fail(_explain_missing_option(exc))
+            except ConfigCompositionException as exc:
+                fail(_explain_composition_error(exc, known))
+            except ConfigError as exc:
+                fail(str(exc))
+    GlobalHydra.instance().clear()

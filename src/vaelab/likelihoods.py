@@ -1,0 +1,176 @@
+"""Observation models p(x|z): modules that turn decoder output into a distribution.
+
+Each likelihood says how many decoder output channels it needs per data channel
+(`params_per_channel`) and returns a `torch.distributions.Distribution` over one whole
+example (event shape (C, H, W)), so `log_prob(x)` is the log-likelihood of an image in
+nats, summed over every dimension. The VAE never writes a loss with a sign to remember.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
+
+from vaelab.errors import ConfigError
+
+
+class Likelihood(nn.Module, abc.ABC):
+    """Base: maps decoder output (B, C * params_per_channel, H, W) to p(x|z)."""
+
+    params_per_channel: int = 1
+    #: Short name used in messages (matches the config option).
+    name: str = "likelihood"
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, params: Tensor) -> Distribution:
+        return Independent(self.base(params), 3)
+
+    @abc.abstractmethod
+    def base(self, params: Tensor) -> Distribution:
+        """The per-pixel distribution; `forward` makes the image one event."""
+
+    def check_data(self, levels: int | None) -> None:
+        """Raise `ConfigError` if this likelihood cannot model data with `levels` values."""
+
+    def discrete_levels(self) -> int | None:
+        """Number of values per pixel it puts mass on, or None for a density.
+
+        Bits per dimension are only an honest number (a code length) for a discrete
+        likelihood; evaluation reports them when this is not None.
+        """
+        return None
+
+
+class BernoulliLikelihood(Likelihood):
+    """Pixels in [0, 1] as Bernoulli probabilities; exact for binary data.
+
+    On grey-level data in [0, 1] `log_prob` is the usual binary cross-entropy, not a
+    normalised likelihood; it is allowed because it is the field's common baseline.
+    """
+
+    name = "bernoulli"
+
+    def base(self, params: Tensor) -> Distribution:
+        # validate_args=False: grey-level targets are outside Bernoulli's {0, 1} support.
+        return Bernoulli(logits=params, validate_args=False)
+
+    def discrete_levels(self) -> int | None:
+        return 2
+
+
+class GaussianLikelihood(Likelihood):
+    """Normal p(x|z) with mean from the decoder and a fixed or learned σ.
+
+    `sigma`: the fixed σ, or the initial σ when learned. `learn_sigma`: 'none',
+    'global' (one σ for every pixel) or 'channel' (one σ per channel). σ is learned
+    through its logarithm so that it stays positive.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, channels: int, sigma: float = 0.1, learn_sigma: str = "none") -> None:
+        super().__init__(channels)
+        if sigma <= 0:
+            raise ConfigError(f"likelihood.sigma must be > 0, got {sigma}")
+        shapes = {"none": None, "global": (1, 1, 1), "channel": (channels, 1, 1)}
+        if learn_sigma not in shapes:
+            raise ConfigError(
+                f"likelihood.learn_sigma={learn_sigma!r} is not one of none, global, channel"
+            )
+        self.learn_sigma = learn_sigma
+        log_sigma = torch.full(shapes[learn_sigma] or (), math.log(sigma))
+        if learn_sigma == "none":
+            self.register_buffer("log_sigma", log_sigma)
+        else:
+            self.log_sigma = nn.Parameter(log_sigma)
+
+    def base(self, params: Tensor) -> Distribution:
+        scale = self.log_sigma.exp().expand_as(params)
+        return Normal(params, scale, validate_args=False)
+
+
+class DiscretizedLogistic(Distribution):
+    """A logistic distribution discretised to `n_bins` equally spaced values in [0, 1].
+
+    As in PixelCNN++ (Salimans et al. 2017): the mass of value k/(n-1) is the logistic
+    CDF over its bin, with the two end bins stretched to ±∞, so the masses sum to one
+    and `-log_prob / (D ln 2)` is a true code length in bits per dimension.
+    """
+
+    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    support = constraints.unit_interval
+    has_rsample = False
+
+    def __init__(self, loc: Tensor, log_scale: Tensor, n_bins: int = 256) -> None:
+        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        self.n_bins = n_bins
+        super().__init__(batch_shape=self.loc.shape, validate_args=False)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc.clamp(0.0, 1.0)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        half_bin = 0.5 / (self.n_bins - 1)
+        inv_scale = torch.exp(-self.log_scale)
+        centred = value - self.loc
+        upper = inv_scale * (centred + half_bin)
+        lower = inv_scale * (centred - half_bin)
+        cdf_delta = torch.sigmoid(upper) - torch.sigmoid(lower)
+        # log CDF at the lowest bin's upper edge and log (1 - CDF) at the highest's lower
+        # edge, in forms that stay finite in the tails.
+        log_cdf_upper = upper - nn.functional.softplus(upper)
+        log_one_minus_cdf_lower = -nn.functional.softplus(lower)
+        # Mid bins: log of the CDF difference; when it underflows, use the density at
+        # the bin centre times the bin width instead.
+        mid = inv_scale * centred
+        log_pdf_mid = mid - self.log_scale - 2.0 * nn.functional.softplus(mid)
+        log_mid = torch.where(
+            cdf_delta > 1e-5,
+            torch.log(cdf_delta.clamp_min(1e-12)),
+            log_pdf_mid + math.log(2 * half_bin),
+        )
+        lowest = value < half_bin
+        highest = value > 1.0 - half_bin
+        return torch.where(lowest, log_cdf_upper, torch.where(highest, log_one_minus_cdf_lower, log_mid))
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        shape = self._extended_shape(sample_shape)
+        with torch.no_grad():
+            u = torch.rand(shape, device=self.loc.device).clamp(1e-5, 1 - 1e-5)
+            x = self.loc + self.log_scale.exp() * (torch.log(u) - torch.log1p(-u))
+            return torch.round(x.clamp(0, 1) * (self.n_bins - 1)) / (self.n_bins - 1)
+
+
+class DiscretizedLogisticLikelihood(Likelihood):
+    """Discretised logistic p(x|z) for quantised images (8-bit: 256 levels)."""
+
+    name = "discretized_logistic"
+    params_per_channel = 2
+
+    def __init__(self, channels: int, n_bins: int = 256, min_log_scale: float = -7.0) -> None:
+        super().__init__(channels)
+        self.n_bins = n_bins
+        self.min_log_scale = min_log_scale
+
+    def base(self, params: Tensor) -> Distribution:
+        loc, log_scale = params.chunk(2, dim=1)
+        return DiscretizedLogistic(loc, log_scale.clamp_min(self.min_log_scale), self.n_bins)
+
+    def discrete_levels(self) -> int | None:
+        return self.n_bins
+
+    def check_data(self, levels: int | None) -> None:
+        if levels != self.n_bins:
+            have = "continuous values" if levels is None else f"{levels} levels per pixel"
+            raise ConfigError(
+                f"likelihood=discretized_logistic models {self.n_bins}-level images but "
+                f"the data has {have}; use likelihood=bernoulli or likelihood=gaussian"
+            )

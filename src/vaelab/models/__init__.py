@@ -1,0 +1,5 @@
+"""Models: the VAE LightningModule and its backbones."""
+
+from vaelab.models.vae import VAE
+
+__all__ = ["VAE"]

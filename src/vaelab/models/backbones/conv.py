@@ -1,0 +1,85 @@
+"""Strided-convolution encoder and transposed-convolution decoder (Burgess et al. 2018)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from vaelab.models.backbones._common import (
+    KERNEL,
+    PADDING,
+    STRIDE,
+    make_activation,
+    check_fits,
+    output_padding,
+)
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, H, W) -> (B, fc_dim): one k4 s2 convolution per entry of `channels`.
+
+    `fc_dim=0` skips the fully connected layer and returns the flattened feature map.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        channels: Sequence[int] = (32, 32, 64, 64),
+        fc_dim: int = 256,
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        sizes = check_fits(tuple(in_shape), len(channels), "model.encoder")
+        layers: list[nn.Module] = []
+        c_in = in_shape[0]
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING), make_activation(activation)]
+            c_in = c_out
+        layers.append(nn.Flatten())
+        flat = c_in * math.prod(sizes[-1])
+        if fc_dim:
+            layers += [nn.Linear(flat, fc_dim), make_activation(activation)]
+        self.net = nn.Sequential(*layers)
+        self.out_features = int(fc_dim or flat)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ConvDecoder(nn.Module):
+    """(B, latent_dim) -> (B, *out_shape), mirroring `ConvEncoder`.
+
+    `channels` run from the deepest feature map to the shallowest; the last transposed
+    convolution emits `out_shape[0]` channels of raw likelihood parameters.
+    """
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_shape: Sequence[int],
+        channels: Sequence[int] = (64, 64, 32, 32),
+        fc_dim: int = 256,
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        sizes = check_fits(tuple(out_shape), len(channels), "model.decoder")
+        deepest = (channels[0], *sizes[-1])
+        layers: list[nn.Module] = []
+        n_in = latent_dim
+        if fc_dim:
+            layers += [nn.Linear(latent_dim, fc_dim), make_activation(activation)]
+            n_in = fc_dim
+        layers += [nn.Linear(n_in, math.prod(deepest)), make_activation(activation), nn.Unflatten(1, deepest)]
+        outs = [*channels[1:], out_shape[0]]
+        for i, (c_in, c_out) in enumerate(zip(channels, outs)):
+            (h, w), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
+            pad = (output_padding(h, h_small), output_padding(w, w_small))
+            layers.append(nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, pad))
+            if i < len(channels) - 1:
+                layers.append(make_activation(activation))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)

@@ -1,0 +1,58 @@
+"""Fully connected encoder and decoder over flattened images."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from vaelab.models.backbones._common import make_activation
+
+
+def _stack(sizes: Sequence[int], act: str) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out), make_activation(act)]
+    return layers
+
+
+class MLPEncoder(nn.Module):
+    """(B, C, H, W) -> (B, hidden[-1]) through Linear + activation layers."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        hidden: Sequence[int] = (512, 256),
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        if not hidden:
+            raise ValueError("MLPEncoder needs at least one hidden layer")
+        self.net = nn.Sequential(nn.Flatten(), *_stack([math.prod(in_shape), *hidden], activation))
+        self.out_features = int(hidden[-1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    """(B, latent_dim) -> (B, *out_shape); the last layer is linear (raw parameters)."""
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_shape: Sequence[int],
+        hidden: Sequence[int] = (256, 512),
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        self.out_shape = tuple(int(s) for s in out_shape)
+        self.net = nn.Sequential(
+            *_stack([latent_dim, *hidden], activation),
+            nn.Linear(hidden[-1] if hidden else latent_dim, math.prod(self.out_shape)),
+            nn.Unflatten(1, self.out_shape),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)

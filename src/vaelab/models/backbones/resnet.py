@@ -1,0 +1,103 @@
+"""Residual encoder and decoder: pre-activation blocks between stride-2 resamplings."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from vaelab.models.backbones._common import (
+    KERNEL,
+    PADDING,
+    STRIDE,
+    check_fits,
+    make_activation,
+    output_padding,
+)
+
+
+class ResidualBlock(nn.Module):
+    """x + conv3x3(act(conv3x3(act(x)))): identity path keeps gradients flowing."""
+
+    def __init__(self, channels: int, activation: str = "ReLU") -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            make_activation(activation),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            make_activation(activation),
+            nn.Conv2d(channels, channels, 3, padding=1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def _blocks(channels: int, n: int, activation: str) -> list[nn.Module]:
+    return [ResidualBlock(channels, activation) for _ in range(n)]
+
+
+class ResNetEncoder(nn.Module):
+    """(B, C, H, W) -> (B, fc_dim): per entry of `channels`, a stride-2 convolution to
+    that width followed by `blocks_per_stage` residual blocks."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        channels: Sequence[int] = (32, 64, 128),
+        blocks_per_stage: int = 1,
+        fc_dim: int = 256,
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        sizes = check_fits(tuple(in_shape), len(channels), "model.encoder")
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], channels[0], 3, padding=1)]
+        c_in = channels[0]
+        for c_out in channels:
+            layers.append(nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING))
+            layers += _blocks(c_out, blocks_per_stage, activation)
+            c_in = c_out
+        layers += [make_activation(activation), nn.Flatten()]
+        flat = c_in * math.prod(sizes[-1])
+        if fc_dim:
+            layers += [nn.Linear(flat, fc_dim), make_activation(activation)]
+        self.net = nn.Sequential(*layers)
+        self.out_features = int(fc_dim or flat)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class ResNetDecoder(nn.Module):
+    """(B, latent_dim) -> (B, *out_shape), mirroring `ResNetEncoder`: residual blocks,
+    then a stride-2 transposed convolution, from the deepest width to the shallowest."""
+
+    def __init__(
+        self,
+        latent_dim: int,
+        out_shape: Sequence[int],
+        channels: Sequence[int] = (128, 64, 32),
+        blocks_per_stage: int = 1,
+        fc_dim: int = 256,
+        activation: str = "ReLU",
+    ) -> None:
+        super().__init__()
+        sizes = check_fits(tuple(out_shape), len(channels), "model.decoder")
+        deepest = (channels[0], *sizes[-1])
+        layers: list[nn.Module] = []
+        n_in = latent_dim
+        if fc_dim:
+            layers += [nn.Linear(latent_dim, fc_dim), make_activation(activation)]
+            n_in = fc_dim
+        layers += [nn.Linear(n_in, math.prod(deepest)), nn.Unflatten(1, deepest)]
+        outs = [*channels[1:], channels[-1]]
+        for i, (c_in, c_out) in enumerate(zip(channels, outs)):
+            (h, w), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
+            pad = (output_padding(h, h_small), output_padding(w, w_small))
+            layers += _blocks(c_in, blocks_per_stage, activation)
+            layers.append(nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, pad))
+        layers += [make_activation(activation), nn.Conv2d(channels[-1], out_shape[0], 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)

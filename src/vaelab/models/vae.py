@@ -1,0 +1,209 @@
+"""The β-VAE as a LightningModule.
+
+encoder backbone -> Gaussian posterior q(z|x) -> reparameterised z -> decoder
+backbone -> likelihood p(x|z), with a standard normal prior. Units follow DESIGN.md:
+nats per example, summed over all data and latent dimensions, averaged over the batch.
+
+The constructor takes plain configs (mappings with a `_target_`), not modules, and
+builds the parts itself from the data shape. That keeps `save_hyperparameters` free
+of modules, so `VAE.load_from_checkpoint(path)` needs no extra arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torchmetrics import MeanMetric
+
+from vaelab.errors import ConfigError
+from vaelab.objectives import Objective
+
+ELBO_TERMS = ("recon", "kl", "nelbo")
+
+DEFAULT_ENCODER = {"_target_": "vaelab.models.backbones.ConvEncoder"}
+DEFAULT_DECODER = {"_target_": "vaelab.models.backbones.ConvDecoder"}
+DEFAULT_LIKELIHOOD = {"_target_": "vaelab.likelihoods.BernoulliLikelihood"}
+DEFAULT_BETA_SCHEDULE = {"_target_": "vaelab.objectives.ConstantBeta", "beta": 1.0}
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3}
+
+
+def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved plain dict: what goes into the checkpoint's hyperparameters."""
+    if cfg is None:
+        return dict(default)
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+class VAE(L.LightningModule):
+    """A β-VAE with pluggable encoder, decoder, likelihood and β schedule.
+
+    Args:
+        data_shape: (C, H, W) of one example; the backbones are built for it.
+        latent_dim: size of z.
+        data_levels: values per pixel of the data (2 binary, 256 8-bit, None continuous);
+            the likelihood checks it can model them, and bits/dim are reported only when
+            the likelihood is discrete over exactly these levels.
+        encoder, decoder, likelihood, beta_schedule, optimizer: configs with a
+            `_target_` (see `conf/`); defaults give a conv Bernoulli VAE with β=1, Adam.
+    """
+
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        latent_dim: int = 10,
+        data_levels: int | None = None,
+        encoder: Mapping[str, Any] | None = None,
+        decoder: Mapping[str, Any] | None = None,
+        likelihood: Mapping[str, Any] | None = None,
+        beta_schedule: Mapping[str, Any] | None = None,
+        optimizer: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if latent_dim < 1:
+            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}; e.g. latent_dim=10")
+        data_shape = tuple(int(s) for s in data_shape)
+        self.save_hyperparameters(
+            {
+                "data_shape": list(data_shape),
+                "latent_dim": int(latent_dim),
+                "data_levels": data_levels,
+                "encoder": _plain(encoder, DEFAULT_ENCODER),
+                "decoder": _plain(decoder, DEFAULT_DECODER),
+                "likelihood": _plain(likelihood, DEFAULT_LIKELIHOOD),
+                "beta_schedule": _plain(beta_schedule, DEFAULT_BETA_SCHEDULE),
+                "optimizer": _plain(optimizer, DEFAULT_OPTIMIZER),
+            }
+        )
+        hp = self.hparams
+        self.data_shape = data_shape
+        self.latent_dim = int(latent_dim)
+        channels = data_shape[0]
+        self.likelihood = instantiate(hp.likelihood, channels=channels)
+        self.likelihood.check_data(data_levels)
+        self.data_levels = data_levels
+        self.encoder = instantiate(hp.encoder, in_shape=data_shape)
+        self.posterior_head = nn.Linear(self.encoder.out_features, 2 * self.latent_dim)
+        out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
+        self.decoder = instantiate(hp.decoder, latent_dim=self.latent_dim, out_shape=out_shape)
+        self.beta_schedule = instantiate(hp.beta_schedule)
+        self.eval_metrics = nn.ModuleDict(
+            {stage: nn.ModuleDict({k: MeanMetric() for k in ELBO_TERMS}) for stage in ("val", "test")}
+        )
+        self.example_input_array = torch.zeros(2, *data_shape)
+
+    # ----------------------------------------------------------------- the model
+    def encode(self, x: Tensor) -> Independent:
+        """q(z|x): a diagonal Gaussian, one event of size latent_dim per example."""
+        mean, log_var = self.posterior_head(self.encoder(x)).chunk(2, dim=-1)
+        return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
+
+    def decode(self, z: Tensor) -> Distribution:
+        """p(x|z): a distribution whose event is one whole image (C, H, W)."""
+        return self.likelihood(self.decoder(z))
+
+    def prior(self, like: Tensor) -> Independent:
+        zeros = torch.zeros_like(like)
+        return Independent(Normal(zeros, torch.ones_like(like), validate_args=False), 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Mean reconstruction of `x` (what `example_input_array` traces)."""
+        return self.reconstruct(x)
+
+    def elbo(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example terms in nats, each of shape (B,), from one posterior sample:
+        recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO."""
+        posterior = self.encode(x)
+        z = posterior.rsample()
+        recon = -self.decode(z).log_prob(x)
+        kl = kl_divergence(posterior, self.prior(posterior.mean))
+        return {"recon": recon, "kl": kl, "nelbo": recon + kl}
+
+    @torch.no_grad()
+    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
+        """`n` images decoded from z ~ N(0, temperature² I): the likelihood's mean."""
+        z = torch.randn(n, self.latent_dim, device=self.device) * temperature
+        return self.decode(z).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Decode the posterior mean of each image: the likelihood's mean, same shape."""
+        return self.decode(self.encode(x).mean).mean
+
+    def objective(self, x: Tensor, step: int = 0) -> tuple[Objective, dict[str, Tensor]]:
+        """The β-weighted training loss on batch `x` at optimiser step `step`, and the
+        batch means of the ELBO terms it was made from."""
+        terms = self.elbo(x)
+        means = {k: v.mean() for k, v in terms.items()}
+        return self.beta_schedule(means["recon"], means["kl"], step), means
+
+    # ----------------------------------------------------------- the loop hooks
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        objective, means = self.objective(batch, self.global_step)
+        recon, kl = means["recon"], means["kl"]
+        logged = {
+            "train/loss": objective.loss,
+            "train/recon": recon,
+            "train/kl": kl,
+            "train/nelbo": means["nelbo"],
+            "train/beta": objective.beta,
+        }
+        if objective.capacity is not None:
+            logged["train/capacity"] = objective.capacity
+        self.log_dict(logged, on_step=True, on_epoch=True, batch_size=batch.shape[0])
+        return objective.loss
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._update_eval_metrics("val", batch)
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._update_eval_metrics("test", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict(self._compute_eval_metrics("val"))
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict(self._compute_eval_metrics("test"))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return instantiate(self.hparams.optimizer, params=self.parameters())
+
+    # ----------------------------------------------------------------- helpers
+    def _update_eval_metrics(self, stage: str, batch: Tensor) -> None:
+        # Per-example values into running means: the epoch value is the exact mean over
+        # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
+        terms = self.elbo(batch)
+        for key, metric in self.eval_metrics[stage].items():
+            metric.update(terms[key])
+
+    def _compute_eval_metrics(self, stage: str) -> dict[str, float]:
+        metrics = self.eval_metrics[stage]
+        means = {k: float(metrics[k].compute()) for k in ELBO_TERMS}
+        for metric in metrics.values():
+            metric.reset()
+        recon, kl = torch.tensor(means["recon"]), torch.tensor(means["kl"])
+        objective = self.beta_schedule(recon, kl, self.global_step)
+        values = {**means, "loss": float(objective.loss), "beta": objective.beta}
+        n_bins = self.likelihood.discrete_levels()
+        if n_bins is not None and n_bins == self.data_levels:
+            # bits per dimension: the negative ELBO as a code length per data value.
+            values["bpd"] = means["nelbo"] / (math.prod(self.data_shape) * math.log(2))
+        return {f"{stage}/{k}": v for k, v in values.items()}
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls, checkpoint_path: Any, map_location: Any = None, **kwargs: Any
+    ) -> VAE:
+        """Load on the CPU unless told otherwise, so a GPU-written checkpoint opens anywhere."""
+        return super().load_from_checkpoint(
+            checkpoint_path, map_location=map_location or "cpu", **kwargs
+        )

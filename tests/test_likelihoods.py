@@ -1,0 +1,91 @@
+"""Likelihoods are proper distributions over one image, in nats."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.distributions import Normal
+
+from vaelab.errors import ConfigError
+from vaelab.likelihoods import (
+    BernoulliLikelihood,
+    DiscretizedLogistic,
+    DiscretizedLogisticLikelihood,
+    GaussianLikelihood,
+)
+
+
+def test_discretized_logistic_masses_sum_to_one() -> None:
+    loc = torch.tensor([0.0, 0.3, 0.5, 0.97, 1.0])
+    log_scale = torch.tensor([-3.0, -1.0, -5.0, 0.0, -2.0])
+    levels = torch.arange(256) / 255.0
+    dist = DiscretizedLogistic(loc[:, None], log_scale[:, None], n_bins=256)
+    mass = dist.log_prob(levels[None, :].expand(5, 256)).exp().sum(-1)
+    torch.testing.assert_close(mass, torch.ones(5), atol=1e-4, rtol=0)
+
+
+def test_discretized_logistic_equals_logistic_cdf_over_bins() -> None:
+    # Independent: a logistic built from torch.distributions transforms, its CDF
+    # differenced over each bin, with the end bins open to -inf / +inf.
+    from torch.distributions import AffineTransform, SigmoidTransform, TransformedDistribution, Uniform
+
+    loc, scale = torch.tensor(0.4, dtype=torch.float64), torch.tensor(0.05, dtype=torch.float64)
+    logistic = TransformedDistribution(
+        Uniform(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)),
+        [SigmoidTransform().inv, AffineTransform(loc, scale)],
+    )
+    levels = torch.arange(256, dtype=torch.float64) / 255.0
+    upper, lower = logistic.cdf(levels + 0.5 / 255), logistic.cdf(levels - 0.5 / 255)
+    upper[-1], lower[0] = 1.0, 0.0
+    expected = torch.log(upper - lower)
+    dist = DiscretizedLogistic(loc.float().expand(256), scale.log().float().expand(256))
+    got = dist.log_prob(levels.float()).double()
+    assert expected.min() < -10  # the far tail is covered too
+    torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-3)
+
+
+def test_discretized_logistic_samples_lie_on_the_grid() -> None:
+    dist = DiscretizedLogistic(torch.rand(1000), torch.full((1000,), -2.0))
+    x = dist.sample()
+    torch.testing.assert_close(x * 255, (x * 255).round())
+    assert x.min() >= 0 and x.max() <= 1
+
+
+def test_gaussian_log_prob_matches_torch_normal() -> None:
+    likelihood = GaussianLikelihood(channels=3, sigma=0.2)
+    params, x = torch.randn(4, 3, 5, 5), torch.rand(4, 3, 5, 5)
+    expected = Normal(params, 0.2).log_prob(x).sum((1, 2, 3))
+    torch.testing.assert_close(likelihood(params).log_prob(x), expected)
+    assert not list(likelihood.parameters())  # fixed sigma learns nothing
+
+
+@pytest.mark.parametrize(("mode", "shape"), [("global", (1, 1, 1)), ("channel", (3, 1, 1))])
+def test_gaussian_learned_sigma(mode: str, shape: tuple[int, ...]) -> None:
+    likelihood = GaussianLikelihood(channels=3, sigma=0.5, learn_sigma=mode)
+    (log_sigma,) = likelihood.parameters()
+    assert log_sigma.shape == shape
+    x = torch.rand(2, 3, 4, 4)
+    loss = -likelihood(torch.zeros_like(x)).log_prob(x).sum()
+    loss.backward()
+    assert log_sigma.grad is not None and torch.isfinite(log_sigma.grad).all()
+
+
+def test_bernoulli_is_binary_cross_entropy_on_grey_levels() -> None:
+    logits, x = torch.randn(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
+    expected = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    torch.testing.assert_close(BernoulliLikelihood(1)(logits).log_prob(x), expected.sum((1, 2, 3)))
+
+
+def test_discretized_logistic_refuses_binary_data() -> None:
+    with pytest.raises(ConfigError, match="likelihood=bernoulli"):
+        DiscretizedLogisticLikelihood(1).check_data(levels=2)
+    DiscretizedLogisticLikelihood(3).check_data(levels=256)
+
+
+def test_gaussian_rejects_bad_settings() -> None:
+    with pytest.raises(ConfigError, match="learn_sigma"):
+        GaussianLikelihood(1, learn_sigma="pixel")
+    with pytest.raises(ConfigError, match="sigma"):
+        GaussianLikelihood(1, sigma=0.0)
