@@ -63,6 +63,20 @@ def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:
     return variants
 
 
+def _dotted_keys(cfg: Any, prefix: str = "") -> list[str]:
+    """Every key path of a config ('data.batch_size'), for did-you-mean hints."""
+    from omegaconf import DictConfig
+
+    keys = []
+    for key in cfg.keys():
+        path = f"{prefix}{key}"
+        keys.append(path)
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig):
+            keys += _dotted_keys(child, f"{path}.")
+    return keys
+
+
 def _explain_missing_option(exc: Any) -> str:
     missing = getattr(exc, "missing_cfg_file", "") or ""
     options = list(getattr(exc, "options", None) or [])
@@ -102,7 +116,7 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     from vaelab.config_checks import check_config
 
     args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.help or args.hydra_help or args.info or args.shell_completion or args.cfg:
+    if args.help or args.hydra_help or args.info or args.shell_completion:
         return
     try:
         overrides = OverridesParser.create().parse_overrides(args.overrides)
@@ -114,8 +128,7 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else str(CONF_DIR)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        base = compose(config_name)
-        known = [str(k) for k in base.keys()]
+        known = _dotted_keys(compose(config_name))
         for variant in _sweep_variants(overrides):
             try:
                 cfg = compose(config_name, overrides=variant)

@@ -13,6 +13,20 @@ from vaelab.config_checks import check_config
 log = logging.getLogger(__name__)
 
 
+def tidy_lightning_output() -> None:
+    """Send Lightning's messages through Hydra's logging (console and <run>/train.log),
+    once each, and drop its advertising tip and a known internal deprecation warning."""
+    import warnings
+
+    lightning_logger = logging.getLogger("lightning")
+    for handler in list(lightning_logger.handlers):
+        lightning_logger.removeHandler(handler)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "💡 Tip" not in str(record.msg)
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every entry with a `_target_` in a config group (callbacks, loggers).
 
@@ -47,6 +61,7 @@ def train(cfg: DictConfig) -> float | None:
     import lightning as L
     from hydra.utils import instantiate
 
+    tidy_lightning_output()
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)

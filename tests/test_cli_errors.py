@@ -1,0 +1,33 @@
+"""A wrong override stops with one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import run_train
+
+BAD_OVERRIDES = [
+    (["model=cnv"], "unknown option 'cnv' for model= (did you mean model=conv?)"),
+    (["model/encoder=transformer"], "unknown option 'transformer' for model/encoder="),
+    (["data=imagenet"], "unknown option 'imagenet' for data="),
+    (["beta=-1"], "beta=-1 is negative"),
+    (["beta=abc"], "beta='abc' is not a number"),
+    (["latent_dim=0"], "latent_dim=0 must be an integer >= 1"),
+    (["latent_dim=2.5"], "latent_dim=2.5 must be an integer >= 1"),
+    (["latnt_dim=8"], "unknown key 'latnt_dim' (did you mean latent_dim=...?)"),
+    (["data.batch_sze=8"], "did you mean data.batch_size=...?"),
+    (["beta=1,4"], "beta=1,4 lists several values; add -m"),
+    (["-m", "beta=1,-4"], "beta=-4 is negative"),
+    (["ckpt_path=x.ckpt", "resume=auto"], "either ckpt_path=... or resume=auto"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD_OVERRIDES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+def test_bad_override_is_one_line(overrides: list[str], message: str, tmp_path) -> None:
+    result = run_train(*overrides, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=60)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vaelab: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "run").exists() and not (tmp_path / "sweep").exists()
