@@ -1,8 +1,8 @@
 """Train one VAE experiment (or, with -m, one per sweep point). See conf/train.yaml.
 
-    python src/train.py                                   # default experiment
-    python src/train.py model=conv data=cifar10
-    python src/train.py -m beta=0.5,1,4 latent_dim=8,16
+python src/train.py                                   # default experiment
+python src/train.py model=conv data=cifar10
+python src/train.py -m beta=0.5,1,4 latent_dim=8,16
 """
 
 import hydra

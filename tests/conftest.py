@@ -11,7 +11,7 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
-from helpers import CONF  # noqa: E402
+from helpers import CONF
 
 
 @pytest.fixture(scope="session")
@@ -24,4 +24,3 @@ def hydra_conf() -> Iterator[None]:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         yield
     GlobalHydra.instance().clear()
-

@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+from helpers import CONF, compose_train
 
 from vaelab.errors import ConfigError
 from vaelab.models.backbones import (
@@ -17,8 +18,6 @@ from vaelab.models.backbones import (
     ResNetEncoder,
 )
 from vaelab.models.backbones._common import make_activation
-
-from helpers import CONF, compose_train
 
 SHAPES = [(1, 28, 28), (1, 64, 64), (3, 32, 32), (3, 64, 64)]
 PAIRS = [(MLPEncoder, MLPDecoder), (ConvEncoder, ConvDecoder), (ResNetEncoder, ResNetDecoder)]
@@ -52,7 +51,10 @@ def _options(group: str) -> list[str]:
 
 COMBOS = list(
     itertools.product(
-        _options("model"), _options("model/encoder"), _options("model/decoder"), _options("likelihood")
+        _options("model"),
+        _options("model/encoder"),
+        _options("model/decoder"),
+        _options("likelihood"),
     )
 )
 
@@ -64,11 +66,16 @@ def test_every_option_is_covered() -> None:
 
 
 @pytest.mark.parametrize(("model", "encoder", "decoder", "likelihood"), COMBOS)
-def test_config_combination_composes_and_instantiates(hydra_conf, model, encoder, decoder, likelihood) -> None:
+def test_config_combination_composes_and_instantiates(
+    hydra_conf, model, encoder, decoder, likelihood
+) -> None:
     from vaelab.train import build_model
 
     cfg = compose_train(
-        f"model={model}", f"model/encoder={encoder}", f"model/decoder={decoder}", f"likelihood={likelihood}"
+        f"model={model}",
+        f"model/encoder={encoder}",
+        f"model/decoder={decoder}",
+        f"likelihood={likelihood}",
     )
     assert cfg.model.encoder._target_.lower().endswith(f"{encoder}encoder")
     assert cfg.model.decoder._target_.lower().endswith(f"{decoder}decoder")

@@ -21,9 +21,15 @@ BAD_OVERRIDES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "message"), BAD_OVERRIDES, ids=lambda v: " ".join(v) if isinstance(v, list) else None)
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    BAD_OVERRIDES,
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
 def test_bad_override_is_one_line(overrides: list[str], message: str, tmp_path) -> None:
-    result = run_train(*overrides, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=60)
+    result = run_train(
+        *overrides, f"hydra.run.dir={tmp_path}/run", f"hydra.sweep.dir={tmp_path}/sweep", timeout=60
+    )
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

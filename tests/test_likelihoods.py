@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch.distributions import Normal
@@ -29,7 +27,12 @@ def test_discretized_logistic_masses_sum_to_one() -> None:
 def test_discretized_logistic_equals_logistic_cdf_over_bins() -> None:
     # Independent: a logistic built from torch.distributions transforms, its CDF
     # differenced over each bin, with the end bins open to -inf / +inf.
-    from torch.distributions import AffineTransform, SigmoidTransform, TransformedDistribution, Uniform
+    from torch.distributions import (
+        AffineTransform,
+        SigmoidTransform,
+        TransformedDistribution,
+        Uniform,
+    )
 
     loc, scale = torch.tensor(0.4, dtype=torch.float64), torch.tensor(0.05, dtype=torch.float64)
     logistic = TransformedDistribution(

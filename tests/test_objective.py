@@ -29,7 +29,9 @@ def tiny_vae(beta: float = 1.0, **kwargs) -> VAE:
 
 @pytest.fixture
 def binary_batch() -> torch.Tensor:
-    return torch.bernoulli(torch.full((5, 1, 8, 8), 0.3), generator=torch.Generator().manual_seed(1))
+    return torch.bernoulli(
+        torch.full((5, 1, 8, 8), 0.3), generator=torch.Generator().manual_seed(1)
+    )
 
 
 def independent_nelbo(model: VAE, x: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +103,7 @@ def test_api_shapes_and_distributions(binary_batch: torch.Tensor) -> None:
     assert likelihood.log_prob(binary_batch).shape == (5,)
     samples = model.sample(7)
     assert samples.shape == (7, 1, 8, 8)
-    assert 0.0 <= samples.min() and samples.max() <= 1.0
+    assert samples.min() >= 0.0 and samples.max() <= 1.0
     assert model.reconstruct(binary_batch).shape == binary_batch.shape
 
 

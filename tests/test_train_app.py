@@ -58,7 +58,9 @@ def test_metrics_json_has_final_val_and_test_metrics(short_run: Path) -> None:
         recon, kl, nelbo = (metrics[f"{stage}/{k}"] for k in ("recon", "kl", "nelbo"))
         assert nelbo == pytest.approx(recon + kl, rel=1e-5)
         assert metrics[f"{stage}/loss"] == pytest.approx(nelbo, rel=1e-5)  # beta = 1
-    assert metrics["test/bpd"] == pytest.approx(metrics["test/nelbo"] / (32 * 32 * 0.6931471805599453), rel=1e-5)
+    assert metrics["test/bpd"] == pytest.approx(
+        metrics["test/nelbo"] / (32 * 32 * 0.6931471805599453), rel=1e-5
+    )
     assert summary["params"] == {"beta": 1.0, "latent_dim": 4, "seed": 0}
     assert "latent_dim=4" in summary["overrides"]
     assert summary["choices"]["data"] == "shapes" and summary["choices"]["model/encoder"] == "mlp"
@@ -108,7 +110,9 @@ def test_checkpoint_reloads_with_no_arguments(short_run: Path) -> None:
 
 
 def test_incompatible_likelihood_is_one_line(tmp_path: Path) -> None:
-    result = run_train("debug=smoke", "likelihood=discretized_logistic", f"hydra.run.dir={tmp_path}")
+    result = run_train(
+        "debug=smoke", "likelihood=discretized_logistic", f"hydra.run.dir={tmp_path}"
+    )
     assert result.returncode == 2
     lines = [line for line in result.stderr.splitlines() if line.startswith("vaelab: error:")]
     assert lines == [

@@ -68,7 +68,7 @@ def _dotted_keys(cfg: Any, prefix: str = "") -> list[str]:
     from omegaconf import DictConfig
 
     keys = []
-    for key in cfg.keys():
+    for key in cfg:
         path = f"{prefix}{key}"
         keys.append(path)
         child = cfg._get_node(key)
@@ -84,7 +84,8 @@ def _explain_missing_option(exc: Any) -> str:
         group, _, option = missing.rpartition("/")
         close = difflib.get_close_matches(option, options, n=1)
         hint = f" (did you mean {group}={close[0]}?)" if close else ""
-        return f"unknown option '{option}' for {group}={hint}; choose one of: {', '.join(sorted(options))}"
+        choices = ", ".join(sorted(options))
+        return f"unknown option '{option}' for {group}={hint}; choose one of: {choices}"
     return str(exc).splitlines()[0]
 
 
@@ -111,7 +112,11 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     from hydra._internal.utils import get_args_parser
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
 
     from vaelab.config_checks import check_config
 

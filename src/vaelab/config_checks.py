@@ -24,7 +24,9 @@ def check_config(cfg: DictConfig) -> None:
     """Raise `ConfigError` on the first top-level value that cannot work."""
     beta = _number(cfg, "beta")
     if beta < 0:
-        raise ConfigError(f"beta={cfg.beta} is negative; β weights the KL term and must be >= 0 (e.g. beta=4)")
+        raise ConfigError(
+            f"beta={cfg.beta} is negative; β weights the KL term and must be >= 0 (e.g. beta=4)"
+        )
     latent_dim = cfg.get("latent_dim")
     if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
         raise ConfigError(f"latent_dim={latent_dim!r} must be an integer >= 1 (e.g. latent_dim=10)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -104,7 +105,10 @@ class DiscretizedLogistic(Distribution):
     and `-log_prob / (D ln 2)` is a true code length in bits per dimension.
     """
 
-    arg_constraints = {"loc": constraints.real, "log_scale": constraints.real}
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {
+        "loc": constraints.real,
+        "log_scale": constraints.real,
+    }
     support = constraints.unit_interval
     has_rsample = False
 
@@ -139,9 +143,11 @@ class DiscretizedLogistic(Distribution):
         )
         lowest = value < half_bin
         highest = value > 1.0 - half_bin
-        return torch.where(lowest, log_cdf_upper, torch.where(highest, log_one_minus_cdf_lower, log_mid))
+        return torch.where(
+            lowest, log_cdf_upper, torch.where(highest, log_one_minus_cdf_lower, log_mid)
+        )
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
             u = torch.rand(shape, device=self.loc.device).clamp(1e-5, 1 - 1e-5)

@@ -81,6 +81,10 @@ def train(cfg: DictConfig) -> float | None:
     if not name:
         return None
     checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and checkpoint.monitor == name and checkpoint.best_model_score is not None:
+    if (
+        checkpoint is not None
+        and checkpoint.monitor == name
+        and checkpoint.best_model_score is not None
+    ):
         return float(checkpoint.best_model_score)
     return metrics.get(name)

@@ -36,7 +36,9 @@ class ImageGrids(L.Callback):
         self.seed = seed
         self.written: dict[str, Path] = {}
 
-    def grids(self, pl_module: L.LightningModule, originals: torch.Tensor) -> dict[str, torch.Tensor]:
+    def grids(
+        self, pl_module: L.LightningModule, originals: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
         """The two grids as (C, H, W) tensors, from `pl_module` in eval mode."""
         was_training = pl_module.training
         pl_module.eval()

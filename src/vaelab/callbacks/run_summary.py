@@ -77,9 +77,7 @@ class RunSummary(L.Callback):
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, status: str) -> None:
-        checkpoint = next(
-            (cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None
-        )
+        checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
         best = None
         if checkpoint is not None and checkpoint.best_model_path:
             best = {

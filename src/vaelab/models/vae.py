@@ -97,7 +97,10 @@ class VAE(L.LightningModule):
         self.decoder = instantiate(hp.decoder, latent_dim=self.latent_dim, out_shape=out_shape)
         self.beta_schedule = instantiate(hp.beta_schedule)
         self.eval_metrics = nn.ModuleDict(
-            {stage: nn.ModuleDict({k: MeanMetric() for k in ELBO_TERMS}) for stage in ("val", "test")}
+            {
+                stage: nn.ModuleDict({k: MeanMetric() for k in ELBO_TERMS})
+                for stage in ("val", "test")
+            }
         )
         self.example_input_array = torch.zeros(2, *data_shape)
 

@@ -25,12 +25,12 @@ def check_fits(in_shape: tuple[int, int, int], n_layers: int, what: str) -> list
     _, height, width = in_shape
     hs, ws = downsampled_sizes(height, n_layers), downsampled_sizes(width, n_layers)
     if min(hs[-1], ws[-1]) < 1:
-        deepest = max(i for i, (h, w) in enumerate(zip(hs, ws)) if min(h, w) >= 1)
+        deepest = max(i for i, (h, w) in enumerate(zip(hs, ws, strict=True)) if min(h, w) >= 1)
         raise ConfigError(
             f"{what} has {n_layers} stride-2 layers, too many for {height}x{width} inputs; "
             f"give it at most {deepest} (e.g. a shorter {what}.channels list)"
         )
-    return list(zip(hs, ws))
+    return list(zip(hs, ws, strict=True))
 
 
 def output_padding(target: int, smaller: int) -> int:

@@ -11,8 +11,8 @@ from vaelab.models.backbones._common import (
     KERNEL,
     PADDING,
     STRIDE,
-    make_activation,
     check_fits,
+    make_activation,
     output_padding,
 )
 
@@ -71,9 +71,13 @@ class ConvDecoder(nn.Module):
         if fc_dim:
             layers += [nn.Linear(latent_dim, fc_dim), make_activation(activation)]
             n_in = fc_dim
-        layers += [nn.Linear(n_in, math.prod(deepest)), make_activation(activation), nn.Unflatten(1, deepest)]
+        layers += [
+            nn.Linear(n_in, math.prod(deepest)),
+            make_activation(activation),
+            nn.Unflatten(1, deepest),
+        ]
         outs = [*channels[1:], out_shape[0]]
-        for i, (c_in, c_out) in enumerate(zip(channels, outs)):
+        for i, (c_in, c_out) in enumerate(zip(channels, outs, strict=True)):
             (h, w), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
             pad = (output_padding(h, h_small), output_padding(w, w_small))
             layers.append(nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, pad))

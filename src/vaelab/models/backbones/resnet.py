@@ -91,7 +91,7 @@ class ResNetDecoder(nn.Module):
             n_in = fc_dim
         layers += [nn.Linear(n_in, math.prod(deepest)), nn.Unflatten(1, deepest)]
         outs = [*channels[1:], channels[-1]]
-        for i, (c_in, c_out) in enumerate(zip(channels, outs)):
+        for i, (c_in, c_out) in enumerate(zip(channels, outs, strict=True)):
             (h, w), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
             pad = (output_padding(h, h_small), output_padding(w, w_small))
             layers += _blocks(c_in, blocks_per_stage, activation)
