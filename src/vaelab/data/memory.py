@@ -57,7 +57,7 @@ def split_train_val(n: int, val_size: int | float, seed: int) -> tuple[Tensor, T
     `val_size` is a count (int) or a fraction of `n` (float < 1). Returns sorted
     (train_index, val_index), disjoint and covering range(n).
     """
-    n_val = int(round(val_size * n)) if isinstance(val_size, float) else int(val_size)
+    n_val = round(val_size * n) if isinstance(val_size, float) else int(val_size)
     if not 0 <= n_val < n:
         raise ValueError(f"val_size={val_size} leaves no training data out of {n} examples")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
