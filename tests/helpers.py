@@ -38,3 +38,70 @@ def run_train(*overrides: str, cwd: Path = REPO, timeout: float = 240, env: dict
         timeout=timeout,
         env=full_env,
     )
+
+
+def read_wandb_run(run_dir: Path) -> dict:
+    """What an offline W&B run recorded: name, group, tags, config and summary.
+
+    Offline runs cannot be queried through the API, so this reads the run's `.wandb`
+    file: W&B's record log (LevelDB log format: 32 KiB blocks, 7-byte record headers
+    `<checksum u32><length u16><type u8>`, records split FIRST/MIDDLE/LAST across
+    blocks) of `wandb_internal_pb2.Record` protobufs.
+    """
+    import json
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    (path,) = Path(run_dir).glob("run-*.wandb")
+    data = path.read_bytes()
+    assert data[:4] == b":W&B", f"{path} is not a W&B record log"
+    block, header = 32768, 7
+    pos, pending, payloads = header, b"", []
+    while pos + header <= len(data):
+        if block - pos % block < header:  # block trailer too short for a header: padding
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos : pos + header])
+        chunk = data[pos + header : pos + header + length]
+        pos += header + length
+        if kind == 1:
+            payloads.append(chunk)
+        elif kind == 2:
+            pending = chunk
+        elif kind == 3:
+            pending += chunk
+        elif kind == 4:
+            payloads.append(pending + chunk)
+        elif kind == 0 and length == 0:
+            pos += block - pos % block  # zero padding to the end of the block
+    run: dict = {"config": {}, "summary": {}, "history_keys": set()}
+    for payload in payloads:
+        record = pb.Record()
+        record.ParseFromString(payload)
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.update(
+                id=record.run.run_id,
+                name=record.run.display_name,
+                group=record.run.run_group,
+                job_type=record.run.job_type,
+                tags=list(record.run.tags),
+                project=record.run.project,
+            )
+            for item in record.run.config.update:
+                run["config"][item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in record.config.update:
+                run["config"][item.key] = json.loads(item.value_json)
+        elif kind == "summary":
+            for item in record.summary.update:
+                key = item.key or "/".join(item.nested_key)
+                run["summary"][key] = json.loads(item.value_json)
+        elif kind == "history":
+            run["history_keys"].update(
+                item.key or "/".join(item.nested_key) for item in record.history.item
+            )
+        elif kind == "exit":
+            run["exit_code"] = record.exit.exit_code
+    return run

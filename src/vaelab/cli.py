@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from vaelab.errors import ConfigError, find_user_error
+from vaelab.resolvers import register_resolvers
+
+register_resolvers()
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 EXIT_USAGE = 2

@@ -60,6 +60,9 @@ def train(cfg: DictConfig) -> float | None:
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
     import lightning as L
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from vaelab import tracking
 
     tidy_lightning_output()
     L.seed_everything(cfg.seed, workers=True)
@@ -67,8 +70,23 @@ def train(cfg: DictConfig) -> float | None:
     model = build_model(cfg, datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    failed = True
+    try:
+        tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
+        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        metrics = fit_and_test(cfg, trainer, model, datamodule)
+        best = _best_score(trainer, cfg.get("optimized_metric"))
+        tracking.record_summary(loggers, {"best/val_nelbo": best, **_test_metrics(metrics)})
+        failed = False
+    finally:
+        # Every job ends its W&B run, a failed one too: a sweep's next job starts fresh.
+        tracking.finish_loggers(loggers, failed=failed)
+    name = cfg.get("optimized_metric")
+    return best if best is not None else metrics.get(name) if name else None
 
+
+def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any) -> dict[str, float]:
+    """`trainer.fit` then `trainer.test` on the best checkpoint; the last logged metrics."""
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -76,15 +94,16 @@ def train(cfg: DictConfig) -> float | None:
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    return metrics
 
-    name = cfg.get("optimized_metric")
-    if not name:
-        return None
+
+def _best_score(trainer: Any, name: str | None) -> float | None:
     checkpoint = trainer.checkpoint_callback
-    if (
-        checkpoint is not None
-        and checkpoint.monitor == name
-        and checkpoint.best_model_score is not None
-    ):
-        return float(checkpoint.best_model_score)
-    return metrics.get(name)
+    if checkpoint is None or not name or checkpoint.monitor != name:
+        return None
+    score = checkpoint.best_model_score
+    return None if score is None else float(score)
+
+
+def _test_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if k.startswith("test/")}

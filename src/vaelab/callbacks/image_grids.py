@@ -11,6 +11,17 @@ from lightning.pytorch.utilities import rank_zero_only
 from vaelab.images import interleave_rows, make_grid, save_png
 
 
+def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor, path: Path) -> None:
+    """Send one grid to every logger that shows images (W&B, TensorBoard), at this step."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[str(path)], step=trainer.global_step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, grid.clamp(0, 1), trainer.global_step)
+
+
 class ImageGrids(L.Callback):
     """Write `recon.png` (originals above reconstructions) and `samples.png` to `dirpath`.
 
@@ -64,6 +75,7 @@ class ImageGrids(L.Callback):
         for name, grid in self.grids(pl_module, datamodule.example_batch(self.n_images)).items():
             path = save_png(grid, self.dirpath / f"{prefix}{name}.png", upscale=self.upscale)
             self.written[f"{prefix}{name}"] = path
+            log_image(trainer, f"images/{name}", grid, path)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:

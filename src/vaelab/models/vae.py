@@ -21,7 +21,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal, kl_divergence
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 
 from vaelab.errors import ConfigError
 from vaelab.objectives import Objective
@@ -42,6 +42,26 @@ def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[st
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+class VectorMean(Metric):
+    """Mean over examples of a (B, D) tensor, per column; exact under DDP (sum, count)."""
+
+    full_state_update = False
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.add_state(
+            "total", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        self.total += values.detach().double().sum(0)
+        self.count += values.shape[0]
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp_min(1)).float()
 
 
 class VAE(L.LightningModule):
@@ -102,6 +122,7 @@ class VAE(L.LightningModule):
                 for stage in ("val", "test")
             }
         )
+        self.val_kl_per_dim = VectorMean(self.latent_dim)
         self.example_input_array = torch.zeros(2, *data_shape)
 
     # ----------------------------------------------------------------- the model
@@ -122,14 +143,19 @@ class VAE(L.LightningModule):
         """Mean reconstruction of `x` (what `example_input_array` traces)."""
         return self.reconstruct(x)
 
-    def elbo(self, x: Tensor) -> dict[str, Tensor]:
+    def elbo(self, x: Tensor, per_dim: bool = False) -> dict[str, Tensor]:
         """Per-example terms in nats, each of shape (B,), from one posterior sample:
-        recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO."""
+        recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO.
+        With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`."""
         posterior = self.encode(x)
         z = posterior.rsample()
         recon = -self.decode(z).log_prob(x)
-        kl = kl_divergence(posterior, self.prior(posterior.mean))
-        return {"recon": recon, "kl": kl, "nelbo": recon + kl}
+        kl_per_dim = kl_divergence(posterior.base_dist, self.prior(posterior.mean).base_dist)
+        kl = kl_per_dim.sum(-1)
+        terms = {"recon": recon, "kl": kl, "nelbo": recon + kl}
+        if per_dim:
+            terms["kl_per_dim"] = kl_per_dim
+        return terms
 
     @torch.no_grad()
     def sample(self, n: int, temperature: float = 1.0) -> Tensor:
@@ -166,13 +192,20 @@ class VAE(L.LightningModule):
         return objective.loss
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        self._update_eval_metrics("val", batch)
+        terms = self._update_eval_metrics("val", batch)
+        self.val_kl_per_dim.update(terms["kl_per_dim"])
 
     def test_step(self, batch: Tensor, batch_idx: int) -> None:
         self._update_eval_metrics("test", batch)
 
     def on_validation_epoch_end(self) -> None:
-        self.log_dict(self._compute_eval_metrics("val"))
+        values = self._compute_eval_metrics("val")
+        # KL per latent dimension: which dimensions carry information (latent health).
+        kl_per_dim = self.val_kl_per_dim.compute()
+        self.val_kl_per_dim.reset()
+        width = len(str(self.latent_dim - 1))
+        values.update({f"val/kl_dim/{i:0{width}d}": float(v) for i, v in enumerate(kl_per_dim)})
+        self.log_dict(values)
 
     def on_test_epoch_end(self) -> None:
         self.log_dict(self._compute_eval_metrics("test"))
@@ -181,12 +214,13 @@ class VAE(L.LightningModule):
         return instantiate(self.hparams.optimizer, params=self.parameters())
 
     # ----------------------------------------------------------------- helpers
-    def _update_eval_metrics(self, stage: str, batch: Tensor) -> None:
+    def _update_eval_metrics(self, stage: str, batch: Tensor) -> dict[str, Tensor]:
         # Per-example values into running means: the epoch value is the exact mean over
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
-        terms = self.elbo(batch)
+        terms = self.elbo(batch, per_dim=True)
         for key, metric in self.eval_metrics[stage].items():
             metric.update(terms[key])
+        return terms
 
     def _compute_eval_metrics(self, stage: str) -> dict[str, float]:
         metrics = self.eval_metrics[stage]

@@ -1,0 +1,60 @@
+"""OmegaConf resolvers the configs use; registered before Hydra composes anything."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+
+def run_uid() -> str:
+    """A short id that keeps run folders apart when two start in the same second.
+
+    Inside a SLURM job it is the job id (readable, and unique on the cluster); else six
+    random hex digits. OmegaConf caches it per config, and Hydra copies that cache into
+    every job of a sweep, so all jobs of one sweep share their sweep folder.
+    """
+    slurm = os.environ.get("SLURM_ARRAY_JOB_ID") or os.environ.get("SLURM_JOB_ID")
+    return f"j{slurm}" if slurm else secrets.token_hex(3)
+
+
+def _swept_keys(sweep_dir: Path) -> set[str] | None:
+    """Keys the sweep varies, read from the multirun.yaml Hydra writes before any job."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return None
+    task = OmegaConf.load(path).hydra.overrides.task
+    parsed = OverridesParser.create().parse_overrides(list(task))
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def job_label(hydra_cfg: Any) -> str:
+    """A job's name in a sweep: its values of the swept keys, `beta=4,latent_dim=16`.
+
+    Without a multirun.yaml (a single run, Optuna) it falls back to all the job's
+    overrides but the excluded ones. '/' in group names becomes '.', so that the label
+    is one folder name.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    exclude = set(hydra_cfg.job.config.override_dirname.exclude_keys)
+    swept = _swept_keys(Path(str(hydra_cfg.sweep.dir)))
+    items = []
+    for override in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
+        key = override.key_or_group
+        if key in exclude or (swept is not None and key not in swept):
+            continue
+        items.append(f"{override.get_key_element()}={override.get_value_element_as_str()}")
+    return ",".join(sorted(items)).replace("/", ".")
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("uid"):
+        OmegaConf.register_new_resolver("uid", run_uid, use_cache=True)
+    if not OmegaConf.has_resolver("job_label"):
+        OmegaConf.register_new_resolver("job_label", lambda _root_: job_label(_root_.hydra))

@@ -1,0 +1,152 @@
+"""Weights & Biases set-up: never prompt, one W&B run per job, grouped per sweep.
+
+- Mode: `WANDB_MODE` wins when set. Otherwise a run goes online only when credentials
+  exist (`WANDB_API_KEY` or a `~/.netrc` entry for the W&B host); without them it
+  logs offline and says, in one line, how to sync later. An online start that fails
+  (no network) falls back to offline the same way.
+- Identity: each job is its own run, named from its overrides (`beta=4,latent_dim=16`),
+  in a group per sweep (the sweep folder) or, for a single run, per experiment name.
+- Files: the W&B folder lives inside the run folder.
+- `finish_loggers` ends the run at the end of every job, also a failed one, so that
+  the jobs of a multirun never merge into one W&B run.
+"""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WANDB_HOST = "api.wandb.ai"
+
+
+def has_wandb_credentials() -> bool:
+    """True if W&B could log in without asking: an API key in the environment or netrc."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = os.environ.get("WANDB_BASE_URL", f"https://{WANDB_HOST}").split("://")[-1].rstrip("/")
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def resolve_mode(requested: str | None = None) -> str:
+    """'online', 'offline' or 'disabled': explicit request, then WANDB_MODE, then credentials."""
+    mode = requested or os.environ.get("WANDB_MODE")
+    if mode in {"online", "offline", "disabled", "dryrun", "run"}:
+        return {"dryrun": "offline", "run": "online"}.get(mode, mode)
+    return "online" if has_wandb_credentials() else "offline"
+
+
+def hydra_job_identity() -> dict[str, str | None]:
+    """Name and group for the running Hydra job: overrides and sweep folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return {"name": None, "group": None, "job_type": None}
+    from vaelab.resolvers import job_label
+
+    hydra_cfg = HydraConfig.get()
+    overrides = job_label(hydra_cfg) or None
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        sweep = Path(hydra_cfg.sweep.dir)
+        group = f"sweep-{sweep.parent.name}_{sweep.name}"
+        return {"name": overrides or f"job{hydra_cfg.job.num}", "group": group, "job_type": "sweep"}
+    experiment = hydra_cfg.runtime.choices.get("experiment") or "default"
+    return {"name": overrides, "group": str(experiment), "job_type": "train"}
+
+
+def wandb_logger(
+    project: str = "vaelab",
+    entity: str | None = None,
+    save_dir: str = ".",
+    name: str | None = None,
+    group: str | None = None,
+    tags: Sequence[str] | None = None,
+    mode: str | None = None,
+    log_model: bool | str = False,
+    run_id: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A Lightning `WandbLogger` that never prompts: see the module docstring.
+
+    `name`/`group` default to the Hydra job's identity; `run_id` resumes a W&B run.
+    """
+    from lightning.pytorch.loggers import WandbLogger
+
+    identity = hydra_job_identity()
+    mode = resolve_mode(mode)
+    save_path = Path(save_dir)
+    save_path.mkdir(parents=True, exist_ok=True)
+    if mode == "offline" and not os.environ.get("WANDB_MODE"):
+        log.warning(
+            "W&B: no credentials found, logging offline to %s/wandb; sync later with: "
+            "wandb sync %s/wandb/offline-run-*",
+            save_path,
+            save_path,
+        )
+    common = {
+        "project": os.environ.get("WANDB_PROJECT", project),
+        "entity": entity or os.environ.get("WANDB_ENTITY"),
+        "save_dir": str(save_path),
+        "name": name or identity["name"],
+        "group": group or identity["group"],
+        "job_type": identity["job_type"],
+        "tags": list(tags or []),
+        "log_model": log_model,
+        "id": run_id,
+        "resume": "allow" if run_id else None,
+        **kwargs,
+    }
+    logger = WandbLogger(mode=mode, **common)
+    if mode != "online":
+        return logger
+    try:
+        _ = logger.experiment  # start now, so a network failure surfaces here
+    except Exception as exc:  # wandb raises several types for a failed start
+        log.warning(
+            "W&B: could not start online (%s); logging offline instead, sync later with: "
+            "wandb sync %s/wandb/offline-run-*",
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            save_path,
+        )
+        logger = WandbLogger(mode="offline", **common)
+    return logger
+
+
+def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
+    from lightning.pytorch.loggers import WandbLogger
+
+    return [lg for lg in loggers if isinstance(lg, WandbLogger)]
+
+
+def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
+    """Give each W&B run the job's resolved config and say how its summaries reduce."""
+    for logger in wandb_loggers(loggers):
+        run = logger.experiment
+        run.config.update(config, allow_val_change=True)
+        for stage in ("train", "val"):
+            run.define_metric(f"{stage}/nelbo", summary="min")
+            run.define_metric(f"{stage}/loss", summary="min")
+
+
+def record_summary(loggers: Iterable[Any], values: dict[str, float | None]) -> None:
+    """Write final numbers (best val nelbo, test metrics) into each W&B run's summary."""
+    for logger in wandb_loggers(loggers):
+        for key, value in values.items():
+            if value is not None:
+                logger.experiment.summary[key] = value
+
+
+def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
+    """End every W&B run of this job; a later job of the sweep starts a new one."""
+    for logger in wandb_loggers(loggers):
+        if logger._experiment is not None:
+            logger.experiment.finish(exit_code=1 if failed else 0)
