@@ -36,7 +36,9 @@ def _swept_keys(sweep_dir: Path) -> set[str] | None:
 def job_label(hydra_cfg: Any) -> str:
     """A job's name in a sweep: its values of the swept keys, `beta=4,latent_dim=16`.
 
-    Without a multirun.yaml (a single run, Optuna) it falls back to all the job's
+    The swept keys are those with several values in multirun.yaml (which Hydra's basic
+    sweeper writes before any job) and those in the sweeper's search space (Optuna).
+    Without either (a single run) it falls back to all the job's
     overrides but the excluded ones. '/' in group names becomes '.', so that the label
     is one folder name.
     """
@@ -44,6 +46,9 @@ def job_label(hydra_cfg: Any) -> str:
 
     exclude = set(hydra_cfg.job.config.override_dirname.exclude_keys)
     swept = _swept_keys(Path(str(hydra_cfg.sweep.dir)))
+    searched = (hydra_cfg.get("sweeper") or {}).get("params")  # Optuna's search space
+    if searched:
+        swept = (swept or set()) | set(searched)
     items = []
     for override in OverridesParser.create().parse_overrides(list(hydra_cfg.overrides.task)):
         key = override.key_or_group
