@@ -278,8 +278,10 @@ def test_same_seed_gives_the_same_pixels_and_factors() -> None:
     assert factors.shape == (100, 5) and factors.dtype == torch.int64
     assert torch.equal(factors, index_to_factors(dms[0].splits["val"].indices))
     # Row i of factors() is the i-th example the (unshuffled) val loader serves.
-    served = torch.cat(list(dms[0].val_dataloader()))
+    batches = list(dms[0].val_dataloader())
+    served = torch.cat([x for x, _ in batches])
     assert torch.equal(served, render(factors))
+    assert torch.equal(torch.cat([index for _, index in batches]), torch.arange(100))
     # The val split is a random draw: every shape shows up among the first examples.
     assert set(factors[:32, 0].tolist()) == {0, 1, 2}
 
@@ -310,7 +312,7 @@ def test_train_loader_serves_shuffled_float_batches() -> None:
     assert torch.cat(epoch1).sum() == pytest.approx(torch.cat(epoch2).sum().item(), rel=0.05)
     val = list(dm.val_dataloader())
     assert len(dm.val_dataloader()) == len(val) == 5
-    assert [len(b) for b in val] == [64, 64, 64, 64, 44]
+    assert [len(x) for x, _ in val] == [64, 64, 64, 64, 44]
 
 
 def test_resolution_32_gives_32_by_32_images() -> None:

@@ -71,7 +71,10 @@ class BatchLoader:
     job draws the same permutation and takes a disjoint, equally long share of it
     (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
     split the examples into contiguous per-rank shards without padding, so that a
-    metric reduced as sums and counts sees every example exactly once.
+    metric reduced as sums and counts sees every example exactly once. With
+    `with_index` they yield `(batch, index)`, the examples' positions in the split, so
+    that evaluation can draw each example's noise from its index and give the same
+    numbers for any batch size or number of ranks.
     """
 
     def __init__(
@@ -86,6 +89,7 @@ class BatchLoader:
         world_size: int = 1,
         transform: Callable[[Tensor], Tensor] | None = None,
         pin_memory: bool = False,
+        with_index: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -98,6 +102,7 @@ class BatchLoader:
         self.world_size = world_size
         self.transform = transform
         self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.with_index = with_index
         self.epoch = 0
 
     def _shard(self) -> Tensor:
@@ -121,15 +126,18 @@ class BatchLoader:
         n = self._shard_len()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[Tensor]:
+    def __iter__(self) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
         index = self._shard()
         self.epoch += 1
         n_batches = len(self)
         for b in range(n_batches):
-            batch = self.source.batch(index[b * self.batch_size : (b + 1) * self.batch_size])
+            batch_index = index[b * self.batch_size : (b + 1) * self.batch_size]
+            batch = self.source.batch(batch_index)
             if self.transform is not None:
                 batch = self.transform(batch)
-            yield batch.pin_memory() if self.pin_memory else batch
+            if self.pin_memory:
+                batch = batch.pin_memory()
+            yield (batch, batch_index) if self.with_index else batch
 
     # Lightning saves and restores these with the fit loop, so a resumed run continues
     # with the permutation of the epoch it stopped in.
@@ -200,6 +208,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             world_size=world,
             transform=self.train_transform() if train else None,
             pin_memory=self.pin_memory,
+            with_index=not train,
         )
 
     def train_dataloader(self) -> BatchLoader:

@@ -44,6 +44,20 @@ def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[st
     return dict(cfg)
 
 
+def example_noise(index: Tensor, dim: int, samples: int = 1, seed: int = 0) -> Tensor:
+    """Standard normal draws fixed per example: (B, dim), or (B, samples, dim) if samples > 1.
+
+    One small generator per example, seeded from (seed, index): a few microseconds per
+    example, negligible next to the model, and independent of how examples are batched.
+    """
+    draws = [
+        torch.randn(samples, dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
+        for i in index.tolist()
+    ]
+    noise = torch.stack(draws) if draws else torch.zeros(0, samples, dim)
+    return noise[:, 0] if samples == 1 else noise
+
+
 class VectorMean(Metric):
     """Mean over examples of a (B, D) tensor, per column; exact under DDP (sum, count)."""
 
@@ -143,12 +157,19 @@ class VAE(L.LightningModule):
         """Mean reconstruction of `x` (what `example_input_array` traces)."""
         return self.reconstruct(x)
 
-    def elbo(self, x: Tensor, per_dim: bool = False) -> dict[str, Tensor]:
+    def elbo(
+        self, x: Tensor, per_dim: bool = False, noise: Tensor | None = None
+    ) -> dict[str, Tensor]:
         """Per-example terms in nats, each of shape (B,), from one posterior sample:
         recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO.
-        With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`."""
+        With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`.
+        `noise` (B, latent_dim): the standard normal draw to reparameterise with
+        (default: a fresh one)."""
         posterior = self.encode(x)
-        z = posterior.rsample()
+        if noise is None:
+            z = posterior.rsample()
+        else:
+            z = posterior.mean + posterior.stddev * noise.to(posterior.mean)
         recon = -self.decode(z).log_prob(x)
         kl_per_dim = kl_divergence(posterior.base_dist, self.prior(posterior.mean).base_dist)
         kl = kl_per_dim.sum(-1)
@@ -191,12 +212,12 @@ class VAE(L.LightningModule):
         self.log_dict(logged, on_step=True, on_epoch=True, batch_size=batch.shape[0])
         return objective.loss
 
-    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
-        terms = self._update_eval_metrics("val", batch)
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        terms = self._update_eval_metrics("val", *batch)
         self.val_kl_per_dim.update(terms["kl_per_dim"])
 
-    def test_step(self, batch: Tensor, batch_idx: int) -> None:
-        self._update_eval_metrics("test", batch)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._update_eval_metrics("test", *batch)
 
     def on_validation_epoch_end(self) -> None:
         values = self._compute_eval_metrics("val")
@@ -214,10 +235,12 @@ class VAE(L.LightningModule):
         return instantiate(self.hparams.optimizer, params=self.parameters())
 
     # ----------------------------------------------------------------- helpers
-    def _update_eval_metrics(self, stage: str, batch: Tensor) -> dict[str, Tensor]:
+    def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:
         # Per-example values into running means: the epoch value is the exact mean over
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
-        terms = self.elbo(batch, per_dim=True)
+        # Each example's posterior draw comes from its index, so the numbers do not
+        # depend on batch size, rank count or the global RNG.
+        terms = self.elbo(x, per_dim=True, noise=example_noise(index, self.latent_dim))
         for key, metric in self.eval_metrics[stage].items():
             metric.update(terms[key])
         return terms

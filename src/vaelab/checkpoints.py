@@ -1,0 +1,91 @@
+"""Checkpoints that are never half-written, and one-line errors for bad ones.
+
+Lightning writes a checkpoint straight to its final name, so a crash or a full disk
+mid-write leaves a truncated `last.ckpt` where a good one used to be.
+`AtomicCheckpointIO` writes to a temporary file in the same folder, flushes it to
+disk and renames it over the old one: a reader sees the old file or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.fabric.utilities.types import _PATH
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from vaelab.errors import CheckpointError
+
+#: Keys every Lightning checkpoint of a `vaelab.models.VAE` has.
+REQUIRED_KEYS = ("state_dict", "hyper_parameters")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO with temp-file + fsync + rename writes."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
+    ) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise CheckpointError(
+                f"could not write checkpoint {path}: {exc.strerror or exc}; the checkpoints "
+                f"already in {path.parent} are intact (free space or set paths.log_dir=...)"
+            ) from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a vaelab checkpoint on the CPU, or raise `CheckpointError` in one line."""
+    path = Path(path)
+    if not path.is_file():
+        hint = _nearby_checkpoints(path)
+        raise CheckpointError(f"no checkpoint at {path}{hint}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(
+            f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__}); "
+            "use a complete one, e.g. <run folder>/checkpoints/last.ckpt"
+        ) from exc
+    if not isinstance(checkpoint, dict) or any(k not in checkpoint for k in REQUIRED_KEYS):
+        raise CheckpointError(
+            f"{path} is not a vaelab checkpoint (no model hyperparameters in it); "
+            "use one written by `python src/train.py`"
+        )
+    hparams = checkpoint["hyper_parameters"]
+    if "data_shape" not in hparams or "latent_dim" not in hparams:
+        raise CheckpointError(f"{path} is a Lightning checkpoint but not of a vaelab VAE")
+    return checkpoint
+
+
+def check_data_shape(checkpoint: dict[str, Any], dims: Sequence[int], path: Any = "") -> None:
+    """The data the checkpoint was trained on must have the shape of the data chosen now."""
+    trained = tuple(checkpoint["hyper_parameters"]["data_shape"])
+    if trained != tuple(dims):
+        raise CheckpointError(
+            f"checkpoint {path} was trained on {'x'.join(map(str, trained))} data but the "
+            f"chosen data is {'x'.join(map(str, dims))}; pick the data it was trained on"
+        )
+
+
+def _nearby_checkpoints(path: Path) -> str:
+    folder = path.parent
+    found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
+    return f" (in {folder}: {', '.join(found)})" if found else ""
