@@ -85,6 +85,32 @@ def check_data_shape(checkpoint: dict[str, Any], dims: Sequence[int], path: Any 
         )
 
 
+#: Hyperparameters that fix the model's architecture; a checkpoint must agree on them.
+ARCHITECTURE_KEYS = ("data_shape", "latent_dim", "encoder", "decoder", "likelihood")
+
+
+def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -> None:
+    """The config must build the model the checkpoint holds, to continue training it."""
+    saved = checkpoint["hyper_parameters"]
+    for key in ARCHITECTURE_KEYS:
+        if _plain(saved.get(key)) != _plain(hparams.get(key)):
+            raise CheckpointError(
+                f"checkpoint {path} holds a model with {key}={_plain(saved.get(key))} but the "
+                f"config builds {key}={_plain(hparams.get(key))}; continue with the overrides "
+                "the run was started with (its .hydra/overrides.yaml)"
+            )
+
+
+def _plain(value: Any) -> Any:
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
 def _nearby_checkpoints(path: Path) -> str:
     folder = path.parent
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []

@@ -49,6 +49,11 @@ def hydra_job_identity() -> dict[str, str | None]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from vaelab.distributed import IDENTITY_ENV
+
+    inherited = {k: os.environ.get(var) for k, var in IDENTITY_ENV.items()}
+    if inherited["group"]:  # a sweep job delegated to a single-run DDP subprocess
+        return inherited
     if not HydraConfig.initialized():
         return {"name": None, "group": None, "job_type": None}
     from vaelab.resolvers import job_label
@@ -85,6 +90,7 @@ def wandb_logger(
     mode = resolve_mode(mode)
     save_path = Path(save_dir)
     save_path.mkdir(parents=True, exist_ok=True)
+    run_id = run_id or saved_run_id(save_path)
     if mode == "offline" and not os.environ.get("WANDB_MODE"):
         log.warning(
             "W&B: no credentials found, logging offline to %s/wandb; sync later with: "
@@ -121,6 +127,15 @@ def wandb_logger(
     return logger
 
 
+RUN_ID_FILE = "vaelab_run_id"
+
+
+def saved_run_id(run_dir: str | os.PathLike[str]) -> str | None:
+    """The W&B run id a run folder's first job recorded, to continue that W&B run."""
+    path = Path(run_dir) / "wandb" / RUN_ID_FILE
+    return path.read_text().strip() or None if path.is_file() else None
+
+
 def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
     from lightning.pytorch.loggers import WandbLogger
 
@@ -131,6 +146,12 @@ def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
     """Give each W&B run the job's resolved config and say how its summaries reduce."""
     for logger in wandb_loggers(loggers):
         run = logger.experiment
+        if not getattr(run, "id", None):
+            continue  # rank > 0, or W&B disabled
+        # Keep the id with the run folder: a resumed run continues this W&B run.
+        id_file = Path(logger.save_dir) / "wandb" / RUN_ID_FILE
+        id_file.parent.mkdir(parents=True, exist_ok=True)
+        id_file.write_text(run.id)
         run.config.update(config, allow_val_change=True)
         for stage in ("train", "val"):
             run.define_metric(f"{stage}/nelbo", summary="min")

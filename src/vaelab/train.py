@@ -62,19 +62,23 @@ def train(cfg: DictConfig) -> float | None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from vaelab import tracking
+    from vaelab import distributed, tracking
 
+    if distributed.needs_own_ddp_group(cfg):
+        return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
     tidy_lightning_output()
+    check_devices(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
+    ckpt_path = resolve_checkpoint(cfg, model)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     failed = True
     try:
         tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
         trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-        metrics = fit_and_test(cfg, trainer, model, datamodule)
+        metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
         best = _best_score(trainer, cfg.get("optimized_metric"))
         tracking.record_summary(loggers, {"best/val_nelbo": best, **_test_metrics(metrics)})
         failed = False
@@ -85,14 +89,68 @@ def train(cfg: DictConfig) -> float | None:
     return best if best is not None else metrics.get(name) if name else None
 
 
-def fit_and_test(cfg: DictConfig, trainer: Any, model: Any, datamodule: Any) -> dict[str, float]:
-    """`trainer.fit` then `trainer.test` on the best checkpoint; the last logged metrics."""
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Devices that do not exist: one line before anything starts."""
+    import torch
+
+    from vaelab.errors import ConfigError
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    devices = trainer_cfg.get("devices", 1)
+    if accelerator in {"gpu", "cuda"}:
+        available = torch.cuda.device_count()
+        if available == 0:
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} but no CUDA GPU is visible here; "
+                "use trainer=cpu (or trainer=ddp_cpu for several CPU processes)"
+            )
+        if isinstance(devices, int) and devices > available:
+            raise ConfigError(
+                f"trainer.devices={devices} but only {available} GPU(s) are visible; "
+                f"use trainer.devices={available}"
+            )
+
+
+def resolve_checkpoint(cfg: DictConfig, model: Any) -> str | None:
+    """The checkpoint to continue from: `ckpt_path`, or with `resume=auto` this run
+    folder's `checkpoints/last.ckpt` if there is one. Checked before training starts:
+    readable, a vaelab checkpoint, and of the same model as the config."""
+    from pathlib import Path
+
+    from vaelab.checkpoints import check_same_model, read_checkpoint
+    from vaelab.errors import ConfigError
+
+    path = cfg.get("ckpt_path")
+    resume = cfg.get("resume")
+    if resume is not None:
+        if resume != "auto":
+            raise ConfigError(
+                f"resume={resume!r} is not supported; use resume=auto or ckpt_path=..."
+            )
+        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            log.info("resume=auto: no %s yet, starting from scratch", last)
+            return None
+        path = str(last)
+        log.info("resume=auto: continuing from %s", path)
+    if path is None:
+        return None
+    check_same_model(read_checkpoint(path), model.hparams, path)
+    return str(path)
+
+
+def fit_and_test(
+    cfg: DictConfig, trainer: Any, model: Any, datamodule: Any, ckpt_path: str | None
+) -> dict[str, float]:
+    """`trainer.fit` (continuing from `ckpt_path`) then `trainer.test` on the best
+    checkpoint, or on `ckpt_path` when not training; the last logged metrics."""
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     if cfg.get("test", True):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None)
+        checkpoint = trainer.checkpoint_callback
+        best = checkpoint.best_model_path if checkpoint and cfg.get("train", True) else ""
+        trainer.test(model, datamodule=datamodule, ckpt_path=best or ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return metrics
 

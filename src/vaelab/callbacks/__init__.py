@@ -1,6 +1,9 @@
-"""Lightning callbacks: image grids and the run summary (metrics.json)."""
+"""Lightning callbacks: image grids, the run summary (metrics.json), RNG state in
+checkpoints, and the non-finite loss guard."""
 
 from vaelab.callbacks.image_grids import ImageGrids
+from vaelab.callbacks.nonfinite_guard import NonFiniteGuard, NonFiniteLossError
+from vaelab.callbacks.rng_state import RNGState
 from vaelab.callbacks.run_summary import RunSummary
 
-__all__ = ["ImageGrids", "RunSummary"]
+__all__ = ["ImageGrids", "NonFiniteGuard", "NonFiniteLossError", "RNGState", "RunSummary"]

@@ -93,6 +93,7 @@ class RunSummary(L.Callback):
                 "best_checkpoint": best,
                 "epochs": trainer.current_epoch,
                 "global_step": trainer.global_step,
+                "world_size": trainer.world_size,
                 "wall_time_s": round(time.time() - self.started, 3),
                 "versions": package_versions(),
             }

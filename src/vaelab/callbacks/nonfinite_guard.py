@@ -1,0 +1,66 @@
+"""Stop (or skip the batch) on a non-finite loss, before it reaches the weights.
+
+The check runs after backward and before the optimiser step: a NaN or inf loss makes
+the gradients non-finite, and acting there means no NaN ever lands in the weights or,
+therefore, in a checkpoint. Lightning writes no checkpoint when a run stops with an
+error, so the last good checkpoint stays the newest one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from vaelab.errors import VaelabError
+
+
+class NonFiniteLossError(VaelabError):
+    """Training produced a NaN or infinite loss."""
+
+
+class NonFiniteGuard(L.Callback):
+    """`action='stop'`: raise a one-line error naming the step and the last good
+    checkpoint. `action='skip'`: drop that batch's update; stop after `max_skips`."""
+
+    def __init__(self, action: str = "stop", max_skips: int = 10) -> None:
+        if action not in {"stop", "skip"}:
+            raise VaelabError(f"callbacks.nonfinite_guard.action={action!r}: use stop or skip")
+        self.action = action
+        self.max_skips = max_skips
+        self.skipped = 0
+
+    def on_before_optimizer_step(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
+    ) -> None:
+        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+        if all(torch.isfinite(g).all() for g in grads):
+            return
+        step = trainer.global_step
+        loss = trainer.callback_metrics.get("train/loss_step")
+        loss_text = (
+            f"loss {float(loss)}"
+            if loss is not None and not math.isfinite(float(loss))
+            else "non-finite gradients"
+        )
+        if self.action == "skip" and self.skipped < self.max_skips:
+            self.skipped += 1
+            for group in optimizer.param_groups:
+                for param in group["params"]:
+                    param.grad = None  # the optimiser skips parameters without a gradient
+            return
+        raise NonFiniteLossError(
+            f"{loss_text} at step {step} (epoch {trainer.current_epoch}); last good "
+            f"checkpoint: {last_checkpoint(trainer) or 'none written yet'}; lower the learning "
+            "rate, clip gradients (trainer.gradient_clip_val=1) or set "
+            "callbacks.nonfinite_guard.action=skip"
+        )
+
+
+def last_checkpoint(trainer: L.Trainer) -> str | None:
+    for callback in trainer.callbacks:
+        if isinstance(callback, ModelCheckpoint):
+            return callback.last_model_path or callback.best_model_path or None
+    return None

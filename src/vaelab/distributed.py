@@ -1,0 +1,102 @@
+"""DDP under a Hydra multirun: each job its own DDP group with that job's overrides.
+
+Lightning starts DDP ranks 1..N-1 by re-running the command line. Under `-m` that is
+the whole sweep, so every rank would run every job. Instead, a job that needs several
+processes runs itself as a single-run subprocess (`hydra.mode=RUN`, its own overrides,
+its own run folder), which Lightning then launches its ranks from as usual. This works
+for the basic sweeper and for Optuna alike; the subprocess's metrics.json gives the
+value the sweeper optimises.
+
+Where a cluster starts the ranks itself (SLURM tasks, torchrun) nothing is re-run,
+and the job trains in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from vaelab.errors import VaelabError
+
+#: Variables through which a delegated job keeps its sweep identity in W&B.
+IDENTITY_ENV = {
+    "name": "VAELAB_WANDB_NAME",
+    "group": "VAELAB_WANDB_GROUP",
+    "job_type": "VAELAB_WANDB_JOB_TYPE",
+}
+
+
+def process_count(trainer_cfg: DictConfig) -> int:
+    devices = trainer_cfg.get("devices", 1)
+    if isinstance(devices, str):
+        devices = int(devices) if devices.isdigit() else 1  # "auto": decided by Lightning
+    elif not isinstance(devices, int):
+        devices = len(devices)  # an explicit list of device ids
+    return max(devices, 1) * int(trainer_cfg.get("num_nodes", 1) or 1)
+
+
+def ranks_started_externally() -> bool:
+    """True under torchrun/SLURM tasks, where each rank already runs this job."""
+    if "LOCAL_RANK" in os.environ or "TORCHELASTIC_RUN_ID" in os.environ:
+        return True
+    return int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
+def needs_own_ddp_group(cfg: DictConfig) -> bool:
+    """Is this a multirun job whose DDP ranks Lightning would start by re-running argv?"""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return False
+    strategy = str(cfg.trainer.get("strategy", "auto"))
+    return (
+        "ddp" in strategy
+        and "spawn" not in strategy
+        and process_count(cfg.trainer) > 1
+        and not ranks_started_externally()
+    )
+
+
+def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | None:
+    """Run this multirun job as `python <script> <its overrides> hydra.mode=RUN` in its
+    own run folder; return the metric the sweeper optimises, read from metrics.json."""
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    command = [
+        sys.executable,
+        os.path.abspath(sys.argv[0]),
+        *hydra_cfg.overrides.task,
+        "hydra.mode=RUN",
+        f"hydra.run.dir={run_dir}",
+        "hydra.output_subdir=null",  # the sweep already saved this job's .hydra/
+    ]
+    env = {**os.environ, **{IDENTITY_ENV[k]: str(v) for k, v in identity.items() if v}}
+    result = subprocess.run(command, env=env, check=False)
+    if result.returncode != 0:
+        raise VaelabError(
+            f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}) failed with exit "
+            f"code {result.returncode}; see {run_dir}/{cfg.get('task_name', 'train')}.log"
+        )
+    return optimized_value(run_dir / "metrics.json", cfg.get("optimized_metric"))
+
+
+def optimized_value(metrics_path: Path, name: str | None) -> float | None:
+    """The value a finished run reports for `name`: its best checkpoint's score when the
+    checkpoint monitors it, else the final logged value."""
+    if not name or not metrics_path.is_file():
+        return None
+    summary = json.loads(metrics_path.read_text())
+    best = summary.get("best_checkpoint") or {}
+    if best.get("monitor") == name and best.get("score") is not None:
+        return float(best["score"])
+    value = summary.get("metrics", {}).get(name)
+    return None if value is None else float(value)
