@@ -18,6 +18,12 @@ BAD_OVERRIDES = [
     (["beta=1,4"], "beta=1,4 lists several values; add -m"),
     (["-m", "beta=1,-4"], "beta=-4 is negative"),
     (["ckpt_path=x.ckpt", "resume=auto"], "either ckpt_path=... or resume=auto"),
+    (["resume=yes"], "resume='yes' is not an option"),
+    (["trainer=tpu"], "unknown option 'tpu' for trainer="),
+    (
+        ["-m", "beta=1", "hydra.sweep.dir=/etc/hostname/sweep"],
+        "/etc/hostname is a file; set paths.log_dir=",
+    ),
 ]
 
 

@@ -147,4 +147,25 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
                 fail(_explain_composition_error(exc, known))
             except ConfigError as exc:
                 fail(str(exc))
+        run_dirs = [
+            o.value() for o in overrides if o.key_or_group in ("hydra.run.dir", "hydra.sweep.dir")
+        ]
+        _check_writable([str(d) for d in run_dirs] or [str(cfg.paths.log_dir)])
     GlobalHydra.instance().clear()
+
+
+def _check_writable(folders: Sequence[str]) -> None:
+    """Run folders must be creatable before any work starts (nothing is lost later)."""
+    import os
+
+    for folder in folders:
+        path = Path(folder).absolute()
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            fail(
+                f"cannot create run folders under {folder}: {existing} is a file; set paths.log_dir=..."
+            )
+        if not os.access(existing, os.W_OK):
+            fail(
+                f"cannot create run folders under {folder}: {existing} is not writable; set paths.log_dir=..."
+            )

@@ -34,6 +34,8 @@ def check_config(cfg: DictConfig) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"seed={seed!r} must be an integer (e.g. seed=0)")
     if cfg.get("resume") not in (None, "auto"):
-        raise ConfigError(f"resume={cfg.resume!r} is not an option; use resume=auto (or ckpt_path=...)")
+        raise ConfigError(
+            f"resume={cfg.resume!r} is not an option; use resume=auto (or ckpt_path=...)"
+        )
     if cfg.get("ckpt_path") is not None and cfg.get("resume") is not None:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")

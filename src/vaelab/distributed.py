@@ -76,7 +76,7 @@ def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | 
         os.path.abspath(sys.argv[0]),
         *hydra_cfg.overrides.task,
         "hydra.mode=RUN",
-        f"hydra.run.dir={run_dir}",
+        f"hydra.run.dir={quote_override_value(str(run_dir))}",
         "hydra.output_subdir=null",  # the sweep already saved this job's .hydra/
     ]
     env = {**os.environ, **{IDENTITY_ENV[k]: str(v) for k, v in identity.items() if v}}
@@ -87,6 +87,11 @@ def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | 
             f"code {result.returncode}; see {run_dir}/{cfg.get('task_name', 'train')}.log"
         )
     return optimized_value(run_dir / "metrics.json", cfg.get("optimized_metric"))
+
+
+def quote_override_value(value: str) -> str:
+    """Quote a value for Hydra's override grammar (run folders contain '=' and ',')."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def optimized_value(metrics_path: Path, name: str | None) -> float | None:

@@ -137,8 +137,12 @@ def saved_run_id(run_dir: str | os.PathLike[str]) -> str | None:
 
 
 def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
+    """The W&B loggers that hold a real run: on DDP ranks > 0 they hold a dummy."""
     from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_only
 
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return []
     return [lg for lg in loggers if isinstance(lg, WandbLogger)]
 
 
@@ -146,8 +150,8 @@ def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
     """Give each W&B run the job's resolved config and say how its summaries reduce."""
     for logger in wandb_loggers(loggers):
         run = logger.experiment
-        if not getattr(run, "id", None):
-            continue  # rank > 0, or W&B disabled
+        if not isinstance(getattr(run, "id", None), str):
+            continue  # rank > 0 holds a dummy experiment
         # Keep the id with the run folder: a resumed run continues this W&B run.
         id_file = Path(logger.save_dir) / "wandb" / RUN_ID_FILE
         id_file.parent.mkdir(parents=True, exist_ok=True)

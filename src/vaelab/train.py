@@ -4,6 +4,7 @@ the composed config, fits, tests, and returns the metric a sweeper optimises."""
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -122,6 +123,8 @@ def resolve_checkpoint(cfg: DictConfig, model: Any) -> str | None:
 
     path = cfg.get("ckpt_path")
     resume = cfg.get("resume")
+    if resume is None and path is None and int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
+        resume = "auto"  # a requeued SLURM job continues where it stopped
     if resume is not None:
         if resume != "auto":
             raise ConfigError(

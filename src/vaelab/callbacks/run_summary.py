@@ -80,10 +80,11 @@ class RunSummary(L.Callback):
         checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
         best = None
         if checkpoint is not None and checkpoint.best_model_path:
+            score = checkpoint.best_model_score
             best = {
                 "path": checkpoint.best_model_path,
                 "monitor": checkpoint.monitor,
-                "score": _finite_or_none(float(checkpoint.best_model_score)),
+                "score": None if score is None else _finite_or_none(float(score)),
             }
         self.summary.update(
             {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Protocol
 
 import lightning as L
 import torch
@@ -67,7 +67,8 @@ def split_train_val(n: int, val_size: int | float, seed: int) -> tuple[Tensor, T
 class BatchLoader:
     """Iterate over a `BatchSource` in batches; the loader Lightning sees.
 
-    Training loaders reshuffle each epoch from `seed + epoch`, so every rank of a DDP
+    Training loaders reshuffle each epoch from `seed + epoch` (the trainer's epoch when
+    `epoch_fn` is given, else a count of passes), so every rank of a DDP
     job draws the same permutation and takes a disjoint, equally long share of it
     (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
     split the examples into contiguous per-rank shards without padding, so that a
@@ -90,6 +91,7 @@ class BatchLoader:
         transform: Callable[[Tensor], Tensor] | None = None,
         pin_memory: bool = False,
         with_index: bool = False,
+        epoch_fn: Callable[[], int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -103,12 +105,14 @@ class BatchLoader:
         self.transform = transform
         self.pin_memory = pin_memory and torch.cuda.is_available()
         self.with_index = with_index
+        self.epoch_fn = epoch_fn
         self.epoch = 0
 
     def _shard(self) -> Tensor:
         n = len(self.source)
         if self.shuffle:
-            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
+            gen = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(n, generator=gen)
             per_rank = n // self.world_size
             return order[self.rank :: self.world_size][:per_rank]
@@ -138,14 +142,6 @@ class BatchLoader:
             if self.pin_memory:
                 batch = batch.pin_memory()
             yield (batch, batch_index) if self.with_index else batch
-
-    # Lightning saves and restores these with the fit loop, so a resumed run continues
-    # with the permutation of the epoch it stopped in.
-    def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
 
 
 class InMemoryDataModule(L.LightningDataModule, abc.ABC):
@@ -209,6 +205,9 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             transform=self.train_transform() if train else None,
             pin_memory=self.pin_memory,
             with_index=not train,
+            # The trainer's epoch picks the permutation: a resumed run replays the
+            # interrupted epoch in the order the uninterrupted run used.
+            epoch_fn=(lambda: self.trainer.current_epoch) if train and self.trainer else None,
         )
 
     def train_dataloader(self) -> BatchLoader:

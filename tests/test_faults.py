@@ -1,0 +1,114 @@
+"""Faults that lose nothing: a NaN loss never reaches a checkpoint, a full disk never
+truncates one."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
+from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
+from vaelab.data.shapes import ShapesDataModule
+from vaelab.errors import CheckpointError
+from vaelab.models import VAE
+
+MLP = {
+    "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},
+    "decoder": {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]},
+}
+
+
+class PoisonAt(L.Callback):
+    """Make the loss NaN from step `step` on by poisoning one weight."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                pl_module.posterior_head.weight[0, 0] = float("nan")
+
+
+def fit(tmp_path: Path, guard: NonFiniteGuard, poison_step: int, epochs: int = 3):
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    checkpoint = ModelCheckpoint(
+        dirpath=tmp_path / "checkpoints", save_last=True, monitor="val/nelbo"
+    )
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        callbacks=[checkpoint, guard, PoisonAt(poison_step)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        plugins=[AtomicCheckpointIO()],
+    )
+    trainer.fit(model, datamodule=data)
+    return trainer, model, checkpoint
+
+
+def all_finite(state_dict: dict) -> bool:
+    return all(torch.isfinite(v).all() for v in state_dict.values() if v.is_floating_point())
+
+
+def test_nan_loss_stops_naming_the_step_and_last_good_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(NonFiniteLossError) as caught:
+        fit(tmp_path, NonFiniteGuard(action="stop"), poison_step=6)  # epoch 1 (4 steps/epoch)
+    message = str(caught.value)
+    assert "at step 6 (epoch 1)" in message
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    assert f"last good checkpoint: {last}" in message
+    saved = read_checkpoint(last)
+    assert saved["global_step"] == 4 and all_finite(saved["state_dict"])
+
+
+def test_nan_loss_can_skip_the_batch(tmp_path: Path) -> None:
+    class PoisonOnce(PoisonAt):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            weight = pl_module.posterior_head.weight
+            if not torch.isfinite(weight[0, 0]):  # the batch's update was skipped: clean up
+                with torch.no_grad():
+                    weight[0, 0] = 0.0
+
+    guard = NonFiniteGuard(action="skip")
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    trainer = L.Trainer(
+        max_epochs=2,
+        callbacks=[guard, PoisonOnce(5)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=data)
+    assert guard.skipped == 1
+    assert all_finite(model.state_dict()) and trainer.global_step == 8
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "hyper_parameters": {}}, path)
+    before = path.read_bytes()
+
+    def full_disk(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(
+        CheckpointError, match=r"No space left on device; the checkpoints already in .* are intact"
+    ):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temp file left
