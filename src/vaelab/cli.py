@@ -161,11 +161,9 @@ def _check_writable(folders: Sequence[str]) -> None:
     for folder in folders:
         path = Path(folder).absolute()
         existing = next(p for p in (path, *path.parents) if p.exists())
-        if not existing.is_dir():
+        problem = "is a file" if not existing.is_dir() else "is not writable"
+        if problem == "is a file" or not os.access(existing, os.W_OK):
             fail(
-                f"cannot create run folders under {folder}: {existing} is a file; set paths.log_dir=..."
-            )
-        if not os.access(existing, os.W_OK):
-            fail(
-                f"cannot create run folders under {folder}: {existing} is not writable; set paths.log_dir=..."
+                f"cannot create run folders under {folder}: {existing} {problem}; "
+                "set paths.log_dir=..."
             )
