@@ -62,7 +62,14 @@ def test_sweep_gives_one_folder_and_one_wandb_run_per_job(sweep: Path) -> None:
         assert run["config"]["paths"]["output_dir"] == str(job)
         # Logged: the ELBO terms, beta, per-dimension KL, image grids; summaries defined.
         keys = run["history_keys"]
-        assert {"train/loss_step", "val/nelbo", "val/beta", "test/nelbo"} <= keys
+        assert {
+            "train/loss",
+            "train/beta",
+            "train/loss_epoch",
+            "val/nelbo",
+            "val/beta",
+            "test/nelbo",
+        } <= keys
         assert {"images/recon/_type", "images/samples/filenames"} <= keys
         assert {f"val/kl_dim/{i}" for i in range(params["latent_dim"])} <= keys
         assert set(run["summary"]["val/nelbo"]) == {"min"}

@@ -39,7 +39,7 @@ class NonFiniteGuard(L.Callback):
         if all(torch.isfinite(g).all() for g in grads):
             return
         step = trainer.global_step
-        loss = trainer.callback_metrics.get("train/loss_step")
+        loss = trainer.callback_metrics.get("train/loss")
         loss_text = (
             f"loss {float(loss)}"
             if loss is not None and not math.isfinite(float(loss))
