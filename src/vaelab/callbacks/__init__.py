@@ -5,5 +5,6 @@ from vaelab.callbacks.image_grids import ImageGrids
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard, NonFiniteLossError
 from vaelab.callbacks.rng_state import RNGState
 from vaelab.callbacks.run_summary import RunSummary
+from vaelab.callbacks.timing import Timing
 
-__all__ = ["ImageGrids", "NonFiniteGuard", "NonFiniteLossError", "RNGState", "RunSummary"]
+__all__ = ["ImageGrids", "NonFiniteGuard", "NonFiniteLossError", "RNGState", "RunSummary", "Timing"]

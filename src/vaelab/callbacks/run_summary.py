@@ -21,6 +21,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
+from vaelab.callbacks.timing import Timing
+
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
 
 
@@ -86,6 +88,9 @@ class RunSummary(L.Callback):
                 "monitor": checkpoint.monitor,
                 "score": None if score is None else _finite_or_none(float(score)),
             }
+        timing = next((cb for cb in trainer.callbacks if isinstance(cb, Timing)), None)
+        if timing is not None:
+            self.summary["timing"] = timing.summary()
         self.summary.update(
             {
                 "status": status,

@@ -89,6 +89,7 @@ class VAE(L.LightningModule):
             the likelihood is discrete over exactly these levels.
         encoder, decoder, likelihood, beta_schedule, optimizer: configs with a
             `_target_` (see `conf/`); defaults give a conv Bernoulli VAE with β=1, Adam.
+        compile: `torch.compile` the encoder and decoder forward passes.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class VAE(L.LightningModule):
         likelihood: Mapping[str, Any] | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
         optimizer: Mapping[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if latent_dim < 1:
@@ -116,6 +118,7 @@ class VAE(L.LightningModule):
                 "likelihood": _plain(likelihood, DEFAULT_LIKELIHOOD),
                 "beta_schedule": _plain(beta_schedule, DEFAULT_BETA_SCHEDULE),
                 "optimizer": _plain(optimizer, DEFAULT_OPTIMIZER),
+                "compile": bool(compile),
             }
         )
         hp = self.hparams
@@ -130,6 +133,10 @@ class VAE(L.LightningModule):
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
         self.decoder = instantiate(hp.decoder, latent_dim=self.latent_dim, out_shape=out_shape)
         self.beta_schedule = instantiate(hp.beta_schedule)
+        # Compiled forward functions, not compiled modules: the state dict keeps its
+        # plain keys, so compiled and eager checkpoints load into each other.
+        self._encoder_forward = torch.compile(self.encoder.forward) if compile else self.encoder
+        self._decoder_forward = torch.compile(self.decoder.forward) if compile else self.decoder
         self.eval_metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict({k: MeanMetric() for k in ELBO_TERMS})
@@ -144,12 +151,12 @@ class VAE(L.LightningModule):
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Independent:
         """q(z|x): a diagonal Gaussian, one event of size latent_dim per example."""
-        mean, log_var = self.posterior_head(self.encoder(x)).chunk(2, dim=-1)
+        mean, log_var = self.posterior_head(self._encoder_forward(x)).chunk(2, dim=-1)
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
 
     def decode(self, z: Tensor) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W)."""
-        return self.likelihood(self.decoder(z))
+        return self.likelihood(self._decoder_forward(z))
 
     def prior(self, like: Tensor) -> Independent:
         zeros = torch.zeros_like(like)
