@@ -1,0 +1,355 @@
+"""Training speed: vaelab against a hand-written PyTorch loop, in one process, interleaved.
+
+    python bench/speed.py                 # the full benchmark (about 10 minutes on 2 cores)
+    python bench/speed.py --quick         # a few steps of everything (the test suite runs it)
+
+(a) is the loop a researcher writes by hand: the split as one uint8 tensor, a randperm
+per epoch, index slices, Adam. (b) is `vaelab.train.train` with the project's config and
+its defaults (CSV + W&B offline logging, progress bar, checkpoints, image grids): the
+same model (MLP 784-512-256, latent 32, Bernoulli), the same Fashion-MNIST training
+split, batch 128, Adam 1e-3. Epoch time is training only (validation excluded in both).
+The machine is noisy, so (a) and (b) alternate within each repeat and the reported time
+is a low percentile (p20) over all epochs but each run's first.
+
+Also measured: the conv and resnet presets on 3x32x32 images, bf16-mixed against fp32
+for the conv model, `model.compile=true`, the test nelbo of (a) and (b) after the same
+epochs, `src/train.py --help` and the time from command to first training step.
+Results go to bench/results/speed.json (and speed_quick.json for --quick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from vaelab.data.memory import InMemoryDataModule, TensorSource  # noqa: E402
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RandomImages(InMemoryDataModule):
+    """Uniform 8-bit noise images: a stand-in with CIFAR-10's shape for speed runs."""
+
+    def __init__(
+        self,
+        n_train: int = 10000,
+        shape: tuple = (3, 32, 32),
+        batch_size: int = 128,
+        eval_batch_size: int = 500,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, seed)
+        self.n_train, self.dims, self.levels = n_train, tuple(shape), 256
+
+    def build_splits(self) -> dict:
+        g = torch.Generator().manual_seed(self.seed)
+
+        def noise(n: int) -> TensorSource:
+            return TensorSource(
+                torch.randint(0, 256, (n, *self.dims), generator=g, dtype=torch.uint8)
+            )
+
+        return {"train": noise(self.n_train), "val": noise(500), "test": noise(500)}
+
+
+# ------------------------------------------------------------------ (a) by hand
+class HandVAE(nn.Module):
+    """The benchmark's model written plainly: MLP encoder/decoder, Bernoulli, N(0, I)."""
+
+    def __init__(self, d_in: int = 784, latent: int = 32) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(
+            nn.Flatten(), nn.Linear(d_in, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU()
+        )
+        self.head = nn.Linear(256, 2 * latent)
+        self.dec = nn.Sequential(
+            nn.Linear(latent, 256), nn.ReLU(), nn.Linear(256, 512), nn.ReLU(), nn.Linear(512, d_in)
+        )
+
+    def nelbo(self, x: torch.Tensor) -> torch.Tensor:
+        mean, log_var = self.head(self.enc(x)).chunk(2, -1)
+        z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+        logits = self.dec(z).view_as(x)
+        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        kl = 0.5 * (mean.pow(2) + log_var.exp() - 1 - log_var).sum(1)
+        return recon + kl
+
+
+def hand_loop(
+    train_u8: torch.Tensor, test_u8: torch.Tensor, epochs: int, max_steps: int | None, seed: int
+) -> dict[str, Any]:
+    torch.manual_seed(seed)
+    model = HandVAE()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    n, times = train_u8.shape[0], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        perm = torch.randperm(n)
+        steps = n // 128 if max_steps is None else min(max_steps, n // 128)
+        for b in range(steps):
+            x = train_u8[perm[b * 128 : (b + 1) * 128]].float().div_(255)
+            loss = model.nelbo(x).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+    with torch.no_grad():
+        test = torch.cat(
+            [model.nelbo(test_u8[i : i + 1000].float() / 255) for i in range(0, len(test_u8), 1000)]
+        )
+    return {"epoch_s": times, "test_nelbo": float(test.mean()), "steps_per_epoch": steps}
+
+
+# ------------------------------------------------------------------ (b) vaelab
+def vaelab_run(overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    """`vaelab.train.train` in this process, exactly as `python src/train.py` composes it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from vaelab.resolvers import register_resolvers
+    from vaelab.train import train
+
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True
+        )
+    HydraConfig().set_config(cfg)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(run_dir)
+    train(cfg)
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "epoch_s": summary["timing"]["epoch_train_s"],
+        "test_nelbo": summary["metrics"].get("test/nelbo"),
+    }
+
+
+def low_percentile(runs: list[list[float]], q: float = 20) -> float:
+    """p20 over all epochs but each run's first (warm-up: allocator, thread pool)."""
+    times = [t for run in runs for t in (run[1:] if len(run) > 1 else run)]
+    return float(np.percentile(times, q))
+
+
+# ------------------------------------------------------------------ start-up
+def startup(quick: bool, tmp: Path) -> dict[str, float]:
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    helps = []
+    for _ in range(1 if quick else 3):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "src/train.py", "--help"],
+            cwd=REPO,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        helps.append(time.perf_counter() - start)
+    run_dir = tmp / "startup"
+    launched = time.time()
+    subprocess.run(
+        [sys.executable, "src/train.py", "debug=smoke", f"hydra.run.dir={run_dir}"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    first = json.loads((run_dir / "metrics.json").read_text())["timing"]["first_step_at"]
+    return {"help_s": min(helps), "command_to_first_step_s": first - launched}
+
+
+# ------------------------------------------------------------------ main
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a few steps of each part (smoke test)"
+    )
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--quality-epochs", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_SILENT", "true")
+    torch.set_num_threads(os.cpu_count() or 1)
+    quick = args.quick
+    repeats, epochs = (1, 2) if quick else (args.repeats, args.epochs)
+    steps = 5 if quick else None
+    tmp = Path(tempfile.mkdtemp(prefix="vaelab-bench-"))
+
+    from vaelab.data.mnist import FashionMNISTDataModule
+
+    data = FashionMNISTDataModule(binarize="none", seed=0)
+    data.prepare_data()
+    data.setup()
+    train_u8, test_u8 = data.splits["train"].data, data.splits["test"].data
+    n_train = train_u8.shape[0]
+    common = [
+        "model=mlp",
+        "data=fashion_mnist",
+        "data.binarize=none",
+        "latent_dim=32",
+        "data.batch_size=128",
+        "model.encoder.hidden=[512,256]",
+        "model.decoder.hidden=[256,512]",
+        "model.optimizer.lr=1e-3",
+    ]
+    limit = (
+        [
+            f"trainer.limit_train_batches={steps}",
+            "trainer.limit_val_batches=2",
+            "trainer.limit_test_batches=2",
+        ]
+        if quick
+        else []
+    )
+    results: dict[str, Any] = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+        },
+        "protocol": {
+            "repeats": repeats,
+            "epochs": epochs,
+            "n_train": n_train,
+            "batch": 128,
+            "statistic": "p20 of epoch train time, first epoch of each run dropped",
+        },
+    }
+
+    # 1. MLP on Fashion-MNIST: (a) and (b) alternating.
+    hand_runs, lab_runs = [], []
+    for r in range(repeats):
+        hand_runs.append(hand_loop(train_u8, test_u8, epochs, steps, seed=r)["epoch_s"])
+        lab = vaelab_run(
+            [*common, f"trainer.max_epochs={epochs}", "test=false", f"seed={r}", *limit],
+            tmp / f"mlp{r}",
+        )
+        lab_runs.append(lab["epoch_s"])
+    hand_t, lab_t = low_percentile(hand_runs), low_percentile(lab_runs)
+    per_epoch = n_train if not quick else steps * 128
+    results["mlp_fashion_mnist"] = {
+        "hand_epoch_s": hand_t,
+        "vaelab_epoch_s": lab_t,
+        "hand_samples_per_s": per_epoch / hand_t,
+        "vaelab_samples_per_s": per_epoch / lab_t,
+        "ratio_vaelab_to_hand": lab_t / hand_t,
+        "peak_rss_mb": peak_rss_mb(),
+        "hand_epochs_s": hand_runs,
+        "vaelab_epochs_s": lab_runs,
+    }
+    print(json.dumps(results["mlp_fashion_mnist"], indent=1), flush=True)
+
+    # 2. Quality under the same protocol: test nelbo after the same number of epochs.
+    q_epochs = 1 if quick else args.quality_epochs
+    hand_q = hand_loop(train_u8, test_u8, q_epochs, steps, seed=0)
+    lab_q = vaelab_run(
+        [*common, f"trainer.max_epochs={q_epochs}", "seed=0", *limit], tmp / "quality"
+    )
+    results["quality"] = {
+        "epochs": q_epochs,
+        "hand_test_nelbo": hand_q["test_nelbo"],
+        "vaelab_test_nelbo": lab_q["test_nelbo"],
+        "difference_nats": lab_q["test_nelbo"] - hand_q["test_nelbo"],
+    }
+    print(json.dumps(results["quality"], indent=1), flush=True)
+
+    # 3. conv / resnet presets on 3x32x32, fp32 and bf16-mixed (conv), compile (conv).
+    n_img = 256 if quick else 5120
+    # The shapes data config, retargeted at RandomImages (its keys, less three).
+    images = [
+        "data=shapes",
+        "data._target_=__main__.RandomImages",
+        "~data.resolution",
+        "~data.n_val",
+        "~data.n_test",
+        f"data.n_train={n_img}",
+        "+data.shape=[3,32,32]",
+        "likelihood=discretized_logistic",
+    ]
+    variants = {
+        "conv": ["model=conv"],
+        "resnet": ["model=resnet"],
+        "conv_bf16": ["model=conv", "trainer.precision=bf16-mixed"],
+        "conv_compile": ["model=conv", "model.compile=true"],
+    }
+    image_runs: dict[str, list[list[float]]] = {k: [] for k in variants}
+    for r in range(1 if quick else 2):
+        for name, extra in variants.items():
+            run = vaelab_run(
+                [
+                    *images,
+                    *extra,
+                    "latent_dim=32",
+                    f"trainer.max_epochs={epochs}",
+                    "test=false",
+                    "data.batch_size=128",
+                    *limit,
+                ],
+                tmp / f"{name}{r}",
+            )
+            image_runs[name].append(run["epoch_s"])
+    results["images_3x32x32"] = {
+        name: {
+            "epoch_s": low_percentile(runs),
+            "samples_per_s": (min(n_img, (steps or 10**9) * 128)) / low_percentile(runs),
+            "epochs_s": runs,
+        }
+        for name, runs in image_runs.items()
+    }
+    conv = results["images_3x32x32"]["conv"]["epoch_s"]
+    results["images_3x32x32"]["bf16_speedup_conv"] = (
+        conv / results["images_3x32x32"]["conv_bf16"]["epoch_s"]
+    )
+    results["images_3x32x32"]["compile_speedup_conv"] = (
+        conv / results["images_3x32x32"]["conv_compile"]["epoch_s"]
+    )
+    results["images_3x32x32"]["peak_rss_mb"] = peak_rss_mb()
+    print(
+        json.dumps(
+            {k: v for k, v in results["images_3x32x32"].items() if not isinstance(v, dict)},
+            indent=1,
+        ),
+        flush=True,
+    )
+
+    # 4. Start-up.
+    results["startup"] = startup(quick, tmp)
+    print(json.dumps(results["startup"], indent=1), flush=True)
+
+    out = args.out or REPO / "bench" / "results" / ("speed_quick.json" if quick else "speed.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+    assert math.isfinite(results["mlp_fashion_mnist"]["ratio_vaelab_to_hand"])
+
+
+if __name__ == "__main__":
+    main()
