@@ -126,3 +126,13 @@ def test_wandb_sweep_example_composes(hydra_conf) -> None:
     assert cfg.beta == spec["parameters"]["beta"]["values"][0]
     assert cfg.model.optimizer.lr == spec["parameters"]["model.optimizer.lr"]["min"]
     assert "wandb" in cfg.logger
+
+
+def test_loggers_combine(tmp_path: Path) -> None:
+    result = run_train(*SMOKE, "logger=[csv,tensorboard]", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert sum(e.stat().st_size for e in events) > 1000  # scalars and the image grids
+    header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss", "val/nelbo", "test/nelbo"} <= set(header)
+    assert not (tmp_path / "wandb").exists()
