@@ -1,0 +1,1 @@
+"""Datasets as LightningDataModules that serve whole uint8 batches from memory."""

@@ -1,0 +1,222 @@
+"""The shared in-memory data path: whole batches by tensor indexing, no per-item collate.
+
+A `DataLoader` over a `TensorDataset` calls `__getitem__` once per example and then
+stacks the results; for small images that Python overhead costs several times the
+model's own step on a CPU. Here a split is a `BatchSource` that turns a tensor of
+indices into a float batch in one indexing operation, and `BatchLoader` is the
+iterable Lightning consumes: one permutation per epoch, sliced into batches.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import lightning as L
+import torch
+from torch import Tensor
+
+
+class BatchSource(Protocol):
+    """A split of a dataset that can produce any subset of itself as one batch."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, index: Tensor) -> Tensor:
+        """Return the examples at `index` as a float tensor (B, C, H, W) in [0, 1]."""
+        ...
+
+
+class TensorSource:
+    """Examples held as one integer tensor (N, C, H, W); values are `stored / scale`.
+
+    uint8 storage keeps an 8-bit image set at a quarter of its float size, and the
+    division happens per batch, on the fly.
+    """
+
+    def __init__(self, data: Tensor, scale: float = 255.0) -> None:
+        if data.dim() != 4:
+            raise ValueError(f"expected a (N, C, H, W) tensor, got shape {tuple(data.shape)}")
+        self.data = data
+        self.scale = float(scale)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    def batch(self, index: Tensor) -> Tensor:
+        return self.data[index].float().div_(self.scale)
+
+    def subset(self, index: Tensor) -> TensorSource:
+        return TensorSource(self.data[index], self.scale)
+
+
+def split_train_val(n: int, val_size: int | float, seed: int) -> tuple[Tensor, Tensor]:
+    """Carve a validation split out of `n` training examples with a fixed seed.
+
+    `val_size` is a count (int) or a fraction of `n` (float < 1). Returns sorted
+    (train_index, val_index), disjoint and covering range(n).
+    """
+    n_val = int(round(val_size * n)) if isinstance(val_size, float) else int(val_size)
+    if not 0 <= n_val < n:
+        raise ValueError(f"val_size={val_size} leaves no training data out of {n} examples")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+class BatchLoader:
+    """Iterate over a `BatchSource` in batches; the loader Lightning sees.
+
+    Training loaders reshuffle each epoch from `seed + epoch`, so every rank of a DDP
+    job draws the same permutation and takes a disjoint, equally long share of it
+    (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
+    split the examples into contiguous per-rank shards without padding, so that a
+    metric reduced as sums and counts sees every example exactly once.
+    """
+
+    def __init__(
+        self,
+        source: BatchSource,
+        batch_size: int,
+        *,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        transform: Callable[[Tensor], Tensor] | None = None,
+        pin_memory: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.source = source
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.transform = transform
+        self.pin_memory = pin_memory and torch.cuda.is_available()
+        self.epoch = 0
+
+    def _shard(self) -> Tensor:
+        n = len(self.source)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=gen)
+            per_rank = n // self.world_size
+            return order[self.rank :: self.world_size][:per_rank]
+        start = self.rank * n // self.world_size
+        stop = (self.rank + 1) * n // self.world_size
+        return torch.arange(start, stop)
+
+    def _shard_len(self) -> int:
+        n = len(self.source)
+        if self.shuffle:
+            return n // self.world_size
+        return (self.rank + 1) * n // self.world_size - self.rank * n // self.world_size
+
+    def __len__(self) -> int:
+        n = self._shard_len()
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        index = self._shard()
+        self.epoch += 1
+        n_batches = len(self)
+        for b in range(n_batches):
+            batch = self.source.batch(index[b * self.batch_size : (b + 1) * self.batch_size])
+            if self.transform is not None:
+                batch = self.transform(batch)
+            yield batch.pin_memory() if self.pin_memory else batch
+
+    # Lightning saves and restores these with the fit loop, so a resumed run continues
+    # with the permutation of the epoch it stopped in.
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.epoch = int(state["epoch"])
+
+
+class InMemoryDataModule(L.LightningDataModule, abc.ABC):
+    """Base of every vaelab DataModule: splits as `BatchSource`s, served by `BatchLoader`.
+
+    Subclasses say what the data is (`dims`, `levels`) and build the splits; this
+    class owns batching, shuffling, DDP sharding and the hand-off to Lightning.
+
+    Attributes every subclass sets in `__init__` (cheap: no data is read there):
+      dims: (C, H, W) of one example, for building the model.
+      levels: number of distinct values per pixel (2 for binary, 256 for 8-bit), or
+        None for continuous data; likelihoods check that they can model it.
+    """
+
+    dims: tuple[int, int, int]
+    levels: int | None
+
+    def __init__(
+        self,
+        batch_size: int = 128,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.splits: dict[str, BatchSource] = {}
+
+    @abc.abstractmethod
+    def build_splits(self) -> dict[str, BatchSource]:
+        """Return the 'train', 'val' and 'test' sources (data read or rendered here)."""
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.splits:
+            self.splits = self.build_splits()
+
+    def train_transform(self) -> Callable[[Tensor], Tensor] | None:
+        """A per-batch transform applied to training batches only (e.g. binarisation)."""
+        return None
+
+    def _rank_and_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return trainer.global_rank, trainer.world_size
+
+    def _loader(self, split: str, train: bool) -> BatchLoader:
+        self.setup()
+        rank, world = self._rank_and_world()
+        return BatchLoader(
+            self.splits[split],
+            self.batch_size if train else self.eval_batch_size,
+            shuffle=train,
+            drop_last=train,
+            seed=self.seed,
+            rank=rank,
+            world_size=world,
+            transform=self.train_transform() if train else None,
+            pin_memory=self.pin_memory,
+        )
+
+    def train_dataloader(self) -> BatchLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> BatchLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> BatchLoader:
+        return self._loader("test", train=False)
+
+    def example_batch(self, n: int, split: str = "val") -> Tensor:
+        """The first `n` examples of a split: a fixed batch for reconstruction grids."""
+        self.setup()
+        source = self.splits[split]
+        return source.batch(torch.arange(min(n, len(source))))
+
+    def split_sizes(self) -> dict[str, int]:
+        self.setup()
+        return {name: len(source) for name, source in self.splits.items()}
