@@ -67,6 +67,7 @@ class ImageFolderDataModule(CachedDataModule):
         self.dims = (channels, image_size, image_size)
         self.levels = 256
         self._files: list[Path] | None = None
+        self._fingerprint: str | None = None
         self.save_hyperparameters()
 
     def image_files(self) -> list[Path]:
@@ -76,7 +77,10 @@ class ImageFolderDataModule(CachedDataModule):
         return self._files
 
     def source_identity(self) -> dict[str, Any]:
-        return {"path": str(self.path), "files": folder_fingerprint(self.path, self.image_files())}
+        # Computed once: it stats every file, and the cache is looked up more than once.
+        if self._fingerprint is None:
+            self._fingerprint = folder_fingerprint(self.path, self.image_files())
+        return {"path": str(self.path), "files": self._fingerprint}
 
     def preprocessing(self) -> dict[str, Any]:
         spec = self.image_spec
