@@ -1,0 +1,240 @@
+"""Writers of tiny datasets in the real on-disk formats, and a local HTTP server.
+
+The files these write are read by the same code as the real data: IDX gzip files
+with valid headers, a CIFAR-10 style tarball of pickled batches, a CelebA zip with
+its partition file, a folder of PNG/JPEG images. `fixture_specs` turns written files
+into `FileSpec`s carrying their own checksums, to stand in for a dataset's published
+ones; `serve_directory` serves a folder on 127.0.0.1 for the download path.
+
+Plain functions, not pytest fixtures, so that any test module can import them
+without touching conftest.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import gzip
+import hashlib
+import http.server
+import io
+import pickle
+import socket
+import tarfile
+import threading
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from vaelab.data.download import FileSpec
+
+MNIST_NAMES = {
+    "train_images": "train-images-idx3-ubyte.gz",
+    "train_labels": "train-labels-idx1-ubyte.gz",
+    "test_images": "t10k-images-idx3-ubyte.gz",
+    "test_labels": "t10k-labels-idx1-ubyte.gz",
+}
+
+
+def md5_of(path: Path) -> str:
+    """md5 of a file, as published checksums are."""
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+# ---------------------------------------------------------------------------- IDX
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An uint8 array encoded as IDX: magic 0x0000 08 <ndim>, big-endian sizes, data."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        int(n).to_bytes(4, "big") for n in array.shape
+    )
+    return header + array.tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compresslevel: int = 9) -> Path:
+    """Write an IDX file, gzipped when the name ends in .gz."""
+    data = idx_bytes(array)
+    if path.suffix == ".gz":
+        # mtime=0: the same array always gives the same bytes (and md5).
+        data = gzip.compress(data, compresslevel=compresslevel, mtime=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def write_mnist_files(
+    folder: Path, n_train: int = 60, n_test: int = 20, seed: int = 0, compresslevel: int = 9
+) -> dict[str, np.ndarray]:
+    """Write the four MNIST-named IDX gzip files of random 28x28 images; return the arrays.
+
+    Returns {"train_images": (N, 28, 28), "train_labels": (N,), "test_...": ...}.
+    """
+    rng = np.random.default_rng(seed)
+    arrays = {
+        "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, n_train, dtype=np.uint8),
+        "test_images": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test, dtype=np.uint8),
+    }
+    for role, name in MNIST_NAMES.items():
+        write_idx(Path(folder) / name, arrays[role], compresslevel)
+    return arrays
+
+
+# ------------------------------------------------------------------------ CIFAR-10
+
+
+def write_cifar10_tarball(
+    path: Path, n_per_batch: int = 8, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Write a ``cifar-10-python.tar.gz`` look-alike: five train batches and a test batch.
+
+    Each batch is a pickled dict with bytes keys, as in the real archive: b"data"
+    (N, 3072) uint8 rows (R, G, B planes) and b"labels" a list of ints. Returns
+    {"train": (x, y), "test": (x, y)} with x (N, 3, 32, 32).
+    """
+    rng = np.random.default_rng(seed)
+    batches = {}
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
+        labels = rng.integers(0, 10, n_per_batch).tolist()
+        batches[name] = (data, labels)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, (data, labels) in batches.items():
+            blob = pickle.dumps({b"batch_label": name.encode(), b"data": data, b"labels": labels})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    return {
+        "train": (
+            np.concatenate([d for d, _ in train]).reshape(-1, 3, 32, 32),
+            np.concatenate([np.array(lab, dtype=np.uint8) for _, lab in train]),
+        ),
+        "test": (
+            batches["test_batch"][0].reshape(-1, 3, 32, 32),
+            np.array(batches["test_batch"][1], dtype=np.uint8),
+        ),
+    }
+
+
+# -------------------------------------------------------------------------- images
+
+
+def random_image(rng: np.random.Generator, size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    """A noise image of (width, height) in a PIL mode."""
+    w, h = size
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    array = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    return Image.fromarray(array[..., 0] if channels == 1 else array, mode)
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    """The bytes of an image saved as PNG or JPEG."""
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def write_celeba(folder: Path, n: int = 12, seed: int = 0) -> dict[str, list[str]]:
+    """Write ``img_align_celeba.zip`` (178x218 JPEGs) and ``list_eval_partition.txt``.
+
+    Images are split train/val/test roughly 8:2:2 by the partition file, as numbers
+    0/1/2. Returns the file names per split.
+    """
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
+    split_of = ["0"] * (n - 4) + ["1"] * 2 + ["2"] * 2
+    with zipfile.ZipFile(folder / "img_align_celeba.zip", "w") as zf:
+        zf.writestr("img_align_celeba/", b"")
+        for name in names:
+            zf.writestr(f"img_align_celeba/{name}", encode(random_image(rng, (178, 218)), "JPEG"))
+    (folder / "list_eval_partition.txt").write_text(
+        "".join(f"{name} {s}\n" for name, s in zip(names, split_of, strict=True))
+    )
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for name, s in zip(names, split_of, strict=True):
+        splits[{"0": "train", "1": "val", "2": "test"}[s]].append(name)
+    return splits
+
+
+def write_image_folder(folder: Path, n: int = 10, seed: int = 0) -> list[Path]:
+    """Write `n` images of mixed formats, sizes and modes, some in a subfolder.
+
+    Also writes a text file and a hidden file that readers must ignore. Returns the
+    image paths.
+    """
+    rng = np.random.default_rng(seed)
+    kinds = [("PNG", ".png", "RGB"), ("JPEG", ".jpg", "RGB"), ("PNG", ".PNG", "RGBA"),
+             ("PNG", ".png", "L"), ("JPEG", ".jpeg", "L")]  # fmt: skip
+    paths = []
+    for i in range(n):
+        fmt, suffix, mode = kinds[i % len(kinds)]
+        size = (int(rng.integers(20, 90)), int(rng.integers(20, 90)))
+        sub = folder / ("nested" if i % 3 == 0 else "")
+        sub.mkdir(parents=True, exist_ok=True)
+        path = sub / f"img{i:03d}{suffix}"
+        path.write_bytes(encode(random_image(rng, size, mode), fmt))
+        paths.append(path)
+    (folder / "README.txt").write_text("not an image\n")
+    (folder / ".hidden.png").write_bytes(b"not an image either")
+    return paths
+
+
+# ------------------------------------------------------------------- specs, server
+
+
+def fixture_specs(
+    published: Mapping[str, FileSpec], folder: Path, base_urls: tuple[str, ...] = ()
+) -> dict[str, FileSpec]:
+    """Specs for fixture files in `folder` that stand in for a dataset's published ones.
+
+    Names come from `published`, checksums from the files written, mirrors from
+    `base_urls` (none: nothing to download from).
+    """
+    return {
+        role: dataclasses.replace(
+            spec,
+            md5=md5_of(folder / spec.name),
+            urls=tuple(base + spec.name for base in base_urls),
+            also_accept=(),
+            gunzip_sha256=None,
+        )
+        for role, spec in published.items()
+    }
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_directory(folder: Path) -> Iterator[str]:
+    """Serve `folder` over HTTP on 127.0.0.1 (ephemeral port); yields the base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def dead_base_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens: the server is down."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/"
