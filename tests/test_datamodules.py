@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -100,7 +99,7 @@ def test_dynamic_binarisation_resamples_training_batches_only(mnist_dir: Path) -
     first, second = next(iter(loader)), next(iter(loader))
     assert set(first.unique().tolist()) <= {0.0, 1.0}
     assert not torch.equal(first, second)
-    val = [next(iter(dm.val_dataloader())) for _ in range(2)]
+    val = [next(iter(dm.val_dataloader()))[0] for _ in range(2)]  # (batch, index) pairs
     assert torch.equal(val[0], val[1]) and set(val[0].unique().tolist()) == {0.0, 1.0}
 
 
@@ -289,36 +288,21 @@ LIKELIHOOD_OF = {
 }
 
 
-@pytest.fixture(scope="module")
-def config_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """conf/data/ under a minimal primary config with a `likelihood` group.
-
-    Stands in for conf/train.yaml until the composed test of the real one exists;
-    it checks what the data configs need from it: `likelihood` listed before `data`.
-    """
-    root = tmp_path_factory.mktemp("conf")
-    shutil.copytree(CONF / "data", root / "data")
-    (root / "likelihood").mkdir()
-    for name in set(LIKELIHOOD_OF.values()):
-        (root / "likelihood" / f"{name}.yaml").write_text(f"name: {name}\n")
-    (root / "train.yaml").write_text(
-        "defaults:\n  - likelihood: gaussian\n  - data: digits\n  - _self_\n"
-        "seed: 7\npaths:\n  data_dir: /nonexistent/data\n"
-    )
-    return root
-
-
 @pytest.mark.parametrize("name", sorted(LIKELIHOOD_OF))
-def test_data_config_instantiates_with_its_likelihood(config_dir: Path, name: str) -> None:
-    from hydra import compose, initialize_config_dir
+def test_data_config_instantiates_with_its_likelihood(hydra_conf, name: str) -> None:
+    from helpers import compose_train
     from hydra.utils import instantiate
 
-    overrides = [f"data={name}"] + (["data.path=/some/images"] if name == "folder" else [])
-    with initialize_config_dir(str(config_dir), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-        user_choice = compose("train", overrides=[*overrides, "likelihood=gaussian"])
-    assert cfg.likelihood.name == LIKELIHOOD_OF[name]
-    assert user_choice.likelihood.name == "gaussian"  # the command line still wins
+    overrides = [f"data={name}", "seed=7", "paths.data_dir=/nonexistent/data"]
+    overrides += ["data.path=/some/images"] if name == "folder" else []
+    user_choice = compose_train(*overrides, "likelihood=gaussian")
+    cfg = compose_train(*overrides)
+    assert (
+        cfg.likelihood._target_.split(".")[-1]
+        .lower()
+        .startswith(LIKELIHOOD_OF[name].replace("_", ""))
+    )
+    assert user_choice.likelihood._target_.endswith("GaussianLikelihood")  # the command line wins
     dm = instantiate(cfg.data)  # cheap: reads no data
     assert dm.seed == 7 and len(dm.dims) == 3
     if hasattr(dm, "data_dir"):
