@@ -126,7 +126,7 @@ def vaelab_run(overrides: list[str], run_dir: Path) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from omegaconf import open_dict, read_write
 
     from vaelab.resolvers import register_resolvers
     from vaelab.train import train
@@ -137,9 +137,11 @@ def vaelab_run(overrides: list[str], run_dir: Path) -> dict[str, Any]:
         cfg = compose(
             "train", overrides=[*overrides, f"hydra.run.dir={run_dir}"], return_hydra_config=True
         )
-    HydraConfig().set_config(cfg)
-    with open_dict(cfg):
+    with read_write(cfg), open_dict(cfg):  # what Hydra sets when it runs a job
         cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig().set_config(cfg)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]  # as in a real job: `${hydra:...}` reads HydraConfig, not cfg
     train(cfg)
     summary = json.loads((run_dir / "metrics.json").read_text())
     return {

@@ -16,14 +16,16 @@ def compose_train(*overrides: str, run_dir: Path | None = None):
     """Compose conf/train.yaml like the app does, with Hydra's runtime set (paths work)."""
     from hydra import compose
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from omegaconf import open_dict, read_write
 
     extra = [f"hydra.run.dir={run_dir}"] if run_dir else []
     cfg = compose("train", overrides=[*overrides, *extra], return_hydra_config=True)
-    HydraConfig().set_config(cfg)
     if run_dir is not None:
-        with open_dict(cfg):
+        with read_write(cfg), open_dict(cfg):  # what Hydra sets when it runs a job
             cfg.hydra.runtime.output_dir = str(run_dir)
+    HydraConfig().set_config(cfg)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]  # as in a real job: `${hydra:...}` reads HydraConfig, not cfg
     return cfg
 
 
