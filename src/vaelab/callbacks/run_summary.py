@@ -88,6 +88,17 @@ class RunSummary(L.Callback):
                 "monitor": checkpoint.monitor,
                 "score": None if score is None else _finite_or_none(float(score)),
             }
+        datamodule = trainer.datamodule
+        if datamodule is not None:
+            # e.g. MNIST's binarisation: part of what the numbers mean.
+            self.summary["data"] = {
+                "class": type(datamodule).__name__,
+                **{
+                    k: v
+                    for k, v in datamodule.hparams.items()
+                    if isinstance(v, str | int | float | bool)
+                },
+            }
         timing = next((cb for cb in trainer.callbacks if isinstance(cb, Timing)), None)
         if timing is not None:
             self.summary["timing"] = timing.summary()

@@ -1,0 +1,41 @@
+"""The speed benchmark's quick mode: a few steps of every part, so that it cannot rot."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
+    out = tmp_path / "speed.json"
+    env = {
+        **os.environ,
+        "VAELAB_OFFLINE": "1",
+        "VAELAB_DATA": str(tmp_path / "data"),
+        "WANDB_MODE": "disabled",
+    }
+    result = subprocess.run(
+        [sys.executable, "bench/speed.py", "--quick", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    mlp = report["mlp_fashion_mnist"]
+    assert mlp["hand_epoch_s"] > 0 and mlp["vaelab_epoch_s"] > 0
+    assert mlp["ratio_vaelab_to_hand"] == pytest.approx(mlp["vaelab_epoch_s"] / mlp["hand_epoch_s"])
+    assert set(report["images_3x32x32"]) >= {"conv", "resnet", "conv_bf16", "bf16_speedup_conv"}
+    assert report["quality"]["hand_test_nelbo"] > 0 and report["quality"]["vaelab_test_nelbo"] > 0
+    assert 0 < report["startup"]["help_s"] < report["startup"]["command_to_first_step_s"]
