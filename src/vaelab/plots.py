@@ -107,6 +107,8 @@ def _set_beta_axis(ax: Axes, betas: Sequence[float]) -> None:
         ax.xaxis.set_major_locator(FixedLocator(distinct))
         ax.xaxis.set_minor_locator(NullLocator())
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    elif ax.get_xscale() == "log":
+        _plain_log_ticks(ax.xaxis)
     if len(distinct) == 1:
         # A single value gives matplotlib no range to scale; show a factor of 2 around it.
         b = distinct[0]
@@ -114,6 +116,15 @@ def _set_beta_axis(ax: Axes, betas: Sequence[float]) -> None:
             ax.set_xlim(b / 2, b * 2)
         else:
             ax.set_xlim(-1, 1)
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Ticks at 1, 2, 5 × 10^k labelled as plain numbers (0.2, not 2×10⁻¹)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
 
 
 def _viridis() -> Colormap:
@@ -138,6 +149,7 @@ def rate_distortion(
     the group: the latent size, plus any other swept setting but the seed. Runs
     without a recorded β are drawn grey.
     """
+    from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 5.5), dpi=DPI, layout="constrained")
@@ -177,6 +189,8 @@ def rate_distortion(
             bar.set_ticks(distinct_betas)
             bar.set_ticklabels([_fmt(b) for b in distinct_betas])
             bar.ax.minorticks_off()
+        elif isinstance(norm, LogNorm):
+            _plain_log_ticks(bar.ax.yaxis)
 
     handles = []
     if not (len(groups) == 1 and points[0].latent is None and group_title == "latent size"):
