@@ -1,0 +1,316 @@
+"""Comparison plots for `vaelab.compare`: rate–distortion and metrics against β.
+
+The functions take plain `PlotPoint`s, one per run, and know nothing of run folders.
+They draw on a bare `matplotlib.figure.Figure` (rendered by Agg when saved) instead of
+`pyplot`, so that calling them from a notebook neither switches its backend nor leaves
+figures open. matplotlib is imported inside the functions: `vaelab.compare --help` and
+`--no-plots` never pay for it.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+
+# One marker per group (latent size), shared by both plots so a reader matches them up.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "p", "<", ">", "h")
+# Above this ratio of largest to smallest β, the β colour scale goes logarithmic.
+LOG_SPAN = 10.0
+# With at most this many distinct β values every one gets its own tick.
+MAX_TICKED = 10
+NO_BETA_COLOUR = "0.6"
+DPI = 150
+
+
+@dataclass(frozen=True)
+class PlotPoint:
+    """One run as the plots see it: its β, latent size, line group and metrics (nats)."""
+
+    beta: float | None
+    latent: Any
+    group: str
+    recon: float
+    kl: float
+    nelbo: float
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _order(value: Any) -> tuple[int, float, str]:
+    """Sort numbers numerically, then text, then missing values."""
+    if value is None:
+        return (2, 0.0, "")
+    if isinstance(value, int | float):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def _wrap_title(text: str, width: int = 70) -> str:
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False)) or text
+
+
+def group_runs(points: Sequence[PlotPoint]) -> dict[str, list[PlotPoint]]:
+    """Points by group, groups in ascending latent size (then by name)."""
+    groups: dict[str, list[PlotPoint]] = defaultdict(list)
+    for p in sorted(points, key=lambda p: (_order(p.latent), p.group)):
+        groups[p.group].append(p)
+    return dict(groups)
+
+
+def markers_for(groups: Sequence[str]) -> dict[str, str]:
+    """A marker per group, in the given order (cycling past the 12th)."""
+    return {group: MARKERS[i % len(MARKERS)] for i, group in enumerate(groups)}
+
+
+def _beta_norm(betas: Sequence[float]) -> Normalize:
+    """Colour scale for β: logarithmic when β spans more than LOG_SPAN, else linear.
+
+    β = 0 (a plain autoencoder) has no logarithm; a symmetric-log scale, linear below
+    the smallest positive β, keeps it on the bar.
+    """
+    from matplotlib.colors import LogNorm, Normalize, SymLogNorm
+
+    low, high = min(betas), max(betas)
+    positive = [b for b in betas if b > 0]
+    if positive and high / min(positive) > LOG_SPAN:
+        if low > 0:
+            return LogNorm(vmin=low, vmax=high)
+        return SymLogNorm(linthresh=min(positive), vmin=low, vmax=high, base=10)
+    return Normalize(vmin=low, vmax=high)
+
+
+def _set_beta_axis(ax: Axes, betas: Sequence[float]) -> None:
+    """A log β axis (symlog if β = 0 is present) with the swept values as tick labels."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    positive = [b for b in betas if b > 0]
+    if positive and len(positive) == len(betas):
+        ax.set_xscale("log")
+    elif positive:
+        ax.set_xscale("symlog", linthresh=min(positive))
+    distinct = sorted(set(betas))
+    if len(distinct) <= MAX_TICKED:
+        # Log axes label only decades by default; a β sweep wants its own values read off.
+        ax.xaxis.set_major_locator(FixedLocator(distinct))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    elif ax.get_xscale() == "log":
+        _plain_log_ticks(ax.xaxis)
+    if len(distinct) == 1:
+        # A single value gives matplotlib no range to scale; show a factor of 2 around it.
+        b = distinct[0]
+        if b > 0:
+            ax.set_xlim(b / 2, b * 2)
+        else:
+            ax.set_xlim(-1, 1)
+
+
+def _plain_log_ticks(axis: Any) -> None:
+    """Ticks at 1, 2, 5 × 10^k labelled as plain numbers (0.2, not 2×10⁻¹)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _viridis() -> Colormap:
+    """viridis without its palest yellow end, which vanishes on a white background."""
+    import matplotlib as mpl
+    from matplotlib.colors import ListedColormap
+
+    base = mpl.colormaps["viridis"]
+    return ListedColormap(base(_linspace(0.0, 0.88, 256)), name="viridis_dark")
+
+
+def _linspace(start: float, stop: float, n: int) -> list[float]:
+    return [start + (stop - start) * i / (n - 1) for i in range(n)]
+
+
+def rate_distortion(
+    points: Sequence[PlotPoint], path: Path, title: str, stage: str, group_title: str
+) -> Path:
+    """Scatter KL (rate) against reconstruction (distortion), one point a run.
+
+    Colour encodes β on a colour bar (log scale when β spans more than 10×), the marker
+    the group: the latent size, plus any other swept setting but the seed. Runs
+    without a recorded β are drawn grey.
+    """
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 5.5), dpi=DPI, layout="constrained")
+    ax = fig.add_subplot()
+    groups = group_runs(points)
+    markers = markers_for(list(groups))
+    betas = [p.beta for p in points if p.beta is not None]
+    distinct_betas = sorted(set(betas))
+    cmap = _viridis()
+    norm = _beta_norm(betas) if len(distinct_betas) > 1 else None
+    mappable = None
+    for group, members in groups.items():
+        style = {"marker": markers[group], "s": 90, "edgecolors": "black", "linewidths": 0.7}
+        with_beta = [p for p in members if p.beta is not None]
+        without = [p for p in members if p.beta is None]
+        if with_beta and norm is not None:
+            mappable = ax.scatter(
+                [p.kl for p in with_beta],
+                [p.recon for p in with_beta],
+                c=[p.beta for p in with_beta],
+                cmap=cmap,
+                norm=norm,
+                zorder=3,
+                **style,
+            )
+        elif with_beta:  # one β for all: nothing for a colour bar to tell apart
+            xs, ys = [p.kl for p in with_beta], [p.recon for p in with_beta]
+            ax.scatter(xs, ys, color=cmap(0.35), zorder=3, **style)
+        if without:
+            xs, ys = [p.kl for p in without], [p.recon for p in without]
+            ax.scatter(xs, ys, color=NO_BETA_COLOUR, zorder=3, **style)
+
+    if mappable is not None:
+        bar = fig.colorbar(mappable, ax=ax, pad=0.02)
+        bar.set_label("β (weight of the KL term)")
+        if len(distinct_betas) <= MAX_TICKED:
+            bar.set_ticks(distinct_betas)
+            bar.set_ticklabels([_fmt(b) for b in distinct_betas])
+            bar.ax.minorticks_off()
+        elif isinstance(norm, LogNorm):
+            _plain_log_ticks(bar.ax.yaxis)
+
+    handles = []
+    if not (len(groups) == 1 and points[0].latent is None and group_title == "latent size"):
+        handles += [_legend_marker(marker, "white", group) for group, marker in markers.items()]
+    if betas and len(betas) < len(points):
+        handles.append(_legend_marker("o", NO_BETA_COLOUR, "β not recorded"))
+    if handles:
+        ax.legend(handles=handles, title=group_title, loc="best", framealpha=0.9)
+
+    subtitle = ""
+    if len(distinct_betas) == 1:
+        subtitle = f"\nβ = {_fmt(distinct_betas[0])} for every run"
+    elif not distinct_betas:
+        subtitle = "\nno β recorded"
+    ax.set_title(_wrap_title(f"Rate–distortion ({stage} set): {title}") + subtitle, fontsize=11)
+    ax.set_xlabel(f"rate: {stage} KL(q(z|x) ‖ p(z))  [nats]")
+    ax.set_ylabel(f"distortion: {stage} −E log p(x|z)  [nats]")
+    ax.grid(True, color="0.9", zorder=0)
+    ax.margins(0.12)
+    fig.savefig(path)
+    return path
+
+
+def _legend_marker(marker: str, face: Any, label: str) -> Any:
+    """A legend entry showing a marker alone, without a line."""
+    from matplotlib.lines import Line2D
+
+    return Line2D(
+        [],
+        [],
+        marker=marker,
+        linestyle="",
+        markersize=9,
+        markerfacecolor=face,
+        markeredgecolor="black",
+        label=label,
+    )
+
+
+METRIC_PANELS = (
+    ("nelbo", "−ELBO = recon + KL"),
+    ("recon", "reconstruction −E log p(x|z)"),
+    ("kl", "KL(q(z|x) ‖ p(z))"),
+)
+
+
+def metrics_vs_beta(
+    points: Sequence[PlotPoint], path: Path, title: str, stage: str, group_title: str
+) -> Path | None:
+    """−ELBO, reconstruction and KL against β (log axis), one line per group of runs.
+
+    A group is a latent size (plus any other swept setting but the seed), with the
+    same marker as in the rate–distortion plot; runs that share a group and a β
+    (seeds) are drawn as faint points and joined at their mean. Returns None, drawing
+    nothing, when no run has a β.
+    """
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    all_groups = list(group_runs(points))
+    markers = markers_for(all_groups)  # from every run, so markers match the other plot
+    points = [p for p in points if p.beta is not None]
+    if not points:
+        return None
+    groups = group_runs(points)
+    palette = _group_colours(len(groups))
+    averaged = any(
+        sum(1 for q in members if q.beta == p.beta) > 1
+        for members in groups.values()
+        for p in members
+    )
+
+    fig = Figure(figsize=(14, 4.8), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(METRIC_PANELS), sharex=True)
+    handles = []
+    for (group, members), colour in zip(groups.items(), palette, strict=True):
+        marker = markers[group]
+        by_beta: dict[float, list[PlotPoint]] = defaultdict(list)
+        for p in members:
+            by_beta[float(p.beta)].append(p)  # type: ignore[arg-type]
+        xs = sorted(by_beta)
+        for ax, (key, _) in zip(axes, METRIC_PANELS, strict=True):
+            means = [_mean([getattr(p, key) for p in by_beta[b]]) for b in xs]
+            ax.plot(xs, means, color=colour, marker=marker, markersize=7, linewidth=1.8)
+            if averaged:
+                ax.scatter(
+                    [float(p.beta) for p in members],  # type: ignore[arg-type]
+                    [getattr(p, key) for p in members],
+                    color=colour,
+                    marker=marker,
+                    s=18,
+                    alpha=0.4,
+                    zorder=1,
+                )
+        handles.append(Line2D([], [], color=colour, marker=marker, label=group))
+
+    betas = [float(p.beta) for p in points]  # type: ignore[arg-type]
+    for ax, (_, panel_title) in zip(axes, METRIC_PANELS, strict=True):
+        _set_beta_axis(ax, betas)
+        ax.set_title(f"{stage} {panel_title}", fontsize=11)
+        ax.set_xlabel("β (weight of the KL term)")
+        ax.set_ylabel("nats per example")
+        ax.grid(True, color="0.9")
+        ax.margins(x=0.08, y=0.1)
+    fig.legend(handles=handles, title=group_title, loc="outside right upper", framealpha=0.9)
+    suptitle = f"{stage.capitalize()} metrics against β: {title}"
+    if averaged:
+        suptitle += "  (lines: mean over runs with the same settings, e.g. seeds)"
+    fig.suptitle(_wrap_title(suptitle, 120), fontsize=12)
+    fig.savefig(path)
+    return path
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _group_colours(n: int) -> list[Any]:
+    """Distinct qualitative colours: tab10 up to 10 groups, tab20 beyond (cycled)."""
+    import matplotlib as mpl
+
+    cmap = mpl.colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]

@@ -1,0 +1,424 @@
+"""`python -m vaelab.compare <folder>...`: the table, comparison.csv, the plots, skipped folders.
+
+Most tests read hand-written run folders (metrics.json in the format RunSummary
+writes); one real sweep, trained once for the module, checks the same on folders the
+training app leaves.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import REPO, run_train
+from PIL import Image, ImageStat
+
+from vaelab.compare import (
+    CompareError,
+    NoRunsError,
+    collect_runs,
+    compare,
+    parse_overrides,
+)
+
+SMOKE_SWEEP = [
+    "-m",
+    "beta=0.5,2",
+    "latent_dim=2,4",
+    "debug=smoke",
+    "data.resolution=32",
+    "model/encoder=mlp",
+    "model/decoder=mlp",
+]
+
+
+def write_run(
+    folder: Path,
+    *,
+    beta: float | None = 1.0,
+    latent_dim: int | None = 8,
+    seed: int = 0,
+    status: str = "finished",
+    metrics: dict[str, float | None] | None = None,
+    extra_overrides: tuple[str, ...] = ("data.resolution=32",),
+    **fields: Any,
+) -> Path:
+    """A run folder with a metrics.json shaped like RunSummary's (and a .hydra/)."""
+    params = {"seed": seed}
+    overrides = [*extra_overrides]
+    if beta is not None:
+        params["beta"] = beta
+        overrides.insert(0, f"beta={beta}")
+    if latent_dim is not None:
+        params["latent_dim"] = latent_dim
+        overrides.insert(1 if beta is not None else 0, f"latent_dim={latent_dim}")
+    if metrics is None:
+        # Rate falls and distortion rises with β; bigger latents reconstruct better.
+        kl = 40.0 / (beta or 1.0) + (latent_dim or 8) / 3
+        recon = 200.0 - 4 * (latent_dim or 8) + 6 * math.log2(1 + (beta or 1.0))
+        metrics = {
+            "val/nelbo": recon + kl + 1.5,
+            "val/recon": recon + 1.0,
+            "val/kl": kl + 0.5,
+            "test/recon": recon,
+            "test/kl": kl,
+            "test/nelbo": recon + kl,
+            "test/bpd": (recon + kl) / (32 * 32 * math.log(2)),
+        }
+    folder.mkdir(parents=True)
+    (folder / ".hydra").mkdir()
+    summary = {
+        "status": status,
+        "metrics": metrics,
+        "params": params,
+        "overrides": overrides,
+        "choices": {"model": "conv", "data": "shapes", "hydra/launcher": "basic"},
+        "best_checkpoint": None,
+        "epochs": 3,
+        "global_step": 36,
+        "wall_time_s": 12.25,
+        **fields,
+    }
+    (folder / "metrics.json").write_text(json.dumps(summary, indent=2))
+    return folder
+
+
+@pytest.fixture
+def hand_sweep(tmp_path: Path) -> Path:
+    """β ∈ {0.5, 2, 16} × latent ∈ {2, 10}, plus four folders that must be skipped.
+
+    2 vs 10 and 2 vs 16 sort differently as text and as numbers.
+    """
+    sweep = tmp_path / "multirun" / "2025-01-31" / "12-00-00_ab12"
+    job = 0
+    for beta in (0.5, 2, 16):
+        for latent in (2, 10):
+            name = f"{job}_beta={beta},latent_dim={latent}"
+            write_run(sweep / name, beta=beta, latent_dim=latent)
+            job += 1
+    write_run(
+        sweep / "6_beta=64,latent_dim=2",
+        beta=64,
+        latent_dim=2,
+        status="failed",
+        error="FloatingPointError: non-finite loss at step 7\nsecond line",
+    )
+    (sweep / "7_beta=128,latent_dim=2" / ".hydra").mkdir(parents=True)  # died before metrics
+    broken = sweep / "8_beta=256,latent_dim=2"
+    broken.mkdir()
+    (broken / "metrics.json").write_text('{"status": "finished", "metr')
+    write_run(sweep / "9_beta=512,latent_dim=2", beta=512, latent_dim=2, status="running")
+    return sweep
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2 × 2 sweep of smoke runs (β 0.5, 2 × latent 2, 4), trained once."""
+    sweep = tmp_path_factory.mktemp("compare") / "sweep"
+    result = run_train(*SMOKE_SWEEP, f"hydra.sweep.dir={sweep}", env={"WANDB_MODE": "disabled"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m vaelab.compare <args>` as a user runs it (this checkout's package)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "vaelab.compare", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=REPO,
+    )
+
+
+def table_rows(table: str) -> list[dict[str, str]]:
+    """The printed table as dicts keyed by header; columns are split on 2+ spaces."""
+    header, _rule, *rows = table.splitlines()
+    names = re.split(r"\s{2,}", header.strip())
+    return [dict(zip(names, re.split(r"\s{2,}", row.strip()), strict=True)) for row in rows]
+
+
+def assert_close_to_shown(cell: str, value: float) -> None:
+    """A table cell shows `value` rounded to the cell's own decimals."""
+    decimals = len(cell.partition(".")[2])
+    assert float(cell) == pytest.approx(value, abs=0.51 * 10**-decimals), (cell, value)
+
+
+def assert_real_image(path: Path, min_size: tuple[int, int] = (800, 600)) -> None:
+    """A PNG a person can read: large enough, many colours, mostly background, not blank."""
+    assert path.is_file(), path
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.width >= min_size[0] and image.height >= min_size[1], image.size
+        rgb = image.convert("RGB")
+        colours = rgb.getcolors(maxcolors=1 << 20)
+        assert colours is not None and len(colours) > 50, "too few distinct colours"
+        assert max(colours)[1] == (255, 255, 255), "the background is not white"
+        ink = sum(n for n, c in colours if sum(c) < 600)
+        assert ink > 0.01 * rgb.width * rgb.height, "almost nothing drawn"
+        assert max(ImageStat.Stat(rgb).stddev) > 20
+
+
+# ------------------------------------------------------------------ hand-written runs
+
+
+def test_collect_runs_reads_runs_and_says_why_it_skipped_the_rest(hand_sweep: Path) -> None:
+    runs, skipped = collect_runs([hand_sweep])
+    assert [run.name for run in runs] == [
+        f"{i}_beta={b},latent_dim={d}"
+        for i, (b, d) in enumerate([(0.5, 2), (0.5, 10), (2, 2), (2, 10), (16, 2), (16, 10)])
+    ]
+    assert runs[1].params == {
+        "beta": 0.5,
+        "latent_dim": 10,
+        "data.resolution": 32,
+        "seed": 0,
+    }
+    reasons = {item.path.name: item.reason for item in skipped}
+    assert reasons == {
+        "6_beta=64,latent_dim=2": "failed run (FloatingPointError: non-finite loss at step 7)",
+        "7_beta=128,latent_dim=2": "no metrics.json",
+        "8_beta=256,latent_dim=2": reasons["8_beta=256,latent_dim=2"],
+        "9_beta=512,latent_dim=2": "still running",
+    }
+    assert reasons["8_beta=256,latent_dim=2"].startswith("unreadable metrics.json (invalid JSON")
+
+
+def test_missing_folders_and_empty_folders_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    runs, skipped = collect_runs([tmp_path / "nope", tmp_path / "empty", tmp_path / "file.txt"])
+    assert runs == []
+    assert [str(s) for s in skipped] == [
+        f"skipped {tmp_path / 'nope'}: no such folder",
+        f"skipped {tmp_path / 'empty'}: no metrics.json (no run folder below it)",
+        f"skipped {tmp_path / 'file.txt'}: not a folder",
+    ]
+    with pytest.raises(NoRunsError, match="no usable runs"):
+        compare([tmp_path / "empty"])
+
+
+def test_overrides_parse_to_numbers_and_text() -> None:
+    parsed = parse_overrides(
+        ["beta=4", "model.optimizer.lr=3e-3", "+trainer.x=.5", "model/encoder=mlp", "tags='a b'"]
+    )
+    assert parsed == {
+        "beta": 4,
+        "model.optimizer.lr": 0.003,
+        "trainer.x": 0.5,
+        "model/encoder": "mlp",
+        "tags": "a b",
+    }
+    assert parse_overrides(["paths.log_dir=/tmp/x", "~callbacks.timing"]) == {
+        "callbacks.timing": "<deleted>"
+    }
+
+
+def test_swept_parameters_are_columns_and_constants_are_summarised(hand_sweep: Path) -> None:
+    result = compare([hand_sweep], plots=False, save_csv=False)
+    assert result.swept == ["beta", "latent_dim"]
+    assert result.constants == {"data.resolution": 32, "seed": 0}
+    assert result.metrics == ["val/nelbo", "test/nelbo", "test/recon", "test/kl", "test/bpd"]
+    rows = table_rows(result.table)
+    assert list(rows[0]) == ["beta", "latent_dim", *result.metrics, "run"]
+    # Default order: the swept parameters, numerically (2 before 10, 2 before 16).
+    assert [(r["beta"], r["latent_dim"]) for r in rows] == [
+        ("0.5", "2"),
+        ("0.5", "10"),
+        ("2", "2"),
+        ("2", "10"),
+        ("16", "2"),
+        ("16", "10"),
+    ]
+    for row, run in zip(rows, result.runs, strict=True):
+        assert row["run"] == run.name
+        for key in result.metrics:
+            assert_close_to_shown(row[key], run.metrics[key])
+
+
+def test_sort_by_a_metric_ascending_and_descending(hand_sweep: Path) -> None:
+    up = compare([hand_sweep], sort="test/nelbo", plots=False, save_csv=False)
+    values = [run.metrics["test/nelbo"] for run in up.runs]
+    assert values == sorted(values) and len(set(values)) == 6
+    down = compare([hand_sweep], sort="test/nelbo", descending=True, plots=False, save_csv=False)
+    assert [run.name for run in down.runs] == [run.name for run in reversed(up.runs)]
+    by_latent = compare(
+        [hand_sweep], sort="latent_dim", descending=True, plots=False, save_csv=False
+    )
+    assert [run.value("latent_dim") for run in by_latent.runs] == [10, 10, 10, 2, 2, 2]
+    # Ties keep the swept parameters' order.
+    assert [run.value("beta") for run in by_latent.runs] == [0.5, 2, 16, 0.5, 2, 16]
+
+
+def test_runs_missing_the_sort_metric_go_last(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", beta=1, metrics={"val/nelbo": 5.0, "test/nelbo": 3.0})
+    write_run(tmp_path / "b", beta=2, metrics={"val/nelbo": 4.0})
+    write_run(tmp_path / "c", beta=4, metrics={"val/nelbo": 6.0, "test/nelbo": None})
+    write_run(tmp_path / "d", beta=8, metrics={"val/nelbo": 7.0, "test/nelbo": 1.0})
+    for descending in (False, True):
+        result = compare([tmp_path], sort="test/nelbo", descending=descending, plots=False)
+        names = [run.name for run in result.runs]
+        assert names[:2] == (["d", "a"] if not descending else ["a", "d"])
+        assert set(names[2:]) == {"b", "c"}
+    rows = {r["run"]: r for r in table_rows(result.table)}
+    assert rows["b"]["test/nelbo"] == "-" and rows["c"]["test/nelbo"] == "nan"
+
+
+def test_metrics_option_and_bad_names(hand_sweep: Path) -> None:
+    result = compare([hand_sweep], metrics=["test/kl,val/kl"], plots=False, save_csv=False)
+    assert result.metrics == ["test/kl", "val/kl"]
+    everything = compare([hand_sweep], metrics=["all"], plots=False, save_csv=False)
+    assert everything.metrics[:3] == ["val/nelbo", "val/recon", "val/kl"]
+    with pytest.raises(CompareError, match="no run recorded the metric 'test/nll'"):
+        compare([hand_sweep], metrics=["test/nll"], plots=False, save_csv=False)
+    with pytest.raises(CompareError, match="--sort test/elbo: no such column"):
+        compare([hand_sweep], sort="test/elbo", plots=False, save_csv=False)
+
+
+def test_cli_prints_table_reports_skips_and_writes_files(hand_sweep: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    result = run_compare(str(hand_sweep), "--sort", "test/kl", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "6 runs below" in result.stdout and "sorted by test/kl" in result.stdout
+    assert "same in all runs: data.resolution=32  seed=0" in result.stdout
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped ")]
+    assert len(skipped) == 4
+    assert any(line.endswith(": no metrics.json") for line in skipped)
+    assert any("failed run (FloatingPointError: non-finite loss at step 7)" in s for s in skipped)
+    assert any(line.endswith(": still running") for line in skipped)
+    assert any(": unreadable metrics.json (" in line for line in skipped)
+    table = result.stdout.split("\n\n", 1)[1]
+    kls = [float(row["test/kl"]) for row in table_rows(table)]
+    assert kls == sorted(kls)
+    for name in ("comparison.csv", "rate_distortion.png", "metrics_vs_beta.png"):
+        assert (out / name).is_file(), name
+
+
+def test_cli_no_plots_writes_the_csv_into_the_first_folder(hand_sweep: Path) -> None:
+    result = run_compare(str(hand_sweep), "--no-plots")
+    assert result.returncode == 0, result.stderr
+    assert (hand_sweep / "comparison.csv").is_file()
+    assert not list(hand_sweep.glob("*.png"))
+
+
+def test_cli_without_usable_runs_fails_with_one_line(tmp_path: Path) -> None:
+    write_run(tmp_path / "run", status="failed", error="RuntimeError: boom")
+    result = run_compare(str(tmp_path))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"skipped {tmp_path / 'run'}: failed run (RuntimeError: boom)"
+    assert lines[-1].startswith("vaelab: error: no usable runs below")
+    assert result.stdout == ""
+
+
+def test_help_is_fast_and_does_not_import_matplotlib() -> None:
+    code = (
+        "import sys, vaelab.compare as c; c.build_parser().format_help(); "
+        "assert 'matplotlib' not in sys.modules"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_plots_for_log_spread_beta_seeds_and_a_second_swept_setting(tmp_path: Path) -> None:
+    for beta in (0.25, 1, 4, 16):
+        for encoder in ("mlp", "conv"):
+            for seed in (0, 1):
+                name = f"b{beta}_{encoder}_s{seed}"
+                write_run(
+                    tmp_path / name,
+                    beta=beta,
+                    seed=seed,
+                    extra_overrides=(f"model/encoder={encoder}",),
+                )
+    result = compare([tmp_path])
+    assert result.swept == ["beta", "model/encoder", "seed"]
+    assert result.stage == "test"
+    assert_real_image(result.plots["rate_distortion"])
+    assert_real_image(result.plots["metrics_vs_beta"], min_size=(1500, 600))
+
+
+def test_runs_without_beta_get_a_rate_distortion_plot_only(tmp_path: Path) -> None:
+    for latent in (4, 16):
+        write_run(tmp_path / f"d{latent}", beta=None, latent_dim=latent)
+    result = compare([tmp_path])
+    assert set(result.plots) == {"rate_distortion"}
+    assert "no run records β: metric-vs-β plot not drawn" in result.notes
+    assert_real_image(result.plots["rate_distortion"])
+
+
+def test_fitted_runs_without_test_metrics_plot_val(tmp_path: Path) -> None:
+    for beta in (1, 4):
+        metrics = {"val/nelbo": 150.0 + beta, "val/recon": 100.0 + beta * 10, "val/kl": 50.0 / beta}
+        write_run(tmp_path / f"b{beta}", beta=beta, status="fitted", metrics=metrics)
+    result = compare([tmp_path])
+    assert result.metrics == ["val/nelbo", "val/recon", "val/kl"]
+    assert result.stage == "val"
+    assert set(result.plots) == {"rate_distortion", "metrics_vs_beta"}
+
+
+# ------------------------------------------------------------------------ a real sweep
+
+
+@pytest.mark.slow
+def test_real_sweep_table_equals_the_runs_metrics(real_sweep: Path, tmp_path: Path) -> None:
+    result = compare([real_sweep], out=tmp_path)
+    assert not result.skipped
+    assert result.swept == ["beta", "latent_dim"]
+    assert result.constants["model/encoder"] == "mlp" and result.constants["seed"] == 0
+    rows = table_rows(result.table)
+    assert len(rows) == 4
+    for row in rows:
+        summary = json.loads((real_sweep / row["run"] / "metrics.json").read_text())
+        assert summary["status"] == "finished"
+        assert float(row["beta"]) == summary["params"]["beta"]
+        assert int(row["latent_dim"]) == summary["params"]["latent_dim"]
+        for key in ("val/nelbo", "test/nelbo", "test/recon", "test/kl", "test/bpd"):
+            assert_close_to_shown(row[key], summary["metrics"][key])
+
+
+@pytest.mark.slow
+def test_real_sweep_csv_round_trips(real_sweep: Path, tmp_path: Path) -> None:
+    result = compare([real_sweep], out=tmp_path, plots=False)
+    with open(result.csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["run"] for row in rows] == [run.name for run in result.runs]
+    for row, run in zip(rows, result.runs, strict=True):
+        assert row["status"] == "finished"
+        assert Path(row["path"]) == run.path.resolve()
+        assert float(row["beta"]) == run.params["beta"]
+        assert int(row["latent_dim"]) == run.params["latent_dim"]
+        assert row["model/encoder"] == "mlp"
+        assert float(row["wall_time_s"]) == run.summary["wall_time_s"]
+        assert run.metrics  # every recorded metric is a column, exactly as recorded
+        for key, value in run.metrics.items():
+            assert float(row[key]) == value, key
+
+
+@pytest.mark.slow
+def test_real_sweep_plots_are_readable_images(real_sweep: Path, tmp_path: Path) -> None:
+    result = run_compare(str(real_sweep), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "skipped" not in result.stderr
+    assert_real_image(tmp_path / "rate_distortion.png")
+    assert_real_image(tmp_path / "metrics_vs_beta.png", min_size=(1500, 600))
+
+
+@pytest.mark.slow
+def test_real_single_run_folder(real_sweep: Path, tmp_path: Path) -> None:
+    run = next(p.parent for p in sorted(real_sweep.glob("*/metrics.json")))
+    result = compare([run / "metrics.json"], out=tmp_path)
+    assert [r.name for r in result.runs] == [run.name]
+    assert result.swept == [] and result.constants["beta"] == 0.5
+    assert_real_image(result.plots["rate_distortion"])
+    assert_real_image(result.plots["metrics_vs_beta"], min_size=(1500, 600))
