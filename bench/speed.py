@@ -195,6 +195,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--quality-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--parts", default="mlp,quality,images,startup", help="comma-separated subset"
+    )
     args = parser.parse_args()
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -246,7 +249,28 @@ def main() -> None:
         },
     }
 
-    # 1. MLP on Fashion-MNIST: (a) and (b) alternating.
+    parts = set(args.parts.split(","))
+    if "mlp" in parts:
+        results["mlp_fashion_mnist"] = bench_mlp(
+            train_u8, test_u8, common, limit, repeats, epochs, steps, n_train, tmp
+        )
+    if "quality" in parts:
+        q_epochs = 1 if quick else args.quality_epochs
+        results["quality"] = bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp)
+    if "images" in parts:
+        results["images_3x32x32"] = bench_images(quick, epochs, steps, limit, tmp)
+    if "startup" in parts:
+        results["startup"] = startup(quick, tmp)
+        print(json.dumps(results["startup"], indent=1), flush=True)
+
+    out = args.out or REPO / "bench" / "results" / ("speed_quick.json" if quick else "speed.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def bench_mlp(train_u8, test_u8, common, limit, repeats, epochs, steps, n_train, tmp) -> dict:
+    """(a) and (b) alternating, `repeats` times, `epochs` epochs each."""
     hand_runs, lab_runs = [], []
     for r in range(repeats):
         hand_runs.append(hand_loop(train_u8, test_u8, epochs, steps, seed=r)["epoch_s"])
@@ -256,8 +280,8 @@ def main() -> None:
         )
         lab_runs.append(lab["epoch_s"])
     hand_t, lab_t = low_percentile(hand_runs), low_percentile(lab_runs)
-    per_epoch = n_train if not quick else steps * 128
-    results["mlp_fashion_mnist"] = {
+    per_epoch = n_train if steps is None else steps * 128
+    result = {
         "hand_epoch_s": hand_t,
         "vaelab_epoch_s": lab_t,
         "hand_samples_per_s": per_epoch / hand_t,
@@ -267,23 +291,29 @@ def main() -> None:
         "hand_epochs_s": hand_runs,
         "vaelab_epochs_s": lab_runs,
     }
-    print(json.dumps(results["mlp_fashion_mnist"], indent=1), flush=True)
+    print(json.dumps(result, indent=1), flush=True)
+    assert math.isfinite(result["ratio_vaelab_to_hand"])
+    return result
 
-    # 2. Quality under the same protocol: test nelbo after the same number of epochs.
-    q_epochs = 1 if quick else args.quality_epochs
+
+def bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp) -> dict:
+    """Test nelbo of (a) and (b) after the same number of epochs, same seed and data."""
     hand_q = hand_loop(train_u8, test_u8, q_epochs, steps, seed=0)
     lab_q = vaelab_run(
         [*common, f"trainer.max_epochs={q_epochs}", "seed=0", *limit], tmp / "quality"
     )
-    results["quality"] = {
+    result = {
         "epochs": q_epochs,
         "hand_test_nelbo": hand_q["test_nelbo"],
         "vaelab_test_nelbo": lab_q["test_nelbo"],
         "difference_nats": lab_q["test_nelbo"] - hand_q["test_nelbo"],
     }
-    print(json.dumps(results["quality"], indent=1), flush=True)
+    print(json.dumps(result, indent=1), flush=True)
+    return result
 
-    # 3. conv / resnet presets on 3x32x32, fp32 and bf16-mixed (conv), compile (conv).
+
+def bench_images(quick, epochs, steps, limit, tmp) -> dict:
+    """conv / resnet presets on 3x32x32, fp32 and bf16-mixed (conv), compile (conv)."""
     n_img = 256 if quick else 5120
     # The shapes data config, retargeted at RandomImages (its keys, less three).
     images = [
@@ -319,7 +349,7 @@ def main() -> None:
                 tmp / f"{name}{r}",
             )
             image_runs[name].append(run["epoch_s"])
-    results["images_3x32x32"] = {
+    result: dict[str, Any] = {
         name: {
             "epoch_s": low_percentile(runs),
             "samples_per_s": (min(n_img, (steps or 10**9) * 128)) / low_percentile(runs),
@@ -327,32 +357,13 @@ def main() -> None:
         }
         for name, runs in image_runs.items()
     }
-    conv = results["images_3x32x32"]["conv"]["epoch_s"]
-    results["images_3x32x32"]["bf16_speedup_conv"] = (
-        conv / results["images_3x32x32"]["conv_bf16"]["epoch_s"]
-    )
+    conv = result["conv"]["epoch_s"]
+    result["bf16_speedup_conv"] = conv / result["conv_bf16"]["epoch_s"]
     if "conv_compile" in image_runs:
-        results["images_3x32x32"]["compile_speedup_conv"] = (
-            conv / results["images_3x32x32"]["conv_compile"]["epoch_s"]
-        )
-    results["images_3x32x32"]["peak_rss_mb"] = peak_rss_mb()
-    print(
-        json.dumps(
-            {k: v for k, v in results["images_3x32x32"].items() if not isinstance(v, dict)},
-            indent=1,
-        ),
-        flush=True,
-    )
-
-    # 4. Start-up.
-    results["startup"] = startup(quick, tmp)
-    print(json.dumps(results["startup"], indent=1), flush=True)
-
-    out = args.out or REPO / "bench" / "results" / ("speed_quick.json" if quick else "speed.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
-    assert math.isfinite(results["mlp_fashion_mnist"]["ratio_vaelab_to_hand"])
+        result["compile_speedup_conv"] = conv / result["conv_compile"]["epoch_s"]
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps({k: v for k, v in result.items() if not isinstance(v, dict)}, indent=1))
+    return result
 
 
 if __name__ == "__main__":

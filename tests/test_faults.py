@@ -63,7 +63,7 @@ def test_nan_loss_stops_naming_the_step_and_last_good_checkpoint(tmp_path: Path)
     with pytest.raises(NonFiniteLossError) as caught:
         fit(tmp_path, NonFiniteGuard(action="stop"), poison_step=6)  # epoch 1 (4 steps/epoch)
     message = str(caught.value)
-    assert "at step 6 (epoch 1)" in message
+    assert "nan at step 6 (epoch 1)" in message
     last = tmp_path / "checkpoints" / "last.ckpt"
     assert f"last good checkpoint: {last}" in message
     saved = read_checkpoint(last)

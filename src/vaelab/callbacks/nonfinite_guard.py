@@ -1,14 +1,12 @@
 """Stop (or skip the batch) on a non-finite loss, before it reaches the weights.
 
-The check runs after backward and before the optimiser step: a NaN or inf loss makes
-the gradients non-finite, and acting there means no NaN ever lands in the weights or,
-therefore, in a checkpoint. Lightning writes no checkpoint when a run stops with an
+The check runs on the loss before backward, and a skipped batch has its gradients
+dropped before the optimiser step: no NaN ever lands in the weights or, therefore, in a
+checkpoint. Lightning writes no checkpoint when a run stops with an
 error, so the last good checkpoint stays the newest one.
 """
 
 from __future__ import annotations
-
-import math
 
 import lightning as L
 import torch
@@ -31,32 +29,34 @@ class NonFiniteGuard(L.Callback):
         self.action = action
         self.max_skips = max_skips
         self.skipped = 0
+        self._skip_step = False
+
+    def on_before_backward(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
+    ) -> None:
+        # One scalar check per step. (Checking every gradient tensor instead costs about
+        # as much as a sixth of a small model's step on a CPU.)
+        self._skip_step = False
+        if bool(torch.isfinite(loss)):
+            return
+        if self.action == "skip" and self.skipped < self.max_skips:
+            self.skipped += 1
+            self._skip_step = True
+            return
+        raise NonFiniteLossError(
+            f"loss {float(loss)} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"last good checkpoint: {last_checkpoint(trainer) or 'none written yet'}; lower the "
+            "learning rate, clip gradients (trainer.gradient_clip_val=1) or set "
+            "callbacks.nonfinite_guard.action=skip"
+        )
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
-        if all(torch.isfinite(g).all() for g in grads):
-            return
-        step = trainer.global_step
-        loss = trainer.callback_metrics.get("train/loss")
-        loss_text = (
-            f"loss {float(loss)}"
-            if loss is not None and not math.isfinite(float(loss))
-            else "non-finite gradients"
-        )
-        if self.action == "skip" and self.skipped < self.max_skips:
-            self.skipped += 1
+        if self._skip_step:
             for group in optimizer.param_groups:
                 for param in group["params"]:
                     param.grad = None  # the optimiser skips parameters without a gradient
-            return
-        raise NonFiniteLossError(
-            f"{loss_text} at step {step} (epoch {trainer.current_epoch}); last good "
-            f"checkpoint: {last_checkpoint(trainer) or 'none written yet'}; lower the learning "
-            "rate, clip gradients (trainer.gradient_clip_val=1) or set "
-            "callbacks.nonfinite_guard.action=skip"
-        )
 
 
 def last_checkpoint(trainer: L.Trainer) -> str | None:
