@@ -46,3 +46,36 @@ def make_activation(name: str) -> nn.Module:
             f"activation {name!r} is not a torch.nn module; use e.g. ReLU, SiLU, GELU, ELU"
         )
     return cls()
+
+
+def flatten_to_features(
+    channels: int, size: tuple[int, int], fc_dim: int, activation: str
+) -> tuple[list[nn.Module], int]:
+    """An encoder's tail: flatten the deepest feature map, then an optional dense layer.
+
+    Returns the layers and the number of features they output.
+    """
+    flat = channels * size[0] * size[1]
+    layers: list[nn.Module] = [nn.Flatten()]
+    if fc_dim:
+        layers += [nn.Linear(flat, fc_dim), make_activation(activation)]
+    return layers, int(fc_dim or flat)
+
+
+def latent_to_feature_map(
+    latent_dim: int, fc_dim: int, deepest: tuple[int, int, int], activation: str
+) -> list[nn.Module]:
+    """A decoder's head: z through an optional dense layer to the deepest feature map."""
+    layers: list[nn.Module] = []
+    n_in = latent_dim
+    if fc_dim:
+        layers += [nn.Linear(latent_dim, fc_dim), make_activation(activation)]
+        n_in = fc_dim
+    n_out = deepest[0] * deepest[1] * deepest[2]
+    return [*layers, nn.Linear(n_in, n_out), make_activation(activation), nn.Unflatten(1, deepest)]
+
+
+def upsample(c_in: int, c_out: int, target: tuple[int, int], smaller: tuple[int, int]) -> nn.Module:
+    """A stride-2 transposed convolution from `smaller` (h, w) exactly to `target` (h, w)."""
+    pad = (output_padding(target[0], smaller[0]), output_padding(target[1], smaller[1]))
+    return nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, pad)

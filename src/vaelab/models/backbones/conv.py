@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -12,8 +11,10 @@ from vaelab.models.backbones._common import (
     PADDING,
     STRIDE,
     check_fits,
+    flatten_to_features,
+    latent_to_feature_map,
     make_activation,
-    output_padding,
+    upsample,
 )
 
 
@@ -37,12 +38,8 @@ class ConvEncoder(nn.Module):
         for c_out in channels:
             layers += [nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING), make_activation(activation)]
             c_in = c_out
-        layers.append(nn.Flatten())
-        flat = c_in * math.prod(sizes[-1])
-        if fc_dim:
-            layers += [nn.Linear(flat, fc_dim), make_activation(activation)]
-        self.net = nn.Sequential(*layers)
-        self.out_features = int(fc_dim or flat)
+        tail, self.out_features = flatten_to_features(c_in, sizes[-1], fc_dim, activation)
+        self.net = nn.Sequential(*layers, *tail)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -65,22 +62,10 @@ class ConvDecoder(nn.Module):
     ) -> None:
         super().__init__()
         sizes = check_fits(tuple(out_shape), len(channels), "model.decoder")
-        deepest = (channels[0], *sizes[-1])
-        layers: list[nn.Module] = []
-        n_in = latent_dim
-        if fc_dim:
-            layers += [nn.Linear(latent_dim, fc_dim), make_activation(activation)]
-            n_in = fc_dim
-        layers += [
-            nn.Linear(n_in, math.prod(deepest)),
-            make_activation(activation),
-            nn.Unflatten(1, deepest),
-        ]
+        layers = latent_to_feature_map(latent_dim, fc_dim, (channels[0], *sizes[-1]), activation)
         outs = [*channels[1:], out_shape[0]]
         for i, (c_in, c_out) in enumerate(zip(channels, outs, strict=True)):
-            (h, w), (h_small, w_small) = sizes[-2 - i], sizes[-1 - i]
-            pad = (output_padding(h, h_small), output_padding(w, w_small))
-            layers.append(nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, pad))
+            layers.append(upsample(c_in, c_out, sizes[-2 - i], sizes[-1 - i]))
             if i < len(channels) - 1:
                 layers.append(make_activation(activation))
         self.net = nn.Sequential(*layers)
