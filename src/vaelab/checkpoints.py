@@ -115,3 +115,26 @@ def _nearby_checkpoints(path: Path) -> str:
     folder = path.parent
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
     return f" (in {folder}: {', '.join(found)})" if found else ""
+
+
+def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The VAE a checkpoint holds (on the CPU, in eval mode) and the checkpoint itself.
+
+    The one way evaluation and generation open a checkpoint: a missing, truncated or
+    foreign file, or weights that do not fit the model the hyperparameters describe,
+    raise `CheckpointError` with one line. The model is rebuilt from the checkpoint's
+    own hyperparameters, so it never depends on what the configs say today.
+    """
+    from vaelab.models import VAE
+
+    checkpoint = read_checkpoint(path)
+    try:
+        model = VAE(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"{path} does not hold a VAE this version can load ({first}); "
+            "use a checkpoint written by `python src/train.py`"
+        ) from exc
+    return model.eval(), checkpoint

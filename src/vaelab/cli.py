@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from vaelab.errors import ConfigError, find_user_error
+from vaelab.errors import VaelabError, find_user_error
 from vaelab.resolvers import register_resolvers
 
 register_resolvers()
@@ -92,12 +92,15 @@ def _explain_missing_option(exc: Any) -> str:
     return str(exc).splitlines()[0]
 
 
-def _explain_composition_error(exc: Exception, known_keys: Sequence[str]) -> str:
+def _explain_composition_error(
+    exc: Exception, known_keys: Sequence[str], config_name: str = "train"
+) -> str:
     first = str(exc).strip().splitlines()[0]
     if first.startswith("Could not override '"):
         key = first.split("'")[1]
         close = difflib.get_close_matches(key, known_keys, n=1)
-        hint = f"did you mean {close[0]}=...?" if close else "see `python src/train.py --cfg job`"
+        see = f"see `python src/{config_name}.py --cfg job`"
+        hint = f"did you mean {close[0]}=...?" if close else see
         return f"unknown key '{key}' ({hint}); to add a new key write +{key}=..."
     cause = exc.__cause__
     if cause is not None and str(cause).strip():
@@ -107,6 +110,9 @@ def _explain_composition_error(exc: Exception, known_keys: Sequence[str]) -> str
 
 def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     """Compose `config_name` with the command line's overrides; exit with one line on error.
+
+    `config_name` is the app's config (train, eval, generate); the value checks are
+    that app's (`vaelab.config_checks.check_config`).
 
     Does nothing for Hydra's informational flags (--help, --info, ...), which must keep
     working whatever the overrides are.
@@ -140,12 +146,12 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
         for variant in _sweep_variants(overrides):
             try:
                 cfg = compose(config_name, overrides=variant)
-                check_config(cfg)
+                check_config(cfg, config_name)
             except MissingConfigException as exc:
                 fail(_explain_missing_option(exc))
             except ConfigCompositionException as exc:
-                fail(_explain_composition_error(exc, known))
-            except ConfigError as exc:
+                fail(_explain_composition_error(exc, known, config_name))
+            except VaelabError as exc:  # a bad value, a checkpoint that is not there
                 fail(str(exc))
         run_dirs = [
             o.value() for o in overrides if o.key_or_group in ("hydra.run.dir", "hydra.sweep.dir")

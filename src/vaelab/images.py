@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +63,37 @@ def interleave_rows(originals: Tensor, reconstructions: Tensor, nrow: int) -> Te
     for start in range(0, originals.shape[0], nrow):
         rows += [originals[start : start + nrow], reconstructions[start : start + nrow]]
     return torch.cat(rows)
+
+
+def save_gif(
+    frames: Sequence[Tensor],
+    path: str | os.PathLike[str],
+    duration_ms: int = 120,
+    upscale: int = 1,
+) -> Path:
+    """Write (C, H, W) images in [0, 1] as an animated GIF that loops (atomically).
+
+    Pillow merges identical consecutive frames into one longer frame, so the file may
+    hold fewer frames than given; the total duration is always len(frames) * duration_ms.
+    """
+    if not frames:
+        raise ValueError("a GIF needs at least one frame")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures = [to_pil(frame) for frame in frames]
+    if upscale > 1:
+        pictures = [
+            p.resize((p.width * upscale, p.height * upscale), Image.Resampling.NEAREST)
+            for p in pictures
+        ]
+    tmp = path.with_name(f".{path.name}.tmp")
+    pictures[0].save(
+        tmp,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=duration_ms,
+        loop=0,
+    )
+    os.replace(tmp, path)
+    return path

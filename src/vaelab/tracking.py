@@ -175,3 +175,44 @@ def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
     for logger in wandb_loggers(loggers):
         if logger._experiment is not None:
             logger.experiment.finish(exit_code=1 if failed else 0)
+
+
+def continue_run(run_dir: str | os.PathLike[str] | None, wandb_cfg: Any) -> Any | None:
+    """The W&B run a training job recorded in `run_dir`, opened again to add to it.
+
+    For `src/eval.py` and `src/generate.py`: their numbers and images belong with the
+    training's W&B run, not in a new one. Name, group and config are left as training
+    set them (a resumed run keeps what it is not told). None, with a log line, when the
+    run had no W&B logger (`wandb_cfg` empty), recorded no run id, or W&B is disabled.
+    """
+    if run_dir is None or not wandb_cfg:
+        return None
+    run_id = saved_run_id(run_dir)
+    if run_id is None:
+        log.info("W&B: no run recorded in %s/wandb; results go to files only", run_dir)
+        return None
+    mode = resolve_mode(wandb_cfg.get("mode"))
+    if mode == "disabled":
+        return None
+    import wandb
+
+    common = {
+        "id": run_id,
+        "resume": "allow",
+        "project": os.environ.get("WANDB_PROJECT", wandb_cfg.get("project") or "vaelab"),
+        "entity": wandb_cfg.get("entity") or os.environ.get("WANDB_ENTITY"),
+        "dir": str(run_dir),
+    }
+    try:
+        return wandb.init(mode=mode, **common)
+    except Exception as exc:  # wandb raises several types for a failed start
+        if mode != "online":
+            raise
+        log.warning(
+            "W&B: could not continue run %s online (%s); logging offline instead, sync "
+            "later with: wandb sync %s/wandb/offline-run-*",
+            run_id,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            run_dir,
+        )
+        return wandb.init(mode="offline", **common)

@@ -24,6 +24,8 @@ from torch.distributions import Distribution, Independent, Normal, kl_divergence
 from torchmetrics import MeanMetric, Metric
 
 from vaelab.errors import ConfigError
+from vaelab.metrics.latents import active_units, variance_from_moments
+from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
 from vaelab.objectives import Objective
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
@@ -144,6 +146,14 @@ class VAE(L.LightningModule):
             }
         )
         self.val_kl_per_dim = VectorMean(self.latent_dim)
+        # Test-stage extras (DESIGN.md: test adds nll_iwae, bpd, active_units). Metric
+        # states are not saved in checkpoints, so old checkpoints load unchanged.
+        self.iwae_k = 1  # importance samples for test/nll_iwae (1: the ELBO itself)
+        self.iwae_max_decoded = 4096  # latents decoded per pass: bounds IWAE memory
+        self.test_nll_iwae = MeanMetric()
+        self.test_kl_per_dim = VectorMean(self.latent_dim)
+        self.test_mean_moments = VectorMean(2 * self.latent_dim)  # E[mu], E[mu^2]
+        self.test_latent_stats: dict[str, Tensor] = {}
         self._train_totals = torch.zeros(3)
         self._train_count = 0
         self.example_input_array = torch.zeros(2, *data_shape)
@@ -252,7 +262,28 @@ class VAE(L.LightningModule):
         self.val_kl_per_dim.update(terms["kl_per_dim"])
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._update_eval_metrics("test", *batch)
+        x, index = batch
+        terms = self._update_eval_metrics("test", x, index)
+        self.test_kl_per_dim.update(terms["kl_per_dim"])
+        posterior = self.encode(x)
+        mean = posterior.mean
+        self.test_mean_moments.update(torch.cat([mean, mean * mean], dim=1))
+        if self.iwae_k == 1:
+            # L_1 is the ELBO: report the same estimate as test/nelbo (analytic KL, the
+            # same posterior draw), so that k = 1 reproduces it exactly.
+            nll = terms["nelbo"]
+        else:
+            nll = iwae_nll(
+                x,
+                posterior,
+                self.decode,
+                self.iwae_k,
+                max_decoded=self.iwae_max_decoded,
+                # Per-example streams (seed 1, apart from the ELBO's seed 0): the bound
+                # does not depend on batch size, DDP ranks or the global RNG.
+                noise=per_example_noise(index, self.latent_dim, seed=1),
+            )
+        self.test_nll_iwae.update(nll)
 
     def on_validation_epoch_end(self) -> None:
         values = self._compute_eval_metrics("val")
@@ -264,7 +295,24 @@ class VAE(L.LightningModule):
         self.log_dict(values)
 
     def on_test_epoch_end(self) -> None:
-        self.log_dict(self._compute_eval_metrics("test"))
+        values = self._compute_eval_metrics("test")
+        kl_per_dim = self.test_kl_per_dim.compute()
+        moments = self.test_mean_moments.compute()
+        nll_iwae = float(self.test_nll_iwae.compute())
+        for metric in (self.test_kl_per_dim, self.test_mean_moments, self.test_nll_iwae):
+            metric.reset()
+        d = self.latent_dim
+        variance = variance_from_moments(moments[:d], moments[d:])
+        values["test/nll_iwae"] = nll_iwae
+        values["test/iwae_k"] = float(self.iwae_k)
+        if "test/bpd" in values:
+            values["test/bpd_iwae"] = bits_per_dim(nll_iwae, self.data_shape)
+        values["test/active_units"] = float(active_units(variance))
+        width = len(str(d - 1))
+        values.update({f"test/kl_dim/{i:0{width}d}": float(v) for i, v in enumerate(kl_per_dim)})
+        # Reduced over every rank already: what `vaelab.eval` writes to eval.json.
+        self.test_latent_stats = {"kl_per_dim": kl_per_dim.cpu(), "mean_variance": variance.cpu()}
+        self.log_dict(values)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(self.hparams.optimizer, params=self.parameters())

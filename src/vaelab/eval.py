@@ -1,0 +1,230 @@
+"""`evaluate(cfg)`: the function `src/eval.py` calls. Scores one checkpoint on its run's
+test set and writes `eval.json` beside it (see conf/eval.yaml).
+
+How the test set is evaluated: through `Trainer.test` with the run's own trainer
+config (so `trainer=ddp` evaluates on every rank), not a hand-written loop. The test
+loaders shard the split into contiguous pieces without padding, every number is a
+per-example value reduced as a sum and a count (torchmetrics), and each example's
+random draws come from its index; so each example counts exactly once and the result
+does not depend on batch size or the number of processes. What needs the whole
+model rather than the test split (disentanglement, which samples its own
+observations from the ground-truth factors) runs afterwards on rank 0 alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vaelab.config_checks import check_config
+
+log = logging.getLogger(__name__)
+
+#: The headline numbers of eval.json (and `eval/<name>` in W&B), from the test stage.
+TEST_KEYS = ("nelbo", "recon", "kl", "nll_iwae", "bpd", "bpd_iwae", "active_units", "psnr", "ssim")
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Data with known factors and a simulator that renders any factor combination."""
+
+    factor_names: tuple[str, ...]
+    factor_sizes: tuple[int, ...]
+    render: Callable[[torch.Tensor], torch.Tensor]  # factor indices (N, K) -> images
+
+
+def ground_truth(datamodule: Any) -> GroundTruth | None:
+    """The ground truth behind `datamodule`, or None for data without known factors."""
+    from vaelab.data.shapes import ShapesDataModule, render
+
+    if isinstance(datamodule, ShapesDataModule):
+        resolution = datamodule.resolution
+        return GroundTruth(
+            tuple(datamodule.factor_names),
+            tuple(datamodule.factor_sizes),
+            lambda factors: render(factors, resolution),
+        )
+    return None
+
+
+def job_output_dir() -> Path:
+    """This job's Hydra output folder (the current folder outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks: list[Any]) -> Any:
+    """The run's Trainer, set up to test: the whole test split unless the command line
+    limits it (a `debug=smoke` run's `limit_test_batches` does not carry over), no
+    checkpoints, no loggers (eval.json and the training's W&B run get the numbers)."""
+    from hydra.utils import instantiate
+
+    from vaelab.train import check_devices
+
+    trainer_cfg = run_trainer.copy()
+    with open_dict(trainer_cfg):
+        if "trainer.limit_test_batches" not in overridden:
+            trainer_cfg.limit_test_batches = 1.0
+        trainer_cfg.default_root_dir = str(job_output_dir())
+        trainer_cfg.enable_checkpointing = False
+    check_devices(trainer_cfg)
+    return instantiate(trainer_cfg, logger=False, callbacks=callbacks)
+
+
+def factor_encoder(
+    model: Any, truth: GroundTruth, batch_size: int, device: torch.device
+) -> Callable[[np.ndarray], np.ndarray]:
+    """factor indices (n, K) -> posterior means (n, D): render, then encode in batches."""
+
+    @torch.no_grad()
+    def encode(factors: np.ndarray) -> np.ndarray:
+        index = torch.from_numpy(np.ascontiguousarray(factors)).long()
+        codes = [
+            model.encode(truth.render(index[i : i + batch_size]).to(device)).mean.cpu()
+            for i in range(0, len(index), batch_size)
+        ]
+        return torch.cat(codes).double().numpy()
+
+    return encode
+
+
+def disentanglement_scores(
+    encode: Callable[[np.ndarray], np.ndarray], sizes: Sequence[int], cfg: DictConfig
+) -> dict[str, float]:
+    """MIG, FactorVAE score and DCI with the sample counts of `cfg`
+    (`eval.disentanglement`). Each metric draws from its own `RandomState(seed)`, as
+    each is a separate evaluation in disentanglement_lib, so changing one metric's
+    sample count leaves the others' samples as they were."""
+    from vaelab.metrics import disentanglement as dis
+
+    scores: dict[str, float] = {}
+    rng = np.random.RandomState(cfg.seed)
+    factors = dis.sample_factors(sizes, cfg.mig.n_samples, rng)
+    scores.update(dis.mig(encode(factors), factors, n_bins=cfg.mig.n_bins))
+
+    fv = cfg.factor_vae
+    scores.update(
+        dis.factor_vae_score(
+            encode,
+            sizes,
+            np.random.RandomState(cfg.seed),
+            batch_size=fv.batch_size,
+            n_train=fv.n_train,
+            n_eval=fv.n_eval,
+            n_variance=fv.n_variance,
+            prune_threshold=fv.prune_threshold,
+        )
+    )
+
+    rng = np.random.RandomState(cfg.seed)
+    train = dis.sample_factors(sizes, cfg.dci.n_train, rng)
+    test = dis.sample_factors(sizes, cfg.dci.n_test, rng)
+    scores.update(
+        dis.dci(encode(train), train, encode(test), test, cfg.dci.n_estimators, seed=int(cfg.seed))
+    )
+    return scores
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate `cfg.ckpt_path`; write and return the contents of eval.json.
+
+    On DDP ranks other than 0 the test is run (each rank its shard) and an empty dict
+    returned; rank 0 writes the file.
+    """
+    check_config(cfg, "eval")
+    import lightning as L
+
+    from vaelab import tracking
+    from vaelab.callbacks import ReconstructionQuality
+    from vaelab.callbacks.run_summary import package_versions, write_json
+    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+    from vaelab.runs import load_trained_run
+    from vaelab.train import tidy_lightning_output
+
+    tidy_lightning_output()
+    started = time.time()
+    run = load_trained_run(cfg)
+    model, datamodule = run.model, run.datamodule
+    model.iwae_k = int(cfg.eval.iwae_k)
+    model.iwae_max_decoded = int(cfg.eval.iwae_max_decoded)
+    trainer: L.Trainer = build_trainer(
+        run.config.trainer, run.overridden, [ReconstructionQuality()]
+    )
+    trainer.test(model, datamodule=datamodule, verbose=False)
+    if trainer.global_rank != 0:
+        return {}
+
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics: dict[str, float] = {k: logged[f"test/{k}"] for k in TEST_KEYS if f"test/{k}" in logged}
+    metrics["active_units"] = int(metrics["active_units"])
+    stats = model.test_latent_stats
+    active = active_dimensions(stats["mean_variance"])
+    results: dict[str, Any] = {
+        "checkpoint": str(run.checkpoint_path.resolve()),
+        "run_dir": str(run.run_dir) if run.run_dir else None,
+        "eval_dir": str(job_output_dir()),
+        "split": "test",
+        "n_examples": int(logged["test/n_examples"]),
+        "iwae_k": int(cfg.eval.iwae_k),
+        "metrics": metrics,
+        "latents": {
+            "kl_per_dim": [float(v) for v in stats["kl_per_dim"]],
+            "posterior_mean_variance": [float(v) for v in stats["mean_variance"]],
+            "active_dims_by_kl": dimensions_by_kl(stats["kl_per_dim"], active),
+        },
+        "disentanglement": None,
+        "test_metrics": logged,
+    }
+
+    truth = ground_truth(datamodule)
+    dis_cfg = cfg.eval.disentanglement
+    if truth is not None and dis_cfg.enabled:
+        device = trainer.strategy.root_device
+        model.to(device).eval()
+        batch_size = int(getattr(datamodule, "eval_batch_size", 256))
+        encode = factor_encoder(model, truth, batch_size, device)
+        t0 = time.time()
+        scores = disentanglement_scores(encode, truth.factor_sizes, dis_cfg)
+        log.info("disentanglement metrics in %.1f s", time.time() - t0)
+        metrics.update({k: scores[k] for k in ("mig", "factor_vae", "dci")})
+        results["disentanglement"] = {
+            "factor_names": list(truth.factor_names),
+            "factor_sizes": list(truth.factor_sizes),
+            "scores": scores,
+            "settings": OmegaConf.to_container(dis_cfg, resolve=True),
+        }
+    elif truth is None:
+        log.info("no known factors for this data: disentanglement metrics skipped")
+
+    results["wall_time_s"] = round(time.time() - started, 3)
+    results["versions"] = package_versions()
+    path = Path(cfg.eval.output) if cfg.eval.get("output") else run.checkpoint_path.parent
+    path = path / "eval.json" if path.suffix != ".json" else path
+    write_json(path, results)
+    log.info("wrote %s: %s", path, _headline(metrics))
+
+    wandb_run = tracking.continue_run(run.run_dir, (run.config.get("logger") or {}).get("wandb"))
+    if wandb_run is not None:
+        values = {f"eval/{k}": v for k, v in metrics.items()}
+        values.update(
+            {f"eval/kl_dim/{i}": v for i, v in enumerate(results["latents"]["kl_per_dim"])}
+        )
+        wandb_run.log(values)
+        wandb_run.summary.update({**values, "eval/iwae_k": results["iwae_k"]})
+        wandb_run.finish()
+    return results
+
+
+def _headline(metrics: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in metrics.items())

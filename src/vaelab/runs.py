@@ -1,0 +1,122 @@
+"""A trained run as evaluation and generation see it: checkpoint, run folder, the run's
+config (with the command line's overrides on top), the model and the data.
+
+A checkpoint written by `python src/train.py` lies at `<run>/checkpoints/<name>.ckpt`,
+and `<run>/.hydra/config.yaml` is the config that trained it. `src/eval.py` and
+`src/generate.py` compose their own configs (conf/eval.yaml, conf/generate.yaml),
+which include the same `data`, `trainer` and `paths` groups so that any override a
+training run accepts is accepted and checked here too. The rule that joins the two:
+every key or group the command line names is taken from that composition; everything
+else comes from the run's saved config. The model itself is always rebuilt from the
+checkpoint's own hyperparameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+#: Keys of the eval/generate configs that never reach the run config.
+OWN_KEYS = frozenset({"hydra", "ckpt_path", "task_name", "eval", "generate"})
+
+
+@dataclass
+class TrainedRun:
+    """Everything `evaluate` and `generate` start from."""
+
+    checkpoint_path: Path
+    run_dir: Path | None  # None: a checkpoint with no run folder around it
+    config: DictConfig  # the run's config with the command line's overrides applied
+    overridden: frozenset[str]  # dotted keys the command line set, e.g. 'data.n_test'
+    model: Any  # vaelab.models.VAE, on the CPU, eval mode
+    checkpoint: dict[str, Any]
+    datamodule: Any
+
+
+def run_dir_of(checkpoint_path: Path) -> Path | None:
+    """The run folder of `<run>/checkpoints/x.ckpt` (or of `<run>/x.ckpt`), if it has one."""
+    folder = checkpoint_path.resolve().parent
+    for candidate in (folder.parent, folder) if folder.name == "checkpoints" else (folder,):
+        if (candidate / ".hydra" / "config.yaml").is_file():
+            return candidate
+    return None
+
+
+def command_line_overrides() -> list[Any]:
+    """The running Hydra job's task overrides, parsed (empty outside a Hydra job)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if not HydraConfig.initialized():
+        return []
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def merge_run_config(
+    saved: DictConfig, composed: DictConfig, overrides: list[Any]
+) -> tuple[DictConfig, frozenset[str]]:
+    """The saved run config with every overridden key or group taken from `composed`.
+
+    Only keys under the run config's own top-level keys (data, trainer, paths, seed,
+    ...) move over; the settings of evaluation or generation themselves stay behind.
+
+    `model/encoder=mlp` names the group at `model.encoder`; `~key` deletes the key.
+    Returns the merged config and the dotted keys that were overridden.
+    """
+    merged = saved.copy()
+    overridden = set()
+    with open_dict(merged):
+        for override in overrides:
+            key = override.key_or_group.split("@")[0].replace("/", ".")
+            top = key.split(".")[0]
+            if top in OWN_KEYS or top not in saved:
+                continue  # a setting of evaluation/generation itself (eval.iwae_k, ...)
+            overridden.add(key)
+            if override.is_delete():
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(merged, parent) if parent else merged
+                if isinstance(node, DictConfig) and leaf in node:
+                    del node[leaf]
+                continue
+            value = OmegaConf.select(composed, key, throw_on_missing=False)
+            if isinstance(value, DictConfig):
+                value = value.copy()  # the group's node, interpolations intact
+            OmegaConf.update(merged, key, value, merge=False, force_add=True)
+    return merged, frozenset(overridden)
+
+
+def load_trained_run(cfg: DictConfig) -> TrainedRun:
+    """Open `cfg.ckpt_path` and rebuild its run's data, with the command line's overrides.
+
+    Raises `CheckpointError` (one line) for a missing, corrupt or foreign checkpoint and
+    for one trained on data of another shape than the chosen data.
+    """
+    from hydra.utils import instantiate
+
+    from vaelab.checkpoints import check_data_shape, load_vae
+
+    path = Path(str(cfg.ckpt_path))
+    model, checkpoint = load_vae(path)
+    run_dir = run_dir_of(path)
+    overrides = command_line_overrides()
+    if run_dir is None:
+        # A checkpoint copied out of its run folder: the composed config's data stands
+        # in for the run's (the shape check below still guards the pairing).
+        log.warning(
+            "no run config beside %s (expected <run>/.hydra/config.yaml); using data=%s",
+            path,
+            cfg.data.get("_target_", "?"),
+        )
+        saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in OWN_KEYS])
+    else:
+        saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    config, overridden = merge_run_config(saved, cfg, overrides)
+    datamodule = instantiate(config.data)
+    check_data_shape(checkpoint, datamodule.dims, path)
+    return TrainedRun(path, run_dir, config, overridden, model, checkpoint, datamodule)
