@@ -31,9 +31,16 @@ def compose_train(*overrides: str, run_dir: Path | None = None):
 
 def run_train(*overrides: str, cwd: Path = REPO, timeout: float = 240, env: dict | None = None):
     """Run `python src/train.py <overrides>` as a user would; return the CompletedProcess."""
+    return run_app("train", *overrides, cwd=cwd, timeout=timeout, env=env)
+
+
+def run_app(
+    app: str, *overrides: str, cwd: Path = REPO, timeout: float = 240, env: dict | None = None
+):
+    """Run `python src/<app>.py <overrides>` (train, eval, generate); the CompletedProcess."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, str(TRAIN_SCRIPT), *overrides],
+        [sys.executable, str(REPO / "src" / f"{app}.py"), *overrides],
         cwd=cwd,
         capture_output=True,
         text=True,

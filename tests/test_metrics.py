@@ -227,7 +227,11 @@ def test_factor_vae_score_is_one_for_ideal_latents_and_chance_for_random() -> No
     collapsed = dis.factor_vae_score(
         lambda f: np.zeros((len(f), 3)), FACTOR_SIZES, np.random.RandomState(0), **kwargs
     )
-    assert collapsed == {"factor_vae": 0.0, "factor_vae/train_accuracy": 0.0, "factor_vae/active_dims": 0}
+    assert collapsed == {
+        "factor_vae": 0.0,
+        "factor_vae/train_accuracy": 0.0,
+        "factor_vae/active_dims": 0,
+    }
 
 
 def test_factor_vae_batches_hold_the_chosen_factor_fixed() -> None:

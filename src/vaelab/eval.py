@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from vaelab.train import tidy_lightning_output
 
     tidy_lightning_output()
+    # Under DDP Lightning suggests sync_dist for every epoch-level value; these are
+    # torchmetrics sums and counts, reduced across ranks already.
+    warnings.filterwarnings("ignore", message=r".*self\.log\('test/.*sync_dist=True")
     started = time.time()
     run = load_trained_run(cfg)
     model, datamodule = run.model, run.datamodule

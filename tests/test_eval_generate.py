@@ -1,0 +1,294 @@
+"""`python src/eval.py` and `python src/generate.py` as a user runs them on a trained
+checkpoint: the numbers in eval.json, the pictures in generated/, the one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import read_wandb_run, run_app, run_train
+from PIL import Image
+
+SMALL_MODEL = [
+    "debug=smoke",
+    "data.resolution=32",
+    "model/encoder=mlp",
+    "model/decoder=mlp",
+    "latent_dim=4",
+]
+# Enough steps that the posterior is no longer the prior (a "trained model" for the
+# bounds), still a few seconds on a CPU.
+TRAIN = [
+    *SMALL_MODEL,
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=15",
+    "data.batch_size=32",
+    "model.optimizer.lr=3e-3",
+]
+N_TEST = 192
+EVAL = [
+    f"data.n_test={N_TEST}",
+    "data.eval_batch_size=64",
+    "eval.iwae_k=16",
+    "eval.disentanglement.mig.n_samples=1000",
+    "eval.disentanglement.factor_vae.batch_size=16",
+    "eval.disentanglement.factor_vae.n_train=40",
+    "eval.disentanglement.factor_vae.n_eval=20",
+    "eval.disentanglement.factor_vae.n_variance=400",
+    "eval.disentanglement.dci.n_train=200",
+    "eval.disentanglement.dci.n_test=100",
+    "eval.disentanglement.dci.n_estimators=5",
+]
+GENERATE = [
+    "n_samples=16",
+    "n_reconstructions=16",
+    "interpolation.pairs=3",
+    "interpolation.steps=5",
+    "traversal.steps=7",
+    "traversal.n_stats=200",
+    "traversal.frame_ms=50",
+]
+# W&B offline: the run folder gets a real W&B run, and eval/generate must add to it.
+WANDB = {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def ok(result) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """train -> eval -> generate, each as its own process, on one run folder."""
+    root = tmp_path_factory.mktemp("e2e")
+    run = root / "run"
+    ok(run_train(*TRAIN, f"hydra.run.dir={run}", env=WANDB))
+    ckpt = f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
+    ok(run_app("eval", ckpt, *EVAL, f"hydra.run.dir={root / 'eval'}", env=WANDB))
+    ok(run_app("generate", ckpt, *GENERATE, f"hydra.run.dir={root / 'generate'}", env=WANDB))
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run_dir: Path) -> dict:
+    return json.loads((run_dir / "checkpoints" / "eval.json").read_text())
+
+
+def test_eval_json_holds_every_metric(run_dir: Path, report: dict) -> None:
+    metrics = report["metrics"]
+    assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
+    assert report["run_dir"] == str(run_dir)
+    # The whole test split, once per example (the smoke run tested only 2 batches).
+    assert report["n_examples"] == N_TEST and report["iwae_k"] == 16
+    assert metrics["nelbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-5)
+    # Binary data, Bernoulli likelihood: bits/dim are a code length per pixel.
+    ln2_pixels = 32 * 32 * math.log(2)
+    assert metrics["bpd"] == pytest.approx(metrics["nelbo"] / ln2_pixels, rel=1e-5)
+    assert metrics["bpd_iwae"] == pytest.approx(metrics["nll_iwae"] / ln2_pixels, rel=1e-5)
+    # The importance-weighted bound is tighter than the ELBO on a trained model.
+    assert metrics["nll_iwae"] < metrics["nelbo"]
+    latents = report["latents"]
+    assert len(latents["kl_per_dim"]) == 4
+    assert sum(latents["kl_per_dim"]) == pytest.approx(metrics["kl"], rel=1e-4)
+    active = [d for d, v in enumerate(latents["posterior_mean_variance"]) if v > 0.01]
+    assert metrics["active_units"] == len(active)
+    assert sorted(latents["active_dims_by_kl"]) == active
+    kl = latents["kl_per_dim"]
+    assert [kl[d] for d in latents["active_dims_by_kl"]] == sorted(
+        (kl[d] for d in active), reverse=True
+    )
+    assert 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
+    for key in ("mig", "factor_vae", "dci"):
+        assert 0 <= metrics[key] <= 1, key
+    scores = report["disentanglement"]
+    assert scores["factor_names"] == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    assert scores["settings"]["dci"] == {"n_train": 200, "n_test": 100, "n_estimators": 5}
+    assert set(scores["scores"]) >= {f"mig/{k}" for k in range(5)} | {"dci/completeness"}
+
+
+def test_eval_numbers_join_the_training_wandb_run(run_dir: Path, report: dict) -> None:
+    runs = sorted((run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3  # training, then eval and generate resuming it
+    training, *resumed = (read_wandb_run(r) for r in runs)
+    assert all(r["id"] == training["id"] for r in resumed)
+    summaries = [r["summary"] for r in resumed]
+    (eval_summary,) = [s for s in summaries if "eval/nll_iwae" in s]
+    assert eval_summary["eval/nll_iwae"] == pytest.approx(report["metrics"]["nll_iwae"])
+    assert eval_summary["eval/mig"] == pytest.approx(report["metrics"]["mig"])
+    (generate_run,) = [r for r in resumed if "eval/nll_iwae" not in r["summary"]]
+    assert {"generated/samples", "generated/traversals_gif"} <= {
+        k.split("/_type")[0] for k in generate_run["history_keys"]
+    }
+
+
+def cells(n: int, side: int = 32, pad: int = 2, up: int = 2) -> int:
+    """Pixels spanned by n grid cells of `side` pixels (make_grid padding), upscaled."""
+    return up * (n * (side + pad) + pad)
+
+
+def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
+    out = run_dir / "checkpoints" / "generated"
+    info = json.loads((out / "generated.json").read_text())
+    sizes = {p.name: Image.open(p).size for p in out.glob("*.png")}
+    assert sizes == {
+        "samples.png": (cells(8), cells(2)),  # 16 samples, 8 per row
+        "reconstructions.png": (cells(8), cells(4)),  # 2 rows of originals, 2 of recons
+        "interpolation_linear.png": (cells(5 + 2), cells(3)),  # image, 5 steps, image
+        "interpolation_spherical.png": (cells(5 + 2), cells(3)),
+        "traversals.png": (cells(7), cells(len(info["traversal"]["dims"]))),
+    }
+    dims = info["traversal"]["dims"]
+    kl = info["traversal"]["kl_per_dim"]
+    active = [d for d, a in enumerate(info["traversal"]["active"]) if a]
+    # Every active dimension, largest KL first (all of them if none is active).
+    assert sorted(dims) == (active or [0, 1, 2, 3])
+    assert [kl[d] for d in dims] == sorted((kl[d] for d in dims), reverse=True)
+    assert info["traversal"]["values"] == pytest.approx([-3, -2, -1, 0, 1, 2, 3])
+
+    gif = Image.open(out / "traversals.gif")
+    assert gif.size == (cells(len(dims)), cells(1))
+    durations = []
+    for frame in range(gif.n_frames):
+        gif.seek(frame)
+        durations.append(gif.info["duration"])
+    # 7 values forward and 5 back: identical neighbours may merge, time does not.
+    assert info["traversal"]["gif_frames"] == 12 and sum(durations) == 12 * 50
+    assert gif.n_frames > 1
+
+
+def test_samples_png_shows_seeded_prior_draws(run_dir: Path) -> None:
+    import numpy as np
+
+    from vaelab.checkpoints import load_vae
+
+    model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    # samples.png at sample_seed=0, temperature=1: decoded N(0, I) draws from that seed.
+    z = torch.randn(16, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = model.decode(z).mean
+    picture = np.array(Image.open(run_dir / "checkpoints" / "generated" / "samples.png"))
+    # The first cell starts after 2 px of padding; every pixel is drawn 2 x 2.
+    first = torch.from_numpy(picture[4:68:2, 4:68:2].astype("float32")) / 255
+    torch.testing.assert_close(first, expected[0, 0], atol=0.5 / 255 + 1e-6, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:.*LeafSpec")
+def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
+    """k = 1 reproduces the ELBO; k > 1 is tighter; neither depends on the batch size."""
+    import lightning as L
+
+    from vaelab.checkpoints import load_vae
+    from vaelab.data.shapes import ShapesDataModule
+
+    model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    results = {}
+    for k, batch_size in ((1, 64), (16, 64), (16, 50)):
+        model.iwae_k = k
+        data = ShapesDataModule(resolution=32, n_test=128, eval_batch_size=batch_size)
+        trainer = L.Trainer(
+            logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
+        )
+        (results[k, batch_size],) = trainer.test(model, datamodule=data, verbose=False)
+    k1, k16 = results[1, 64], results[16, 64]
+    assert k1["test/nll_iwae"] == k1["test/nelbo"] and k1["test/iwae_k"] == 1
+    assert k16["test/nelbo"] == pytest.approx(k1["test/nelbo"], rel=1e-6)  # same draws
+    assert k16["test/nll_iwae"] < k16["test/nelbo"]
+    assert results[16, 50]["test/nll_iwae"] == pytest.approx(k16["test/nll_iwae"], rel=1e-6)
+    assert k16["test/active_units"] == sum(model.test_latent_stats["mean_variance"] > 0.01).item()
+
+
+def test_overrides_replace_only_what_they_name(hydra_conf, run_dir: Path) -> None:
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from vaelab.runs import merge_run_config
+
+    overrides = ["data.n_test=100", "trainer=cpu", "eval.iwae_k=3", "seed=5"]
+    composed = compose("eval", overrides=[f"ckpt_path={run_dir}/x.ckpt", *overrides])
+    saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    merged, named = merge_run_config(saved, composed, parsed)
+    assert named == {"data.n_test", "trainer", "seed"}  # eval.* stays with eval
+    assert merged.data.n_test == 100 and merged.data.resolution == 32  # the run's resolution
+    assert merged.data.seed == 5  # ${seed} in the run's data config follows
+    assert merged.trainer.accelerator == "cpu"
+    assert "limit_test_batches" not in merged.trainer  # the whole group was replaced
+    assert merged.latent_dim == 4 and "eval" not in merged
+
+
+def test_interpolation_paths() -> None:
+    from vaelab.generate import lerp, slerp, traversal_latents
+
+    z0 = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
+    z1 = torch.tensor([[0.0, 1.0], [4.0, 0.0]])  # the second pair is parallel
+    t = torch.linspace(0, 1, 5)
+    for path in (lerp(z0, z1, t), slerp(z0, z1, t)):
+        torch.testing.assert_close(path[:, 0], z0)
+        torch.testing.assert_close(path[:, -1], z1)
+    mid = slerp(z0, z1, t)[:, 2]
+    # Orthogonal unit vectors: the spherical midpoint stays on the unit circle.
+    torch.testing.assert_close(mid[0], torch.tensor([0.5**0.5, 0.5**0.5]))
+    torch.testing.assert_close(lerp(z0, z1, t)[0, 2].norm(), torch.tensor(0.5**0.5))
+    torch.testing.assert_close(mid[1], torch.tensor([3.0, 0.0]))  # parallel: linear
+    z = traversal_latents(torch.tensor([0.5, -0.5, 2.0]), [2, 0], torch.tensor([-1.0, 1.0]))
+    assert z.tolist() == [
+        [[0.5, -0.5, -1.0], [0.5, -0.5, 1.0]],
+        [[-1.0, -0.5, 2.0], [1.0, -0.5, 2.0]],
+    ]
+
+
+# ------------------------------------------------------------------ one-line errors
+
+
+def one_error_line(result) -> str:
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vaelab: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("app", ["eval", "generate"])
+def test_missing_checkpoint_is_one_line(app: str, tmp_path: Path) -> None:
+    line = one_error_line(run_app(app, f"ckpt_path={tmp_path}/nope.ckpt", timeout=60))
+    assert f"no checkpoint at {tmp_path}/nope.ckpt" in line
+    line = one_error_line(run_app(app, timeout=60))
+    assert f"ckpt_path is required: python src/{app}.py ckpt_path=" in line
+
+
+def test_bad_values_are_one_line(tmp_path: Path) -> None:
+    ckpt = tmp_path / "x.ckpt"
+    ckpt.write_bytes(b"")
+    line = one_error_line(run_app("eval", f"ckpt_path={ckpt}", "eval.iwae_k=0", timeout=60))
+    assert "eval.iwae_k=0 must be an integer >= 1" in line
+    line = one_error_line(run_app("generate", f"ckpt_path={ckpt}", "temperature=0", timeout=60))
+    assert "temperature=0 must be a number > 0" in line
+    line = one_error_line(run_app("eval", f"ckpt_path={ckpt}", "eval.iwae_kk=3", timeout=60))
+    assert "did you mean eval.iwae_k=...?" in line
+
+
+def test_broken_checkpoints_are_one_line(run_dir: Path, tmp_path: Path) -> None:
+    good = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(good[: len(good) // 2])
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    cases = [
+        ("eval", truncated, "is truncated or not a PyTorch checkpoint"),
+        ("generate", foreign, "is not a vaelab checkpoint"),
+    ]
+    for app, path, message in cases:
+        result = run_app(app, f"ckpt_path={path}", f"hydra.run.dir={tmp_path}/{app}", timeout=120)
+        assert message in one_error_line(result)
+
+
+def test_checkpoint_for_other_data_is_one_line(run_dir: Path, tmp_path: Path) -> None:
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    result = run_app(
+        "eval", f"ckpt_path={ckpt}", "data.resolution=16", f"hydra.run.dir={tmp_path}", timeout=120
+    )
+    assert "was trained on 1x32x32 data but the chosen data is 1x16x16" in one_error_line(result)
