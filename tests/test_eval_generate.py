@@ -269,6 +269,8 @@ def test_bad_values_are_one_line(tmp_path: Path) -> None:
     assert "temperature=0 must be a number > 0" in line
     line = one_error_line(run_app("eval", f"ckpt_path={ckpt}", "eval.iwae_kk=3", timeout=60))
     assert "did you mean eval.iwae_k=...?" in line
+    line = one_error_line(run_app("generate", f"ckpt_path={ckpt}", "latent_dim=8", timeout=60))
+    assert "'latent_dim' is a training setting; src/generate.py rebuilds the model" in line
 
 
 def test_broken_checkpoints_are_one_line(run_dir: Path, tmp_path: Path) -> None:

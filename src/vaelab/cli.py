@@ -93,11 +93,21 @@ def _explain_missing_option(exc: Any) -> str:
 
 
 def _explain_composition_error(
-    exc: Exception, known_keys: Sequence[str], config_name: str = "train"
+    exc: Exception,
+    known_keys: Sequence[str],
+    config_name: str = "train",
+    train_keys: Sequence[str] = (),
 ) -> str:
     first = str(exc).strip().splitlines()[0]
     if first.startswith("Could not override '"):
         key = first.split("'")[1]
+        top = key.split(".")[0]
+        if top in train_keys and top not in known_keys:
+            # model=..., beta=..., latent_dim=...: the model comes from the checkpoint.
+            return (
+                f"'{key}' is a training setting; src/{config_name}.py rebuilds the model from "
+                "the checkpoint (override data, trainer or paths keys instead)"
+            )
         close = difflib.get_close_matches(key, known_keys, n=1)
         see = f"see `python src/{config_name}.py --cfg job`"
         hint = f"did you mean {close[0]}=...?" if close else see
@@ -150,7 +160,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
             except MissingConfigException as exc:
                 fail(_explain_missing_option(exc))
             except ConfigCompositionException as exc:
-                fail(_explain_composition_error(exc, known, config_name))
+                train_keys = _dotted_keys(compose("train")) if config_name != "train" else []
+                fail(_explain_composition_error(exc, known, config_name, train_keys))
             except VaelabError as exc:  # a bad value, a checkpoint that is not there
                 fail(str(exc))
         run_dirs = [

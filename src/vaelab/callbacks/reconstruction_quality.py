@@ -42,7 +42,9 @@ class ReconstructionQuality(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         x = batch[0] if isinstance(batch, tuple | list) else batch
-        reconstruction = pl_module.reconstruct(x)
+        # Clamped to the data's range: the picture a grid shows (a Gaussian likelihood's
+        # mean can leave [0, 1]; no image can).
+        reconstruction = pl_module.reconstruct(x).clamp(0.0, self.data_range)
         self.psnr.update(psnr(reconstruction, x, self.data_range))
         self.ssim.update(ssim(reconstruction, x, self.data_range))
         self.count.update(float(x.shape[0]))
