@@ -78,8 +78,8 @@ def report(run_dir: Path) -> dict:
 
 def test_eval_json_holds_every_metric(run_dir: Path, report: dict) -> None:
     metrics = report["metrics"]
-    assert report["checkpoint"] == str(run_dir / "checkpoints" / "best.ckpt")
-    assert report["run_dir"] == str(run_dir)
+    assert Path(report["checkpoint"]) == (run_dir / "checkpoints" / "best.ckpt").resolve()
+    assert Path(report["run_dir"]) == run_dir.resolve()
     # The whole test split, once per example (the smoke run tested only 2 batches).
     assert report["n_examples"] == N_TEST and report["iwae_k"] == 16
     assert metrics["nelbo"] == pytest.approx(metrics["recon"] + metrics["kl"], rel=1e-5)
@@ -134,7 +134,7 @@ def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
     sizes = {p.name: Image.open(p).size for p in out.glob("*.png")}
     assert sizes == {
         "samples.png": (cells(8), cells(2)),  # 16 samples, 8 per row
-        "reconstructions.png": (cells(8), cells(4)),  # 2 rows of originals, 2 of recons
+        "reconstructions.png": (cells(16), cells(2)),  # 8 (original, recon) pairs per row
         "interpolation_linear.png": (cells(5 + 2), cells(3)),  # image, 5 steps, image
         "interpolation_spherical.png": (cells(5 + 2), cells(3)),
         "traversals.png": (cells(7), cells(len(info["traversal"]["dims"]))),
@@ -158,10 +158,11 @@ def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
     assert gif.n_frames > 1
 
 
-def test_samples_png_shows_seeded_prior_draws(run_dir: Path) -> None:
+def test_samples_and_reconstructions_show_what_the_model_decodes(run_dir: Path) -> None:
     import numpy as np
 
     from vaelab.checkpoints import load_vae
+    from vaelab.data.shapes import ShapesDataModule
 
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     # samples.png at sample_seed=0, temperature=1: decoded N(0, I) draws from that seed.
@@ -172,6 +173,15 @@ def test_samples_png_shows_seeded_prior_draws(run_dir: Path) -> None:
     # The first cell starts after 2 px of padding; every pixel is drawn 2 x 2.
     first = torch.from_numpy(picture[4:68:2, 4:68:2].astype("float32")) / 255
     torch.testing.assert_close(first, expected[0, 0], atol=0.5 / 255 + 1e-6, rtol=0)
+
+    # reconstructions.png: the first test image of the run's data, its reconstruction beside.
+    data = ShapesDataModule(resolution=32, n_val=5000, n_test=5000, seed=0)
+    x = data.example_batch(1, split="test")
+    picture = np.array(Image.open(run_dir / "checkpoints" / "generated" / "reconstructions.png"))
+    original = torch.from_numpy(picture[4:68:2, 4:68:2].astype("float32")) / 255
+    beside = torch.from_numpy(picture[4:68:2, 72:136:2].astype("float32")) / 255
+    torch.testing.assert_close(original, x[0, 0])
+    torch.testing.assert_close(beside, model.reconstruct(x)[0, 0], atol=0.5 / 255 + 1e-6, rtol=0)
 
 
 @pytest.mark.filterwarnings("ignore:.*LeafSpec")
@@ -274,23 +284,30 @@ def test_bad_values_are_one_line(tmp_path: Path) -> None:
 
 
 def test_broken_checkpoints_are_one_line(run_dir: Path, tmp_path: Path) -> None:
+    from vaelab.checkpoints import load_vae
+    from vaelab.errors import CheckpointError
+
     good = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(good[: len(good) // 2])
+    result = run_app("eval", f"ckpt_path={truncated}", f"hydra.run.dir={tmp_path}/e", timeout=120)
+    assert "is truncated or not a PyTorch checkpoint" in one_error_line(result)
+    # The apps load through this one function: what it raises is what they print.
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"weights": torch.zeros(3)}, foreign)
-    cases = [
-        ("eval", truncated, "is truncated or not a PyTorch checkpoint"),
-        ("generate", foreign, "is not a vaelab checkpoint"),
-    ]
-    for app, path, message in cases:
-        result = run_app(app, f"ckpt_path={path}", f"hydra.run.dir={tmp_path}/{app}", timeout=120)
-        assert message in one_error_line(result)
+    with pytest.raises(CheckpointError, match="is not a vaelab checkpoint"):
+        load_vae(foreign)
+    mismatched = tmp_path / "mismatched.ckpt"
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["hyper_parameters"]["latent_dim"] = 7  # weights of a 4-dim model
+    torch.save(checkpoint, mismatched)
+    with pytest.raises(CheckpointError, match="does not hold a VAE this version can load"):
+        load_vae(mismatched)
 
 
 def test_checkpoint_for_other_data_is_one_line(run_dir: Path, tmp_path: Path) -> None:
     ckpt = run_dir / "checkpoints" / "best.ckpt"
     result = run_app(
-        "eval", f"ckpt_path={ckpt}", "data.resolution=16", f"hydra.run.dir={tmp_path}", timeout=120
+        "generate", f"ckpt_path={ckpt}", "data.resolution=16", f"hydra.run.dir={tmp_path}"
     )
     assert "was trained on 1x32x32 data but the chosen data is 1x16x16" in one_error_line(result)

@@ -2,7 +2,8 @@
 model does, written to `generated/` beside the checkpoint (see conf/generate.yaml):
 
 - samples.png: `n_samples` decoded draws z ~ N(0, temperature² I);
-- reconstructions.png: test images, each grid row followed by its reconstructions;
+- reconstructions.png: test images, each with its reconstruction beside it (`nrow`
+  pairs per row);
 - interpolation_linear.png, interpolation_spherical.png: one pair of test images per
   row, the first image, `steps` decoded points between their posterior means (ends
   included), the second image;
@@ -11,7 +12,8 @@ model does, written to `generated/` beside the checkpoint (see conf/generate.yam
   traversals.gif: the same sweep as an animation, one frame per value;
 - generated.json: what each file shows (dimensions, KL, settings).
 
-Every image is the likelihood's mean, decoded on `device`.
+Every image is the likelihood's mean, decoded on `device`; the data are the first
+images of the run's test split, so the pictures of two checkpoints compare.
 """
 
 from __future__ import annotations
@@ -27,6 +29,18 @@ from torch import Tensor
 from vaelab.config_checks import check_config
 
 log = logging.getLogger(__name__)
+
+#: The config values generated.json records next to the pictures.
+SETTINGS = (
+    "n_samples",
+    "temperature",
+    "sample_seed",
+    "nrow",
+    "n_reconstructions",
+    "interpolation",
+    "traversal",
+    "upscale",
+)
 
 
 def lerp(z0: Tensor, z1: Tensor, t: Tensor) -> Tensor:
@@ -87,73 +101,98 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+@torch.no_grad()
+def decode_mean(model: Any, z: Tensor) -> Tensor:
+    """Images (N, C, H, W) on the CPU: p(x|z)'s mean for latents (..., D)."""
+    return model.decode(z.reshape(-1, model.latent_dim).to(model.device)).mean.cpu()
+
+
+@torch.no_grad()
+def encode_mean(model: Any, x: Tensor) -> Tensor:
+    """Posterior means (N, D) on the CPU."""
+    return model.encode(x.to(model.device)).mean.cpu()
+
+
+def prior_samples(model: Any, n: int, temperature: float, seed: int) -> Tensor:
+    """`n` decoded draws z ~ N(0, temperature² I), from their own seeded generator (the
+    same picture for the same seed, whatever ran before)."""
+    generator = torch.Generator().manual_seed(seed)
+    return decode_mean(model, torch.randn(n, model.latent_dim, generator=generator) * temperature)
+
+
+def reconstruction_pairs(model: Any, x: Tensor) -> Tensor:
+    """(2N, C, H, W): each image followed by its reconstruction from the posterior mean."""
+    return torch.stack([x, decode_mean(model, encode_mean(model, x))], dim=1).flatten(0, 1)
+
+
+def interpolation_rows(model: Any, xa: Tensor, xb: Tensor, steps: int, spherical: bool) -> Tensor:
+    """(P * (steps + 2), C, H, W): per pair, the first image, `steps` decoded points from
+    its posterior mean to the second's (ends included), the second image."""
+    t = torch.linspace(0, 1, steps)
+    path = (slerp if spherical else lerp)(encode_mean(model, xa), encode_mean(model, xb), t)
+    decoded = decode_mean(model, path).view(len(xa), steps, *xa.shape[1:])
+    return torch.cat([xa.unsqueeze(1), decoded, xb.unsqueeze(1)], dim=1).flatten(0, 1)
+
+
+def traversed_dimensions(stats: dict[str, Tensor]) -> list[int]:
+    """The active dimensions, largest KL first; all of them if none is active (a fully
+    collapsed posterior: better to show that than nothing)."""
+    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+
+    dims = dimensions_by_kl(stats["kl_per_dim"], active_dimensions(stats["mean_variance"]))
+    if not dims:
+        log.warning("no active latent dimension; traversing all of them by KL")
+        dims = dimensions_by_kl(stats["kl_per_dim"])
+    return dims
+
+
 def generate(cfg: DictConfig) -> dict[str, Path]:
     """Write the grids and the GIF for `cfg.ckpt_path`; return {name: path}."""
     check_config(cfg, "generate")
     from vaelab import tracking
     from vaelab.callbacks.run_summary import write_json
-    from vaelab.images import interleave_rows, make_grid, save_gif, save_png
-    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+    from vaelab.images import make_grid, save_gif, save_png
+    from vaelab.metrics.latents import active_dimensions
     from vaelab.runs import load_trained_run
 
     run = load_trained_run(cfg)
-    device = pick_device(str(cfg.device))
-    model = run.model.to(device).eval()
+    model = run.model.to(pick_device(str(cfg.device))).eval()
     data = run.datamodule
     out = Path(cfg.output) if cfg.get("output") else run.checkpoint_path.parent / "generated"
     up, nrow = int(cfg.upscale), int(cfg.nrow)
     written: dict[str, Path] = {}
 
-    def decode(z: Tensor) -> Tensor:
-        with torch.no_grad():
-            return model.decode(z.reshape(-1, model.latent_dim).to(device)).mean.cpu()
+    def save(name: str, images: Tensor, per_row: int) -> None:
+        written[name] = save_png(make_grid(images, per_row), out / f"{name}.png", up)
 
-    def encode_mean(x: Tensor) -> Tensor:
-        with torch.no_grad():
-            return model.encode(x.to(device)).mean.cpu()
-
-    # Prior samples, from their own generator: the same picture for the same seed.
-    generator = torch.Generator().manual_seed(int(cfg.sample_seed))
-    z = torch.randn(int(cfg.n_samples), model.latent_dim, generator=generator) * cfg.temperature
-    written["samples"] = save_png(make_grid(decode(z), nrow), out / "samples.png", up)
-
+    samples = prior_samples(model, int(cfg.n_samples), float(cfg.temperature), int(cfg.sample_seed))
+    save("samples", samples, nrow)
     x = data.example_batch(int(cfg.n_reconstructions), split="test")
-    grid = make_grid(interleave_rows(x, decode(encode_mean(x)), nrow), nrow)
-    written["reconstructions"] = save_png(grid, out / "reconstructions.png", up)
+    save("reconstructions", reconstruction_pairs(model, x), 2 * nrow)
 
-    pairs, steps = int(cfg.interpolation.pairs), int(cfg.interpolation.steps)
-    ends = data.example_batch(2 * pairs, split="test")
-    pairs = len(ends) // 2  # a test split smaller than asked for
-    xa, xb = ends[0 : 2 * pairs : 2], ends[1 : 2 * pairs : 2]
-    za, zb = encode_mean(xa), encode_mean(xb)
-    t = torch.linspace(0, 1, steps)
-    for name, path_fn in (("linear", lerp), ("spherical", slerp)):
-        decoded = decode(path_fn(za, zb, t)).view(pairs, steps, *x.shape[1:])
-        rows = torch.cat([xa.unsqueeze(1), decoded, xb.unsqueeze(1)], dim=1)
-        grid = make_grid(rows.flatten(0, 1), steps + 2)
-        written[f"interpolation_{name}"] = save_png(grid, out / f"interpolation_{name}.png", up)
+    steps = int(cfg.interpolation.steps)
+    ends = data.example_batch(2 * int(cfg.interpolation.pairs), split="test")
+    ends = ends[: len(ends) // 2 * 2]  # a test split smaller than asked for
+    for name, spherical in (("linear", False), ("spherical", True)):
+        rows = interpolation_rows(model, ends[0::2], ends[1::2], steps, spherical)
+        save(f"interpolation_{name}", rows, steps + 2)
 
     tr = cfg.traversal
     stats = latent_statistics(model, data.example_batch(int(tr.n_stats), split="test"))
-    active = active_dimensions(stats["mean_variance"])
-    dims = dimensions_by_kl(stats["kl_per_dim"], active)
-    if not dims:
-        # A fully collapsed posterior: show every dimension rather than nothing.
-        log.warning("no active latent dimension; traversing all %d by KL", model.latent_dim)
-        dims = dimensions_by_kl(stats["kl_per_dim"])
-    base = encode_mean(data.example_batch(int(tr.example) + 1, split="test")[-1:])[0]
+    dims = traversed_dimensions(stats)
+    base = encode_mean(model, data.example_batch(int(tr.example) + 1, split="test")[-1:])[0]
     values = torch.linspace(-float(tr.range), float(tr.range), int(tr.steps))
-    frames = decode(traversal_latents(base, dims, values)).view(
-        len(dims), len(values), *x.shape[1:]
-    )
-    grid = make_grid(frames.flatten(0, 1), len(values))
-    written["traversals"] = save_png(grid, out / "traversals.png", up)
+    frames = decode_mean(model, traversal_latents(base, dims, values))
+    frames = frames.view(len(dims), len(values), *frames.shape[1:])
+    save("traversals", frames.flatten(0, 1), len(values))
     # GIF: frame j shows every traversed dimension at values[j], left to right in KL
     # order; forward then back, so the loop has no jump.
     order = [*range(len(values)), *range(len(values) - 2, 0, -1)]
-    gif_frames = [make_grid(frames[:, j], len(dims)) for j in order]
     written["traversals_gif"] = save_gif(
-        gif_frames, out / "traversals.gif", duration_ms=int(tr.frame_ms), upscale=up
+        [make_grid(frames[:, j], len(dims)) for j in order],
+        out / "traversals.gif",
+        duration_ms=int(tr.frame_ms),
+        upscale=up,
     )
 
     info = {
@@ -161,31 +200,16 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         "files": {name: path.name for name, path in written.items()},
         "traversal": {
             "dims": dims,
-            "active": [bool(a) for a in active],
-            "kl_per_dim": [float(v) for v in stats["kl_per_dim"]],
-            "posterior_mean_variance": [float(v) for v in stats["mean_variance"]],
-            "values": [float(v) for v in values],
+            "active": active_dimensions(stats["mean_variance"]).tolist(),
+            "kl_per_dim": stats["kl_per_dim"].tolist(),
+            "posterior_mean_variance": stats["mean_variance"].tolist(),
+            "values": values.tolist(),
             "gif_frames": len(order),
         },
-        "settings": {
-            k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
-            for k, v in cfg.items()
-            if k
-            in (
-                "n_samples",
-                "temperature",
-                "sample_seed",
-                "nrow",
-                "n_reconstructions",
-                "interpolation",
-                "traversal",
-                "upscale",
-            )
-        },
+        "settings": OmegaConf.to_container(OmegaConf.masked_copy(cfg, SETTINGS), resolve=True),
     }
-    info_path = out / "generated.json"
-    write_json(info_path, info)
-    written["info"] = info_path
+    written["info"] = out / "generated.json"
+    write_json(written["info"], info)
     log.info("wrote %d files to %s", len(written), out)
 
     wandb_run = tracking.continue_run(run.run_dir, (run.config.get("logger") or {}).get("wandb"))
