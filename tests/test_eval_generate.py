@@ -225,7 +225,8 @@ def test_overrides_replace_only_what_they_name(hydra_conf, run_dir: Path) -> Non
     assert merged.data.n_test == 100 and merged.data.resolution == 32  # the run's resolution
     assert merged.data.seed == 5  # ${seed} in the run's data config follows
     assert merged.trainer.accelerator == "cpu"
-    assert "limit_test_batches" not in merged.trainer  # the whole group was replaced
+    # The whole group was replaced: the run's limits (15 train, 2 test batches) are gone.
+    assert merged.trainer.limit_test_batches == 1.0 and merged.trainer.limit_train_batches == 1.0
     assert merged.latent_dim == 4 and "eval" not in merged
 
 

@@ -49,9 +49,15 @@ def reports_errors(task: F) -> F:
 
 
 def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:
-    """Override lists to compose: the fixed overrides, plus each sweep value on its own."""
+    """Override lists to compose: the fixed overrides with each sweep value on its own,
+    or the fixed overrides alone when there is no sweep value to list.
+
+    The fixed list is not checked on its own beside the sweep values: every variant
+    holds it, and without them a swept required key (`-m ckpt_path=a.ckpt,b.ckpt`)
+    would look missing.
+    """
     fixed = [o.input_line for o in overrides if not o.is_sweep_override()]
-    variants = [fixed]
+    variants: list[list[str]] = []
     for override in overrides:
         if not override.is_sweep_override():
             continue
@@ -63,7 +69,7 @@ def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:
             continue
         key = override.get_key_element()
         variants += [[*fixed, f"{key}={value}"] for value in values]
-    return variants
+    return variants or [fixed]
 
 
 def _dotted_keys(cfg: Any, prefix: str = "") -> list[str]:

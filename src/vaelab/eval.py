@@ -13,6 +13,7 @@ observations from the ground-truth factors) runs afterwards on rank 0 alone.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import warnings
@@ -146,10 +147,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg, "eval")
     import lightning as L
 
-    from vaelab import tracking
+    from vaelab import distributed, tracking
     from vaelab.callbacks import ReconstructionQuality
     from vaelab.callbacks.run_summary import package_versions, write_json
-    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
     from vaelab.runs import load_trained_run
     from vaelab.train import tidy_lightning_output
 
@@ -159,6 +159,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=r".*self\.log\('test/.*sync_dist=True")
     started = time.time()
     run = load_trained_run(cfg)
+    path = Path(cfg.eval.output) if cfg.eval.get("output") else run.checkpoint_path.parent
+    path = path / "eval.json" if path.suffix != ".json" else path
+    if distributed.needs_own_ddp_group(run.config):
+        # `-m` over checkpoints with a DDP trainer: as for training, each job runs as
+        # its own single run, whose ranks Lightning can start by re-running it.
+        distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
+        return json.loads(path.read_text())
+
     model, datamodule = run.model, run.datamodule
     model.iwae_k = int(cfg.eval.iwae_k)
     model.iwae_max_decoded = int(cfg.eval.iwae_max_decoded)
@@ -169,39 +177,25 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if trainer.global_rank != 0:
         return {}
 
-    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
-    metrics: dict[str, float] = {k: logged[f"test/{k}"] for k in TEST_KEYS if f"test/{k}" in logged}
-    metrics["active_units"] = int(metrics["active_units"])
-    stats = model.test_latent_stats
-    active = active_dimensions(stats["mean_variance"])
-    results: dict[str, Any] = {
+    results = {
         "checkpoint": str(run.checkpoint_path.resolve()),
         "run_dir": str(run.run_dir) if run.run_dir else None,
         "eval_dir": str(job_output_dir()),
-        "split": "test",
-        "n_examples": int(logged["test/n_examples"]),
         "iwae_k": int(cfg.eval.iwae_k),
-        "metrics": metrics,
-        "latents": {
-            "kl_per_dim": [float(v) for v in stats["kl_per_dim"]],
-            "posterior_mean_variance": [float(v) for v in stats["mean_variance"]],
-            "active_dims_by_kl": dimensions_by_kl(stats["kl_per_dim"], active),
-        },
-        "disentanglement": None,
-        "test_metrics": logged,
+        **summarise_test(trainer, model),
     }
-
     truth = ground_truth(datamodule)
     dis_cfg = cfg.eval.disentanglement
     if truth is not None and dis_cfg.enabled:
         device = trainer.strategy.root_device
         model.to(device).eval()
         batch_size = int(getattr(datamodule, "eval_batch_size", 256))
-        encode = factor_encoder(model, truth, batch_size, device)
         t0 = time.time()
-        scores = disentanglement_scores(encode, truth.factor_sizes, dis_cfg)
+        scores = disentanglement_scores(
+            factor_encoder(model, truth, batch_size, device), truth.factor_sizes, dis_cfg
+        )
         log.info("disentanglement metrics in %.1f s", time.time() - t0)
-        metrics.update({k: scores[k] for k in ("mig", "factor_vae", "dci")})
+        results["metrics"].update({k: scores[k] for k in ("mig", "factor_vae", "dci")})
         results["disentanglement"] = {
             "factor_names": list(truth.factor_names),
             "factor_sizes": list(truth.factor_sizes),
@@ -213,21 +207,49 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     results["wall_time_s"] = round(time.time() - started, 3)
     results["versions"] = package_versions()
-    path = Path(cfg.eval.output) if cfg.eval.get("output") else run.checkpoint_path.parent
-    path = path / "eval.json" if path.suffix != ".json" else path
     write_json(path, results)
-    log.info("wrote %s: %s", path, _headline(metrics))
+    log.info("wrote %s: %s", path, _headline(results["metrics"]))
+    report_to_wandb(run, results)
+    return results
+
+
+def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
+    """eval.json's test part: headline metrics, latent statistics, every test/ value."""
+    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
+    metrics: dict[str, Any] = {k: logged[f"test/{k}"] for k in TEST_KEYS if f"test/{k}" in logged}
+    metrics["active_units"] = int(metrics["active_units"])
+    stats = model.test_latent_stats
+    return {
+        "split": "test",
+        "n_examples": int(logged["test/n_examples"]),
+        "metrics": metrics,
+        "latents": {
+            "kl_per_dim": stats["kl_per_dim"].tolist(),
+            "posterior_mean_variance": stats["mean_variance"].tolist(),
+            "active_dims_by_kl": dimensions_by_kl(
+                stats["kl_per_dim"], active_dimensions(stats["mean_variance"])
+            ),
+        },
+        "disentanglement": None,
+        "test_metrics": logged,
+    }
+
+
+def report_to_wandb(run: Any, results: dict[str, Any]) -> None:
+    """Add the headline numbers as eval/<name> (history and summary) to the W&B run the
+    training made, if it made one."""
+    from vaelab import tracking
 
     wandb_run = tracking.continue_run(run.run_dir, (run.config.get("logger") or {}).get("wandb"))
-    if wandb_run is not None:
-        values = {f"eval/{k}": v for k, v in metrics.items()}
-        values.update(
-            {f"eval/kl_dim/{i}": v for i, v in enumerate(results["latents"]["kl_per_dim"])}
-        )
-        wandb_run.log(values)
-        wandb_run.summary.update({**values, "eval/iwae_k": results["iwae_k"]})
-        wandb_run.finish()
-    return results
+    if wandb_run is None:
+        return
+    values = {f"eval/{k}": v for k, v in results["metrics"].items()}
+    values.update({f"eval/kl_dim/{i}": v for i, v in enumerate(results["latents"]["kl_per_dim"])})
+    wandb_run.log(values)
+    wandb_run.summary.update({**values, "eval/iwae_k": results["iwae_k"]})
+    wandb_run.finish()
 
 
 def _headline(metrics: dict[str, float]) -> str:
