@@ -37,7 +37,7 @@ class NonFiniteGuard(L.Callback):
         # One scalar check per step. (Checking every gradient tensor instead costs about
         # as much as a sixth of a small model's step on a CPU.)
         self._skip_step = False
-        if bool(torch.isfinite(loss)):
+        if bool(torch.isfinite(loss.detach())):
             return
         if self.action == "skip" and self.skipped < self.max_skips:
             self.skipped += 1
