@@ -44,7 +44,7 @@ class NonFiniteGuard(L.Callback):
             self._skip_step = True
             return
         raise NonFiniteLossError(
-            f"loss {float(loss)} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"loss {loss.detach().item()} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
             f"last good checkpoint: {last_checkpoint(trainer) or 'none written yet'}; lower the "
             "learning rate, clip gradients (trainer.gradient_clip_val=1) or set "
             "callbacks.nonfinite_guard.action=skip"
