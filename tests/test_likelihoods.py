@@ -81,6 +81,30 @@ def test_bernoulli_is_binary_cross_entropy_on_grey_levels() -> None:
     torch.testing.assert_close(BernoulliLikelihood(1)(logits).log_prob(x), expected.sum((1, 2, 3)))
 
 
+@pytest.mark.parametrize(
+    "likelihood",
+    [
+        BernoulliLikelihood(3),
+        GaussianLikelihood(3, sigma=0.2, learn_sigma="channel"),
+        DiscretizedLogisticLikelihood(3),
+    ],
+    ids=lambda lik: lik.name,
+)
+def test_training_log_prob_equals_the_distribution(likelihood) -> None:
+    # The training step calls `likelihood.log_prob(params, x)`; it must be the
+    # distribution's log_prob, whatever shortcut a subclass takes.
+    params = torch.randn(4, 3 * likelihood.params_per_channel, 5, 5)
+    x = torch.randint(0, 256, (4, 3, 5, 5)) / 255.0
+    expected = likelihood(params).log_prob(x)
+    assert expected.shape == (4,)
+    torch.testing.assert_close(likelihood.log_prob(params, x), expected)
+    if isinstance(likelihood, BernoulliLikelihood):
+        reference = torch.distributions.Bernoulli(logits=params, validate_args=False)
+        torch.testing.assert_close(
+            likelihood.log_prob(params, x), reference.log_prob(x).sum((1, 2, 3))
+        )
+
+
 def test_discretized_logistic_refuses_binary_data() -> None:
     with pytest.raises(ConfigError, match="likelihood=bernoulli"):
         DiscretizedLogisticLikelihood(1).check_data(levels=2)

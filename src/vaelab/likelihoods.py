@@ -33,6 +33,12 @@ class Likelihood(nn.Module, abc.ABC):
     def forward(self, params: Tensor) -> Distribution:
         return Independent(self.base(params), 3)
 
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) per example, shape (B,): `self(params).log_prob(x)`, which a
+        subclass may compute without building distribution objects (the training step
+        of a small model pays for every Python-level object it makes)."""
+        return self(params).log_prob(x)
+
     @abc.abstractmethod
     def base(self, params: Tensor) -> Distribution:
         """The per-pixel distribution; `forward` makes the image one event."""
@@ -61,6 +67,11 @@ class BernoulliLikelihood(Likelihood):
     def base(self, params: Tensor) -> Distribution:
         # validate_args=False: grey-level targets are outside Bernoulli's {0, 1} support.
         return Bernoulli(logits=params, validate_args=False)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        # Bernoulli(logits).log_prob(x) is exactly −BCE-with-logits, summed per image.
+        bce = nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
+        return -bce.flatten(1).sum(1)
 
     def discrete_levels(self) -> int | None:
         return 2

@@ -41,6 +41,20 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
+def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
+    """Drop the progress bar / checkpoint callbacks that `trainer.enable_progress_bar=false`
+    or `trainer.enable_checkpointing=false` switch off. Lightning refuses the pair with an
+    error; a user who types the trainer flag means "off", whatever callbacks= holds."""
+    from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+
+    disabled: tuple[type, ...] = ()
+    if not trainer_cfg.get("enable_progress_bar", True):
+        disabled += (ProgressBar,)
+    if not trainer_cfg.get("enable_checkpointing", True):
+        disabled += (Checkpoint,)
+    return [c for c in callbacks if not (disabled and isinstance(c, disabled))]
+
+
 def build_model(cfg: DictConfig, datamodule: Any) -> Any:
     """The VAE for this config, with its backbones sized from the data."""
     from hydra.utils import instantiate
@@ -68,12 +82,13 @@ def train(cfg: DictConfig) -> float | None:
     if distributed.needs_own_ddp_group(cfg):
         return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
     tidy_lightning_output()
+    use_flush_denormal(bool(cfg.get("flush_denormal", True)))
     check_devices(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
     ckpt_path = resolve_checkpoint(cfg, model)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = without_disabled(instantiate_group(cfg.get("callbacks")), cfg.trainer)
     loggers = instantiate_group(cfg.get("logger"))
     failed = True
     try:
@@ -88,6 +103,17 @@ def train(cfg: DictConfig) -> float | None:
         tracking.finish_loggers(loggers, failed=failed)
     name = cfg.get("optimized_metric")
     return best if best is not None else metrics.get(name) if name else None
+
+
+def use_flush_denormal(enabled: bool) -> None:
+    """Flush subnormal floats to zero (x86 FTZ/DAZ) in this process.
+
+    The flag is per thread and new threads copy it from the thread that creates them,
+    so it must be set before the first parallel op starts torch's CPU thread pool:
+    `train` calls this before it builds data or model."""
+    import torch
+
+    torch.set_flush_denormal(enabled)
 
 
 def check_devices(trainer_cfg: DictConfig) -> None:

@@ -43,8 +43,9 @@ class NonFiniteGuard(L.Callback):
             self.skipped += 1
             self._skip_step = True
             return
+        value = loss.detach().item()
         raise NonFiniteLossError(
-            f"loss {loss.detach().item()} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
+            f"loss {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
             f"last good checkpoint: {last_checkpoint(trainer) or 'none written yet'}; lower the "
             "learning rate, clip gradients (trainer.gradient_clip_val=1) or set "
             "callbacks.nonfinite_guard.action=skip"

@@ -20,7 +20,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent, Normal, kl_divergence
+from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
 
 from vaelab.errors import ConfigError
@@ -161,8 +161,13 @@ class VAE(L.LightningModule):
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Independent:
         """q(z|x): a diagonal Gaussian, one event of size latent_dim per example."""
-        mean, log_var = self.posterior_head(self._encoder_forward(x)).chunk(2, dim=-1)
+        mean, log_var = self.posterior_params(x)
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
+
+    def posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z|x), each (B, latent_dim)."""
+        mean, log_var = self.posterior_head(self._encoder_forward(x)).chunk(2, dim=-1)
+        return mean, log_var
 
     def decode(self, z: Tensor) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W)."""
@@ -184,13 +189,16 @@ class VAE(L.LightningModule):
         With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`.
         `noise` (B, latent_dim): the standard normal draw to reparameterise with
         (default: a fresh one)."""
-        posterior = self.encode(x)
-        if noise is None:
-            z = posterior.rsample()
-        else:
-            z = posterior.mean + posterior.stddev * noise.to(posterior.mean)
-        recon = -self.decode(z).log_prob(x)
-        kl_per_dim = kl_divergence(posterior.base_dist, self.prior(posterior.mean).base_dist)
+        # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
+        # the prior (the tests check them against those), written on tensors: this is
+        # the training step, and distribution objects cost a small model real time.
+        mean, log_var = self.posterior_params(x)
+        std = torch.exp(0.5 * log_var)
+        eps = torch.randn_like(mean) if noise is None else noise.to(mean)
+        z = mean + std * eps
+        recon = -self.likelihood.log_prob(self._decoder_forward(z), x)
+        # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
+        kl_per_dim = 0.5 * (mean.square() + std.square() - 1.0 - log_var)
         kl = kl_per_dim.sum(-1)
         terms = {"recon": recon, "kl": kl, "nelbo": recon + kl}
         if per_dim:
@@ -222,7 +230,7 @@ class VAE(L.LightningModule):
         # Lightning, a measurable share of a small model's step on a CPU) runs only on
         # the steps whose values the loggers will record, and once per epoch for means.
         terms = torch.stack([objective.loss, means["recon"], means["kl"]]).detach()
-        self._train_totals = self._train_totals + terms * batch.shape[0]
+        self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
         every = self.trainer.log_every_n_steps if self._trainer is not None else 0
         if every and (self.global_step + 1) % every == 0:
