@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
 from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
-from vaelab.errors import CheckpointError
+from vaelab.errors import CheckpointError, ConfigError
 from vaelab.models import VAE
 
 MLP = {
@@ -112,3 +112,34 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) ->
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]  # no temp file left
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
+    # SGD with lr=1: the update is minus the clipped gradient, so its size is the clip.
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=16, n_val=16, n_test=16, batch_size=16)
+    sgd = {"_target_": "torch.optim.SGD", "lr": 1.0}
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=sgd, **MLP)
+    model.configure_gradient_clipping_value(1e-3, algorithm)
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = L.Trainer(
+        max_steps=1,
+        limit_val_batches=0,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=data)
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    if algorithm == "norm":
+        torch.testing.assert_close(update.norm(), torch.tensor(1e-3), rtol=1e-3, atol=0)
+    else:
+        assert update.abs().max().item() == pytest.approx(1e-3, rel=1e-5)
+
+
+def test_gradient_clipping_rejects_a_bad_value() -> None:
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    with pytest.raises(ConfigError, match="gradient_clip_val must be > 0"):
+        model.configure_gradient_clipping_value(-1.0)

@@ -93,7 +93,17 @@ def train(cfg: DictConfig) -> float | None:
     failed = True
     try:
         tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
-        trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+        # The model clips its own gradients (it optimises manually, see models/vae.py).
+        model.configure_gradient_clipping_value(
+            cfg.trainer.get("gradient_clip_val"), cfg.trainer.get("gradient_clip_algorithm")
+        )
+        trainer: L.Trainer = instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            gradient_clip_val=None,
+            gradient_clip_algorithm=None,
+        )
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
         best = _best_score(trainer, cfg.get("optimized_metric"))
         tracking.record_summary(loggers, {"best/val_nelbo": best, **_test_metrics(metrics)})
