@@ -13,7 +13,9 @@ is a low percentile (p20) over all epochs but each run's first.
 
 Also measured: the conv and resnet presets on 3x32x32 images, bf16-mixed against fp32
 for the conv model, `model.compile=true`, the test nelbo of (a) and (b) after the same
-epochs, `src/train.py --help` and the time from command to first training step.
+epochs, what flushing subnormal floats to zero (vaelab's default) does to the hand loop
+over 8 epochs, `src/train.py --help` and the time from command to first training step.
+Both (a) and (b) run with subnormals flushed, so that their ratio compares the loops.
 Results go to bench/results/speed.json (and speed_quick.json for --quick).
 """
 
@@ -183,6 +185,45 @@ def startup(quick: bool, tmp: Path) -> dict[str, float]:
     return {"help_s": min(helps), "command_to_first_step_s": first - launched}
 
 
+# ------------------------------------------------------------------ subnormals
+DENORMAL_CHILD = """
+import json, sys, torch
+torch.set_flush_denormal(sys.argv[1] == "1")  # before the thread pool starts
+sys.path.insert(0, sys.argv[4])
+from speed import hand_loop
+from vaelab.data.mnist import FashionMNISTDataModule
+data = FashionMNISTDataModule(binarize="none", seed=0)
+data.prepare_data(); data.setup()
+steps = None if sys.argv[3] == "all" else int(sys.argv[3])
+run = hand_loop(data.splits["train"].data, data.splits["test"].data, int(sys.argv[2]), steps, 0)
+print(json.dumps(run["epoch_s"]))
+"""
+
+
+def bench_denormal(quick: bool) -> dict[str, Any]:
+    """The hand-written loop for several epochs with and without flushing subnormals
+    to zero, each in a fresh process (the flag must be set before torch's threads
+    start). Adam's second moments of near-zero gradients decay into subnormals, so
+    the unflushed run slows down epoch after epoch."""
+    epochs, steps = (2, "5") if quick else (8, "all")
+    runs: dict[str, list[float]] = {}
+    for flush in ("0", "1"):
+        out = subprocess.run(
+            [sys.executable, "-c", DENORMAL_CHILD, flush, str(epochs), steps, str(REPO / "bench")],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        runs["flushed" if flush == "1" else "not_flushed"] = json.loads(out.stdout.splitlines()[-1])
+    return {
+        "epochs_s": runs,
+        "last_epoch_speedup": runs["not_flushed"][-1] / runs["flushed"][-1],
+        "total_speedup": sum(runs["not_flushed"]) / sum(runs["flushed"]),
+    }
+
+
 # ------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -196,9 +237,13 @@ def main() -> None:
     parser.add_argument("--quality-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--parts", default="mlp,quality,images,startup", help="comma-separated subset"
+        "--parts", default="mlp,quality,images,denormal,startup", help="comma-separated subset"
     )
     args = parser.parse_args()
+    # Before any torch op starts the CPU thread pool (its threads copy the flag from
+    # this one): (a) and (b) run with subnormals flushed, as `vaelab.train` does, so the
+    # ratio compares loops, not float modes. The `denormal` part measures the mode.
+    torch.set_flush_denormal(True)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     torch.set_num_threads(os.cpu_count() or 1)
@@ -259,6 +304,9 @@ def main() -> None:
         results["quality"] = bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp)
     if "images" in parts:
         results["images_3x32x32"] = bench_images(quick, epochs, steps, limit, tmp)
+    if "denormal" in parts:
+        results["denormal"] = bench_denormal(quick)
+        print(json.dumps(results["denormal"], indent=1), flush=True)
     if "startup" in parts:
         results["startup"] = startup(quick, tmp)
         print(json.dumps(results["startup"], indent=1), flush=True)
