@@ -120,3 +120,20 @@ def test_incompatible_likelihood_is_one_line(tmp_path: Path) -> None:
         "has 2 levels per pixel; use likelihood=bernoulli or likelihood=gaussian"
     ]
     assert "Traceback" not in result.stderr
+
+
+def test_trainer_switches_drop_their_callbacks() -> None:
+    # `trainer.enable_progress_bar=false` with the default callbacks would be a
+    # Lightning error; the app drops the callbacks the switch turns off instead.
+    from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+    from omegaconf import OmegaConf
+
+    from vaelab.callbacks import Timing
+    from vaelab.train import without_disabled
+
+    callbacks = [TQDMProgressBar(), ModelCheckpoint(), Timing()]
+    both_off = OmegaConf.create({"enable_progress_bar": False, "enable_checkpointing": False})
+    assert [type(c) for c in without_disabled(callbacks, both_off)] == [Timing]
+    bar_off = OmegaConf.create({"enable_progress_bar": False})
+    assert [type(c) for c in without_disabled(callbacks, bar_off)] == [ModelCheckpoint, Timing]
+    assert without_disabled(callbacks, OmegaConf.create({})) == callbacks
