@@ -132,7 +132,8 @@ def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
         enable_model_summary=False,
     )
     trainer.fit(model, datamodule=data)
-    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(model.parameters(), before)])
+    after = list(model.parameters())
+    update = torch.cat([(p.detach() - b).flatten() for p, b in zip(after, before, strict=True)])
     if algorithm == "norm":
         torch.testing.assert_close(update.norm(), torch.tensor(1e-3), rtol=1e-3, atol=0)
     else:
