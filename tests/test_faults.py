@@ -4,6 +4,7 @@ truncates one."""
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 
 import lightning as L
@@ -144,3 +145,29 @@ def test_gradient_clipping_rejects_a_bad_value() -> None:
     model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     with pytest.raises(ConfigError, match="gradient_clip_val must be > 0"):
         model.configure_gradient_clipping_value(-1.0)
+
+
+def test_metrics_json_says_running_while_the_run_is_in_progress(tmp_path: Path) -> None:
+    from vaelab.callbacks import RunSummary
+
+    seen = {}
+
+    class ReadSummary(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            seen.update(json.loads((tmp_path / "metrics.json").read_text()))
+
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=32, n_val=16, n_test=16, batch_size=16)
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    summary = RunSummary(str(tmp_path / "metrics.json"), params={"beta": 1.0})
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[summary, ReadSummary()],
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, datamodule=data)
+    assert seen["status"] == "running" and seen["params"] == {"beta": 1.0}
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "fitted"

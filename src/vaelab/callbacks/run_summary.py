@@ -117,6 +117,11 @@ class RunSummary(L.Callback):
         )
         write_json(self.path, self.summary)
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Marks the folder as a run in progress (`compare` says "still running" rather
+        # than "no metrics.json"); a resumed run goes back to this state.
+        self.write(trainer, "running")
+
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._collect(trainer, "val/")
         self.write(trainer, "fitted")
