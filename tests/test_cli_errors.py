@@ -20,6 +20,9 @@ BAD_OVERRIDES = [
     (["ckpt_path=x.ckpt", "resume=auto"], "either ckpt_path=... or resume=auto"),
     (["resume=yes"], "resume='yes' is not an option"),
     (["trainer=tpu"], "unknown option 'tpu' for trainer="),
+    (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1 must be a number > 0"),
+    (["trainer.gradient_clip_algorithm=max"], "use norm or value"),
+    (["+trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
     (
         ["-m", "beta=1", "hydra.sweep.dir=/etc/hostname/sweep"],
         "/etc/hostname is a file; set paths.log_dir=",

@@ -50,6 +50,30 @@ def check_train_config(cfg: DictConfig) -> None:
         )
     if cfg.get("ckpt_path") is not None and cfg.get("resume") is not None:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")
+    check_optimisation(cfg)
+
+
+def check_optimisation(cfg: DictConfig) -> None:
+    """The trainer fields that the VAE's own (manual) optimisation step applies."""
+    clip = _select(cfg, "trainer.gradient_clip_val")
+    if clip is not None and (
+        isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0
+    ):
+        raise ConfigError(
+            f"trainer.gradient_clip_val={clip!r} must be a number > 0 or null "
+            "(e.g. trainer.gradient_clip_val=1.0)"
+        )
+    algorithm = _select(cfg, "trainer.gradient_clip_algorithm")
+    if algorithm not in (None, "norm", "value"):
+        raise ConfigError(
+            f"trainer.gradient_clip_algorithm={algorithm!r} is not an option; use norm or value"
+        )
+    accumulate = _select(cfg, "trainer.accumulate_grad_batches")
+    if accumulate not in (None, 1):
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={accumulate!r} is not supported (the VAE steps "
+            "its optimiser itself, once per batch); raise data.batch_size instead"
+        )
 
 
 def _select(cfg: DictConfig, key: str) -> object:
