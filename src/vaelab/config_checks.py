@@ -55,14 +55,8 @@ def check_train_config(cfg: DictConfig) -> None:
 
 def check_optimisation(cfg: DictConfig) -> None:
     """The trainer fields that the VAE's own (manual) optimisation step applies."""
-    clip = _select(cfg, "trainer.gradient_clip_val")
-    if clip is not None and (
-        isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0
-    ):
-        raise ConfigError(
-            f"trainer.gradient_clip_val={clip!r} must be a number > 0 or null "
-            "(e.g. trainer.gradient_clip_val=1.0)"
-        )
+    if _select(cfg, "trainer.gradient_clip_val") is not None:  # null: no clipping
+        _positive(cfg, "trainer.gradient_clip_val", 1.0)
     algorithm = _select(cfg, "trainer.gradient_clip_algorithm")
     if algorithm not in (None, "norm", "value"):
         raise ConfigError(

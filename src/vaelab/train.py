@@ -52,7 +52,7 @@ def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]
         disabled += (ProgressBar,)
     if not trainer_cfg.get("enable_checkpointing", True):
         disabled += (Checkpoint,)
-    return [c for c in callbacks if not (disabled and isinstance(c, disabled))]
+    return [c for c in callbacks if not isinstance(c, disabled)]
 
 
 def build_model(cfg: DictConfig, datamodule: Any) -> Any:

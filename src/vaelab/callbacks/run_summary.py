@@ -8,6 +8,7 @@ versions of the packages it ran with.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -26,14 +27,19 @@ from vaelab.callbacks.timing import Timing
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
 
 
-def package_versions() -> dict[str, str]:
+@functools.cache  # the same for every write of a run: read the metadata once
+def _installed_versions() -> tuple[tuple[str, str], ...]:
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
-    return versions
+    return tuple(versions.items())
+
+
+def package_versions() -> dict[str, str]:
+    return dict(_installed_versions())  # a fresh dict: callers may add to it
 
 
 def hydra_context() -> dict[str, Any]:

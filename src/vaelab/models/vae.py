@@ -275,7 +275,7 @@ class VAE(L.LightningModule):
         terms = torch.stack([objective.loss, means["recon"], means["kl"]]).detach()
         self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
-        every = self.trainer.log_every_n_steps if self._trainer is not None else 0
+        every = self.trainer.log_every_n_steps
         if every and (step + 1) % every == 0:
             loss, recon, kl = terms.tolist()
             logged = {
