@@ -1,8 +1,11 @@
 """Lightning callbacks: image grids, the run summary (metrics.json), RNG state in
-checkpoints, the non-finite loss guard, and reconstruction quality for evaluation."""
+checkpoints, the non-finite loss guard, reconstruction quality for evaluation, and
+two lighter-per-step versions of Lightning's own (checkpoint, progress bar)."""
 
+from vaelab.callbacks.checkpoint import ModelCheckpoint
 from vaelab.callbacks.image_grids import ImageGrids
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard, NonFiniteLossError
+from vaelab.callbacks.progress_bar import ProgressBar
 from vaelab.callbacks.reconstruction_quality import ReconstructionQuality
 from vaelab.callbacks.rng_state import RNGState
 from vaelab.callbacks.run_summary import RunSummary
@@ -10,8 +13,10 @@ from vaelab.callbacks.timing import Timing
 
 __all__ = [
     "ImageGrids",
+    "ModelCheckpoint",
     "NonFiniteGuard",
     "NonFiniteLossError",
+    "ProgressBar",
     "RNGState",
     "ReconstructionQuality",
     "RunSummary",
