@@ -229,13 +229,14 @@ class VAE(L.LightningModule):
         return self.beta_schedule(means["recon"], means["kl"], step), means
 
     # ----------------------------------------------------------- the loop hooks
-    # Lightning's per-step machinery costs a small model on a CPU as much as its
-    # compute differences: bench/speed.py measures it against a hand-written loop. Two
-    # things here keep it small. Manual optimisation: zero_grad, backward and step
-    # written out, as in a hand loop, without automatic optimisation's closure layers
-    # (every hook, precision, DDP and checkpoint path is the same). And the
-    # `_current_fx_name` bookkeeping attribute that Lightning sets about 40 times a step
-    # skips `nn.Module.__setattr__`'s parameter and module checks (it is a string).
+    # Lightning's per-step machinery is a real share of a small model's step on a CPU:
+    # bench/speed.py measures it against a hand-written loop. What keeps it small here:
+    # manual optimisation (zero_grad, backward and step written out, as in a hand
+    # loop, without automatic optimisation's closure layers; every hook, precision,
+    # DDP and checkpoint path is the same); the `_current_fx_name` attribute that
+    # Lightning sets about 40 times a step skipping `nn.Module.__setattr__`'s checks
+    # (it is a string); step values sent to the loggers only on the steps they record,
+    # and not through `self.log`; and training_step's signature computed once.
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "_current_fx_name":
             object.__setattr__(self, name, value)
