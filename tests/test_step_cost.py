@@ -124,3 +124,34 @@ def test_presets_use_fused_adam(hydra_conf, preset: str) -> None:
     model.objective(batch)[0].loss.backward()
     optimizer.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
+    tmp_path: Path,
+) -> None:
+    # Runs started before the presets set `fused: true` hold Adam states of the
+    # per-tensor implementation; they continue, with the optimiser settings they saved.
+    data = ShapesDataModule(resolution=16, n_train=64, n_val=16, n_test=16, batch_size=16)
+    plain = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": False}
+
+    def trainer(epochs: int) -> L.Trainer:
+        return L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+            limit_val_batches=0,
+            default_root_dir=tmp_path,
+        )
+
+    first = trainer(1)
+    first.fit(VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=plain, **MLP), data)
+    first.save_checkpoint(tmp_path / "old.ckpt")
+    resumed_model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)  # fused default
+    resumed = trainer(2)
+    resumed.fit(resumed_model, data, ckpt_path=tmp_path / "old.ckpt")
+    assert resumed.global_step == 8  # 4 steps an epoch, the first epoch's 4 restored
+    (optimizer,) = resumed.optimizers
+    assert optimizer.param_groups[0]["fused"] is False
+    assert all(optimizer.state[p]["step"] == 8 for p in resumed_model.parameters())
