@@ -29,6 +29,21 @@ def compose_train(*overrides: str, run_dir: Path | None = None):
     return cfg
 
 
+def quiet_trainer(**settings):
+    """A Lightning Trainer for in-process tests: no logger, progress bar, model summary,
+    checkpointing or sanity check, unless `settings` turns one on."""
+    import lightning as L
+
+    quiet = {
+        "logger": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "enable_checkpointing": False,
+        "num_sanity_val_steps": 0,
+    }
+    return L.Trainer(**{**quiet, **settings})
+
+
 def run_train(*overrides: str, cwd: Path = REPO, timeout: float = 240, env: dict | None = None):
     """Run `python src/train.py <overrides>` as a user would; return the CompletedProcess."""
     return run_app("train", *overrides, cwd=cwd, timeout=timeout, env=env)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import read_wandb_run, run_app, run_train
+from helpers import quiet_trainer, read_wandb_run, run_app, run_train
 from PIL import Image
 
 SMALL_MODEL = [
@@ -187,7 +187,6 @@ def test_samples_and_reconstructions_show_what_the_model_decodes(run_dir: Path) 
 @pytest.mark.filterwarnings("ignore:.*LeafSpec")
 def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
     """k = 1 reproduces the ELBO; k > 1 is tighter; neither depends on the batch size."""
-    import lightning as L
 
     from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
@@ -197,9 +196,7 @@ def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
     for k, batch_size in ((1, 64), (16, 64), (16, 50)):
         model.iwae_k = k
         data = ShapesDataModule(resolution=32, n_test=128, eval_batch_size=batch_size)
-        trainer = L.Trainer(
-            logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu"
-        )
+        trainer = quiet_trainer(accelerator="cpu")
         (results[k, batch_size],) = trainer.test(model, datamodule=data, verbose=False)
     k1, k16 = results[1, 64], results[16, 64]
     assert k1["test/nll_iwae"] == k1["test/nelbo"] and k1["test/iwae_k"] == 1

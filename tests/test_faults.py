@@ -10,6 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
@@ -43,13 +44,10 @@ def fit(tmp_path: Path, guard: NonFiniteGuard, poison_step: int, epochs: int = 3
     checkpoint = ModelCheckpoint(
         dirpath=tmp_path / "checkpoints", save_last=True, monitor="val/nelbo"
     )
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=epochs,
         callbacks=[checkpoint, guard, PoisonAt(poison_step)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        enable_checkpointing=True,
         plugins=[AtomicCheckpointIO()],
     )
     trainer.fit(model, datamodule=data)
@@ -83,14 +81,7 @@ def test_nan_loss_can_skip_the_batch(tmp_path: Path) -> None:
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
     model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
-    trainer = L.Trainer(
-        max_epochs=2,
-        callbacks=[guard, PoisonOnce(5)],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-    )
+    trainer = quiet_trainer(max_epochs=2, callbacks=[guard, PoisonOnce(5)])
     trainer.fit(model, datamodule=data)
     assert guard.skipped == 1
     assert all_finite(model.state_dict()) and trainer.global_step == 8
@@ -124,14 +115,7 @@ def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
     model = VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=sgd, **MLP)
     model.configure_gradient_clipping_value(1e-3, algorithm)
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = L.Trainer(
-        max_steps=1,
-        limit_val_batches=0,
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
     trainer.fit(model, datamodule=data)
     after = list(model.parameters())
     update = torch.cat([(p.detach() - b).flatten() for p, b in zip(after, before, strict=True)])
@@ -160,14 +144,7 @@ def test_metrics_json_says_running_while_the_run_is_in_progress(tmp_path: Path) 
     data = ShapesDataModule(resolution=16, n_train=32, n_val=16, n_test=16, batch_size=16)
     model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     summary = RunSummary(str(tmp_path / "metrics.json"), params={"beta": 1.0})
-    trainer = L.Trainer(
-        max_epochs=1,
-        callbacks=[summary, ReadSummary()],
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = quiet_trainer(max_epochs=1, callbacks=[summary, ReadSummary()])
     trainer.fit(model, datamodule=data)
     assert seen["status"] == "running" and seen["params"] == {"beta": 1.0}
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "fitted"

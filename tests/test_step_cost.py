@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
+from helpers import quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import SimpleProfiler
@@ -42,15 +43,8 @@ def csv_rows(model_cls: type[VAE], tmp_path: Path) -> list[dict[str, str]]:
     data = ShapesDataModule(resolution=16, n_train=96, n_val=16, n_test=16, batch_size=16)
     model = model_cls((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     logger = CSVLogger(tmp_path, name="csv", version="")
-    trainer = L.Trainer(
-        max_epochs=2,
-        logger=logger,
-        log_every_n_steps=4,
-        limit_val_batches=0,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        deterministic=True,
+    trainer = quiet_trainer(
+        max_epochs=2, logger=logger, log_every_n_steps=4, limit_val_batches=0, deterministic=True
     )
     trainer.fit(model, datamodule=data)
     with open(tmp_path / "csv" / "metrics.csv") as f:
@@ -135,15 +129,7 @@ def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
     plain = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": False}
 
     def trainer(epochs: int) -> L.Trainer:
-        return L.Trainer(
-            max_epochs=epochs,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            enable_checkpointing=False,
-            limit_val_batches=0,
-            default_root_dir=tmp_path,
-        )
+        return quiet_trainer(max_epochs=epochs, limit_val_batches=0, default_root_dir=tmp_path)
 
     first = trainer(1)
     first.fit(VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=plain, **MLP), data)
