@@ -141,3 +141,15 @@ def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
     (optimizer,) = resumed.optimizers
     assert optimizer.param_groups[0]["fused"] is False
     assert all(optimizer.state[p]["step"] == 8 for p in resumed_model.parameters())
+
+
+def test_optimiser_without_a_fused_implementation_takes_the_preset_as_is(hydra_conf) -> None:
+    from helpers import compose_train
+
+    from vaelab.train import build_model
+
+    cfg = compose_train("debug=smoke", "model.optimizer._target_=torch.optim.RMSprop")
+    assert cfg.model.optimizer.fused is True  # the preset's key is still there
+    model = build_model(cfg, ShapesDataModule(resolution=32))
+    optimizer = model.configure_optimizers()
+    assert type(optimizer) is torch.optim.RMSprop and optimizer.defaults["lr"] == 1e-3

@@ -18,7 +18,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
@@ -388,7 +388,14 @@ class VAE(L.LightningModule):
         self.log_dict(values)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(self.hparams.optimizer, params=self.parameters())
+        config = dict(self.hparams.optimizer)
+        # The presets' `fused: true` asks for the one-kernel implementation where the
+        # optimiser has one (Adam, AdamW, SGD): `model.optimizer._target_=...RMSprop`
+        # alone then works, without also removing the key.
+        optimizer_class = get_class(config["_target_"])
+        if "fused" in config and "fused" not in inspect.signature(optimizer_class).parameters:
+            del config["fused"]
+        return instantiate(config, params=self.parameters())
 
     # ----------------------------------------------------------------- helpers
     def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:
