@@ -1,6 +1,6 @@
 """Training speed: vaelab against a hand-written PyTorch loop, in one process, interleaved.
 
-    python bench/speed.py                 # the full benchmark (about 10 minutes on 2 cores)
+    python bench/speed.py                 # the full benchmark (about 15 minutes on 2 cores)
     python bench/speed.py --quick         # a few steps of everything (the test suite runs it)
 
 (a) is the loop a researcher writes by hand: the split as one uint8 tensor, a randperm
