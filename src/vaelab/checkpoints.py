@@ -59,6 +59,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"no checkpoint at {path}{hint}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except (ImportError, AttributeError) as exc:
+        # The pickle names a class from a module (or of a version) not installed here.
+        missing = getattr(exc, "name", None) or _first_line(exc)
+        raise CheckpointError(
+            f"{path} was saved with code that is not installed here ({type(exc).__name__}: "
+            f"{missing}); install the package that wrote it, or use a checkpoint written "
+            "by `python src/train.py`"
+        ) from None
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
         raise CheckpointError(
             f"{path} is truncated or not a PyTorch checkpoint ({type(exc).__name__}); "
@@ -111,6 +119,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _nearby_checkpoints(path: Path) -> str:
     folder = path.parent
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
@@ -132,9 +145,8 @@ def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
         model = VAE(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path} does not hold a VAE this version can load ({first}); "
+            f"{path} does not hold a VAE this version can load ({_first_line(exc)}); "
             "use a checkpoint written by `python src/train.py`"
         ) from exc
     return model.eval(), checkpoint

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from vaelab.errors import VaelabError, find_user_error
+from vaelab.errors import find_user_error
 from vaelab.resolvers import register_resolvers
 
 register_resolvers()
@@ -142,6 +142,7 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
         MissingConfigException,
         OverrideParseException,
     )
+    from omegaconf import open_dict
 
     from vaelab.config_checks import check_config
 
@@ -158,23 +159,45 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else str(CONF_DIR)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        known = _dotted_keys(compose(config_name))
+        defaults = compose(config_name)
+        known = _dotted_keys(defaults)
+        parser = OverridesParser.create()
         for variant in _sweep_variants(overrides):
             try:
-                cfg = compose(config_name, overrides=variant)
-                check_config(cfg, config_name)
+                cfg = compose(config_name, overrides=variant, return_hydra_config=True)
+                here = _runs_here(cfg)
+                with open_dict(cfg):
+                    del cfg["hydra"]  # as in a job: ${hydra:...} is read from HydraConfig
+                check_config(
+                    cfg,
+                    config_name,
+                    defaults,
+                    here=here,
+                    overrides=parser.parse_overrides(variant),
+                )
             except MissingConfigException as exc:
                 fail(_explain_missing_option(exc))
             except ConfigCompositionException as exc:
                 train_keys = _dotted_keys(compose("train")) if config_name != "train" else []
                 fail(_explain_composition_error(exc, known, config_name, train_keys))
-            except VaelabError as exc:  # a bad value, a checkpoint that is not there
-                fail(str(exc))
+            except Exception as exc:  # a bad value, a checkpoint that is not there
+                # Hydra's instantiate wraps what a constructor raised: find the user's error.
+                user_error = find_user_error(exc)
+                if user_error is None:
+                    raise
+                fail(str(user_error))
         run_dirs = [
             o.value() for o in overrides if o.key_or_group in ("hydra.run.dir", "hydra.sweep.dir")
         ]
         _check_writable([str(d) for d in run_dirs] or [str(cfg.paths.log_dir)])
     GlobalHydra.instance().clear()
+
+
+def _runs_here(cfg: Any) -> bool:
+    """Whether the jobs run on this machine: not when a cluster launcher (SLURM) sends
+    them to other nodes, whose cores and GPUs are not this machine's."""
+    launcher = str(cfg.hydra.get("launcher", {}).get("_target_", ""))
+    return "Slurm" not in launcher
 
 
 def _check_writable(folders: Sequence[str]) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.summary_file import summary_problem
 
 METRICS_FILE = "metrics.json"
 CSV_NAME = "comparison.csv"
@@ -44,7 +45,6 @@ METRIC_ORDER = ("nelbo", "recon", "kl", "loss", "beta", "bpd", "nll_iwae", "acti
 STAGE_ORDER = ("val", "test", "train")
 # Overrides that say where a run wrote its files, not what it computed.
 IGNORED_KEY_PREFIXES = ("hydra.", "paths.")
-USABLE_STATUSES = ("finished", "fitted")
 # Metrics that count things: shown as whole numbers.
 COUNT_METRICS = ("active_units",)
 MISSING = "-"
@@ -219,23 +219,16 @@ def _read_summary(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"unreadable metrics.json ({type(exc).__name__}: {exc})"
     except json.JSONDecodeError as exc:
         return None, f"unreadable metrics.json (invalid JSON: {exc})"
-    if not isinstance(summary, dict):
-        return None, "unreadable metrics.json (not a JSON object)"
-    status = summary.get("status")
+    problem = summary_problem(summary)
+    if problem is not None:
+        return None, f"unreadable metrics.json ({problem})"
+    status = summary["status"]
     if status == "failed":
-        return None, f"failed run ({_first_line(summary.get('error', ''))})"
+        return None, f"failed run ({_first_line(summary.get('error') or '')})"
     if status == "running":
         return None, "still running"
-    if status not in USABLE_STATUSES:
-        return None, f"unreadable metrics.json (unknown status {status!r})"
-    metrics = summary.get("metrics")
-    if not isinstance(metrics, dict):
-        return None, "unreadable metrics.json (no 'metrics' object)"
-    if not metrics:
+    if not summary.get("metrics"):
         return None, f"no metrics recorded (status {status})"
-    for key, value in metrics.items():
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            return None, f"unreadable metrics.json (metric {key!r} is {value!r}, not a number)"
     return summary, None
 
 

@@ -1,68 +1,90 @@
-"""Checks on a composed config that need no data and no model: run before anything heavy.
+"""Checks on a composed config, run before anything is created (no run folder, no W&B
+run, no process): `check_config(cfg, task)` for the apps train, eval and generate.
 
-Each failure is a `ConfigError` (or, for a checkpoint that is not there, a
-`CheckpointError`) whose message names the key, what is wrong with it and what to type
-instead. `check_config(cfg, task)` knows each app's config: train, eval, generate.
+Each key's own type and range come from the code that receives it (`vaelab.schema`:
+the `_target_`'s signature, or `vaelab.settings` for an app's own keys). What stays
+here are the rules that need several keys, or the machine, at once:
+
+- `ckpt_path` and `resume=auto` together; a checkpoint that is not there or not
+  readable; a run folder whose saved config is not readable (eval, generate);
+- the cheap objects a job builds first, built once here so that their own multi-key
+  rules (a likelihood that cannot model the data, a backbone too deep for the image,
+  an optimiser argument torch refuses) stop the run now, not after its folder exists;
+- a training split smaller than one batch (per process), or a trainer that trains no
+  step at all;
+- more processes than CPU cores, or than visible GPUs.
+
+Each failure is a `ConfigError` (or `CheckpointError`) whose message names the key,
+what is wrong and what to type instead.
 """
 
 from __future__ import annotations
 
-import numbers
+import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import CheckpointError, ConfigError
+from vaelab.schema import check_settings, check_targets
+from vaelab.settings import APP_SETTINGS
 
 
-def _number(cfg: DictConfig, key: str) -> float:
-    value = cfg.get(key)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ConfigError(f"{key}={value!r} is not a number; e.g. {key}=1")
-    return float(value)
+def check_config(
+    cfg: DictConfig,
+    task: str = "train",
+    defaults: DictConfig | None = None,
+    *,
+    here: bool = True,
+    overrides: list[Any] | None = None,
+) -> None:
+    """Raise on the first value of `task`'s config (train, eval, generate) that cannot work.
+
+    `defaults`: the app's config without the command line's overrides, for the examples
+    in messages. `here`: the job runs on this machine (not a cluster's node), so the
+    device counts of this machine apply. `overrides`: the parsed command-line
+    overrides (eval and generate apply them to the trained run's config).
+    """
+    if task not in APP_SETTINGS:
+        raise ValueError(f"no config checks for task {task!r}; known: {', '.join(APP_SETTINGS)}")
+    check_settings(cfg, APP_SETTINGS[task], defaults)
+    if task == "train":
+        check_targets(cfg, defaults)
+        check_train_config(cfg, here=here)
+    else:
+        if overrides is None:
+            from vaelab.runs import command_line_overrides
+
+            overrides = command_line_overrides()
+        check_trained_run(cfg, task, overrides, here=here)
 
 
-def check_config(cfg: DictConfig, task: str = "train") -> None:
-    """Raise on the first value of `task`'s config (train, eval, generate) that cannot work."""
-    checks = {"train": check_train_config, "eval": check_eval_config}
-    checks["generate"] = check_generate_config
-    if task not in checks:
-        raise ValueError(f"no config checks for task {task!r}; known: {', '.join(checks)}")
-    checks[task](cfg)
+# --------------------------------------------------------------------------- train
 
 
-def check_train_config(cfg: DictConfig) -> None:
-    """Raise `ConfigError` on the first top-level value that cannot work."""
-    beta = _number(cfg, "beta")
-    if beta < 0:
-        raise ConfigError(
-            f"beta={cfg.beta} is negative; β weights the KL term and must be >= 0 (e.g. beta=4)"
-        )
-    latent_dim = cfg.get("latent_dim")
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ConfigError(f"latent_dim={latent_dim!r} must be an integer >= 1 (e.g. latent_dim=10)")
-    seed = cfg.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={seed!r} must be an integer (e.g. seed=0)")
-    if cfg.get("resume") not in (None, "auto"):
-        raise ConfigError(
-            f"resume={cfg.resume!r} is not an option; use resume=auto (or ckpt_path=...)"
-        )
+def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
+    """The multi-key rules of a training config."""
     if cfg.get("ckpt_path") is not None and cfg.get("resume") is not None:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")
     check_optimisation(cfg)
+    if here:
+        check_devices(cfg.trainer)
+    datamodule = build_cheap_parts(cfg)
+    if cfg.get("train", True):
+        check_trains_a_step(cfg.trainer)
+        train_size = datamodule.train_size()
+        if train_size is not None:
+            check_full_batch(train_size, datamodule.batch_size, world_size(cfg.trainer))
+    if cfg.get("ckpt_path") is not None:
+        from vaelab.checkpoints import read_checkpoint
+
+        read_checkpoint(str(cfg.ckpt_path))
 
 
 def check_optimisation(cfg: DictConfig) -> None:
-    """The trainer fields that the VAE's own (manual) optimisation step applies."""
-    if _select(cfg, "trainer.gradient_clip_val") is not None:  # null: no clipping
-        _positive(cfg, "trainer.gradient_clip_val", 1.0)
-    algorithm = _select(cfg, "trainer.gradient_clip_algorithm")
-    if algorithm not in (None, "norm", "value"):
-        raise ConfigError(
-            f"trainer.gradient_clip_algorithm={algorithm!r} is not an option; use norm or value"
-        )
-    accumulate = _select(cfg, "trainer.accumulate_grad_batches")
+    """The VAE steps its optimiser itself, once per batch (manual optimisation)."""
+    accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=None)
     if accumulate not in (None, 1):
         raise ConfigError(
             f"trainer.accumulate_grad_batches={accumulate!r} is not supported (the VAE steps "
@@ -70,26 +92,103 @@ def check_optimisation(cfg: DictConfig) -> None:
         )
 
 
-def _select(cfg: DictConfig, key: str) -> object:
-    return OmegaConf.select(cfg, key, throw_on_missing=False)
+def build_cheap_parts(cfg: DictConfig) -> Any:
+    """Build the data module (no data is read in its constructor), the model and its
+    optimiser, as the job will; their own multi-key rules raise here. Returns the
+    data module."""
+    import torch
+    from hydra.utils import get_object, instantiate
+
+    from vaelab.models.vae import optimizer_arguments
+    from vaelab.train import build_model
+
+    datamodule = instantiate(cfg.data)
+    model = build_model(cfg, datamodule)
+    arguments = optimizer_arguments(model.hparams.optimizer)
+    optimizer_class = get_object(arguments.pop("_target_"))
+    try:
+        optimizer_class([torch.zeros(1, requires_grad=True)], **arguments)
+    except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1.0"
+        raise ConfigError(f"model.optimizer: {exc} (e.g. model.optimizer.lr=0.001)") from None
+    return datamodule
 
 
-def _integer(cfg: DictConfig, key: str, minimum: int, example: int | str) -> int:
-    value = _select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{key}={value!r} must be an integer >= {minimum} (e.g. {key}={example})")
-    return value
+def check_full_batch(n_train: int, batch_size: int, world: int = 1) -> None:
+    """Training batches are full (the last partial one is dropped), so each of the
+    `world` processes needs at least `batch_size` of the `n_train` examples."""
+    per_process = n_train // world
+    if per_process < batch_size:
+        share = f" ({per_process} per process of {world})" if world > 1 else ""
+        raise ConfigError(
+            f"the training split has {n_train} examples{share}, fewer than one batch of "
+            f"data.batch_size={batch_size}: no training step would run; use "
+            f"data.batch_size={max(1, per_process)} or more training data"
+        )
 
 
-def _positive(cfg: DictConfig, key: str, example: float) -> float:
-    value = _select(cfg, key)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ConfigError(f"{key}={value!r} must be a number > 0 (e.g. {key}={example})")
-    return float(value)
+def check_trains_a_step(trainer_cfg: DictConfig) -> None:
+    """A fit that would end before its first step is a mistake, not a run."""
+    for key, nothing in (("limit_train_batches", 0), ("max_epochs", 0), ("max_steps", 0)):
+        value = trainer_cfg.get(key)
+        if value is not None and not isinstance(value, bool) and value == nothing:
+            raise ConfigError(
+                f"trainer.{key}={value} trains no step; to only test a checkpoint use "
+                "train=false ckpt_path=<checkpoint>"
+            )
 
 
-def check_checkpoint_path(cfg: DictConfig, script: str) -> None:
-    """`ckpt_path` is given and names a file (its contents are checked when loaded)."""
+def world_size(trainer_cfg: DictConfig) -> int:
+    """Processes a trainer config starts (devices x nodes), 1 when it cannot tell."""
+    devices = trainer_cfg.get("devices", 1)
+    count = len(devices) if isinstance(devices, list) else devices
+    if not isinstance(count, int) or count < 1:
+        count = 1
+    nodes = trainer_cfg.get("num_nodes", 1)
+    return count * (nodes if isinstance(nodes, int) and nodes >= 1 else 1)
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """Devices that this machine does not have: GPUs that are not visible, or more CPU
+    processes than cores (each would compete for the same cores, and a typo such as
+    trainer.devices=64 would start 64 processes)."""
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    devices = trainer_cfg.get("devices", 1)
+    available = torch.cuda.device_count()
+    if accelerator in {"gpu", "cuda"}:
+        if available == 0:
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} but no CUDA GPU is visible here; "
+                "use trainer=cpu (or trainer=ddp_cpu for several CPU processes)"
+            )
+        if isinstance(devices, int) and devices > available:
+            raise ConfigError(
+                f"trainer.devices={devices} but only {available} GPU(s) are visible; "
+                f"use trainer.devices={available}"
+            )
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and available == 0)
+    cores = cpu_cores()
+    if on_cpu and isinstance(devices, int) and devices > cores:
+        raise ConfigError(
+            f"trainer.devices={devices} would start {devices} CPU processes on "
+            f"{cores} core(s); use trainer.devices={cores} or fewer"
+        )
+
+
+# ---------------------------------------------------------------------- eval, generate
+
+
+def check_checkpoint_path(cfg: DictConfig, script: str) -> Path:
+    """`ckpt_path` is given and names a file; returns it."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") in (None, ""):
         raise ConfigError(
             f"ckpt_path is required: python src/{script}.py "
@@ -100,42 +199,27 @@ def check_checkpoint_path(cfg: DictConfig, script: str) -> None:
         found = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
         hint = f" (in {path.parent}: {', '.join(found)})" if found else ""
         raise CheckpointError(f"no checkpoint at {path}{hint}")
+    return path
 
 
-def check_eval_config(cfg: DictConfig) -> None:
-    """conf/eval.yaml: a checkpoint, k >= 1 importance samples, positive sample counts."""
-    check_checkpoint_path(cfg, "eval")
-    value = _select(cfg, "eval.iwae_k")
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"eval.iwae_k={value!r} must be an integer >= 1 importance samples "
-            "(1 gives the ELBO; e.g. eval.iwae_k=1000)"
-        )
-    _integer(cfg, "eval.iwae_max_decoded", 1, 4096)
-    prefix = "eval.disentanglement"
-    for key, minimum, example in (
-        ("mig.n_samples", 2, 10000),
-        ("mig.n_bins", 2, 20),
-        ("factor_vae.batch_size", 2, 64),
-        ("factor_vae.n_train", 1, 10000),
-        ("factor_vae.n_eval", 1, 5000),
-        ("factor_vae.n_variance", 2, 10000),
-        ("dci.n_train", 2, 10000),
-        ("dci.n_test", 1, 5000),
-        ("dci.n_estimators", 1, 100),
-    ):
-        _integer(cfg, f"{prefix}.{key}", minimum, example)
+def check_trained_run(
+    cfg: DictConfig, task: str, overrides: list[Any], *, here: bool = True
+) -> None:
+    """eval/generate: the checkpoint opens, the run's saved config reads, and the run's
+    data and trainer with the command line's overrides on top pass the same checks as
+    for training; the chosen data has the shape the checkpoint was trained on."""
+    from hydra.utils import instantiate
 
+    from vaelab.checkpoints import check_data_shape, read_checkpoint
+    from vaelab.runs import run_config
 
-def check_generate_config(cfg: DictConfig) -> None:
-    """conf/generate.yaml: a checkpoint, positive counts, a temperature above 0."""
-    check_checkpoint_path(cfg, "generate")
-    _integer(cfg, "n_samples", 1, 64)
-    _positive(cfg, "temperature", 0.8)
-    _integer(cfg, "nrow", 1, 8)
-    _integer(cfg, "n_reconstructions", 1, 32)
-    _integer(cfg, "interpolation.pairs", 1, 8)
-    _integer(cfg, "interpolation.steps", 2, 10)
-    _positive(cfg, "traversal.range", 3)
-    _integer(cfg, "traversal.steps", 2, 11)
-    _integer(cfg, "traversal.n_stats", 2, 1000)
+    path = check_checkpoint_path(cfg, task)
+    checkpoint = read_checkpoint(path)
+    config, _ = run_config(cfg, path, overrides)
+    for group in ("data", "trainer"):
+        if group in config:
+            check_targets(config[group], None, group)
+    if task == "eval" and here and "trainer" in config:
+        check_devices(config.trainer)
+    datamodule = instantiate(config.data)
+    check_data_shape(checkpoint, datamodule.dims, path)

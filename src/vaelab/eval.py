@@ -72,7 +72,7 @@ def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks
     checkpoints, no loggers (eval.json and the training's W&B run get the numbers)."""
     from hydra.utils import instantiate
 
-    from vaelab.train import check_devices
+    from vaelab.config_checks import check_devices
 
     trainer_cfg = run_trainer.copy()
     with open_dict(trainer_cfg):

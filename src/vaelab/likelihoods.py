@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
 
+from vaelab.constraints import Positive
 from vaelab.errors import ConfigError
 
 
@@ -87,15 +89,14 @@ class GaussianLikelihood(Likelihood):
 
     name = "gaussian"
 
-    def __init__(self, channels: int, sigma: float = 0.1, learn_sigma: str = "none") -> None:
+    def __init__(
+        self,
+        channels: int,
+        sigma: Positive = 0.1,
+        learn_sigma: Literal["none", "global", "channel"] = "none",
+    ) -> None:
         super().__init__(channels)
-        if sigma <= 0:
-            raise ConfigError(f"likelihood.sigma must be > 0, got {sigma}")
         shapes = {"none": None, "global": (1, 1, 1), "channel": (channels, 1, 1)}
-        if learn_sigma not in shapes:
-            raise ConfigError(
-                f"likelihood.learn_sigma={learn_sigma!r} is not one of none, global, channel"
-            )
         self.learn_sigma = learn_sigma
         log_sigma = torch.full(shapes[learn_sigma] or (), math.log(sigma))
         if learn_sigma == "none":
@@ -172,7 +173,12 @@ class DiscretizedLogisticLikelihood(Likelihood):
     name = "discretized_logistic"
     params_per_channel = 2
 
-    def __init__(self, channels: int, n_bins: int = 256, min_log_scale: float = -7.0) -> None:
+    def __init__(
+        self,
+        channels: int,
+        n_bins: Annotated[int, Field(ge=2)] = 256,
+        min_log_scale: float = -7.0,
+    ) -> None:
         super().__init__(channels)
         self.n_bins = n_bins
         self.min_log_scale = min_log_scale

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from vaelab.errors import ConfigError
+from vaelab.constraints import NonNegative, PositiveInt
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,7 @@ class BetaSchedule(abc.ABC):
 class ConstantBeta(BetaSchedule):
     """recon + β·KL with a fixed β (Higgins et al. 2017)."""
 
-    def __init__(self, beta: float = 1.0) -> None:
-        if beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {beta}; e.g. beta=1 for the plain ELBO")
+    def __init__(self, beta: NonNegative = 1.0) -> None:
         self.beta = float(beta)
 
     def __call__(self, recon: Tensor, kl: Tensor, step: int) -> Objective:
@@ -46,11 +44,7 @@ class ConstantBeta(BetaSchedule):
 class LinearWarmup(BetaSchedule):
     """β rises linearly from 0 to `beta` over `warmup_steps` steps (KL annealing)."""
 
-    def __init__(self, beta: float = 1.0, warmup_steps: int = 1000) -> None:
-        if beta < 0:
-            raise ConfigError(f"beta must be >= 0, got {beta}")
-        if warmup_steps < 1:
-            raise ConfigError(f"beta_schedule.warmup_steps must be >= 1, got {warmup_steps}")
+    def __init__(self, beta: NonNegative = 1.0, warmup_steps: PositiveInt = 1000) -> None:
         self.beta = float(beta)
         self.warmup_steps = int(warmup_steps)
 
@@ -69,13 +63,9 @@ class CapacityAnnealing(BetaSchedule):
     The logged β is γ, the weight on the KL deviation.
     """
 
-    def __init__(self, gamma: float = 1000.0, c_max: float = 25.0, c_steps: int = 100000) -> None:
-        if gamma < 0:
-            raise ConfigError(f"beta_schedule.gamma must be >= 0, got {gamma}")
-        if c_max < 0:
-            raise ConfigError(f"beta_schedule.c_max must be >= 0, got {c_max}")
-        if c_steps < 1:
-            raise ConfigError(f"beta_schedule.c_steps must be >= 1, got {c_steps}")
+    def __init__(
+        self, gamma: NonNegative = 1000.0, c_max: NonNegative = 25.0, c_steps: PositiveInt = 100000
+    ) -> None:
         self.gamma = float(gamma)
         self.c_max = float(c_max)
         self.c_steps = int(c_steps)

@@ -91,6 +91,42 @@ def merge_run_config(
     return merged, frozenset(overridden)
 
 
+def read_run_config(path: Path) -> DictConfig:
+    """A run's saved `.hydra/config.yaml`; a `ConfigError` naming the file if it does
+    not parse as a config."""
+    from vaelab.errors import ConfigError
+
+    try:
+        saved = OmegaConf.load(path)
+    except Exception as exc:  # yaml's ParserError/ScannerError, OmegaConf's, OSError
+        first = " ".join(str(exc).strip().split())[:160] or type(exc).__name__
+        raise ConfigError(
+            f"{path} is not a readable run config ({type(exc).__name__}: {first}); restore "
+            "it from the run's W&B config, or move the checkpoint out of the run folder"
+        ) from None
+    if not isinstance(saved, DictConfig) or "data" not in saved:
+        raise ConfigError(
+            f"{path} is not a vaelab run config (no data section); restore it from the "
+            "run's W&B config, or move the checkpoint out of the run folder"
+        )
+    return saved
+
+
+def run_config(
+    cfg: DictConfig, path: Path, overrides: list[Any]
+) -> tuple[DictConfig, frozenset[str]]:
+    """The config of the run that wrote checkpoint `path`, with `overrides` applied
+    (see `merge_run_config`), and the dotted keys they set."""
+    run_dir = run_dir_of(path)
+    if run_dir is None:
+        # A checkpoint copied out of its run folder: the composed config's data stands
+        # in for the run's (the shape check still guards the pairing).
+        saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in OWN_KEYS])
+    else:
+        saved = read_run_config(run_dir / ".hydra" / "config.yaml")
+    return merge_run_config(saved, cfg, overrides)
+
+
 def load_trained_run(cfg: DictConfig) -> TrainedRun:
     """Open `cfg.ckpt_path` and rebuild its run's data, with the command line's overrides.
 
@@ -104,19 +140,13 @@ def load_trained_run(cfg: DictConfig) -> TrainedRun:
     path = Path(str(cfg.ckpt_path))
     model, checkpoint = load_vae(path)
     run_dir = run_dir_of(path)
-    overrides = command_line_overrides()
     if run_dir is None:
-        # A checkpoint copied out of its run folder: the composed config's data stands
-        # in for the run's (the shape check below still guards the pairing).
         log.warning(
             "no run config beside %s (expected <run>/.hydra/config.yaml); using data=%s",
             path,
             cfg.data.get("_target_", "?"),
         )
-        saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in OWN_KEYS])
-    else:
-        saved = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
-    config, overridden = merge_run_config(saved, cfg, overrides)
+    config, overridden = run_config(cfg, path, command_line_overrides())
     datamodule = instantiate(config.data)
     check_data_shape(checkpoint, datamodule.dims, path)
     return TrainedRun(path, run_dir, config, overridden, model, checkpoint, datamodule)

@@ -18,7 +18,7 @@ import netrc
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def wandb_logger(
     name: str | None = None,
     group: str | None = None,
     tags: Sequence[str] | None = None,
-    mode: str | None = None,
+    mode: Literal["online", "offline", "disabled", "dryrun", "run"] | None = None,
     log_model: bool | str = False,
     run_id: str | None = None,
     **kwargs: Any,

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from vaelab.config_checks import check_config
+from vaelab.config_checks import check_config, check_devices
 
 log = logging.getLogger(__name__)
 
@@ -137,28 +137,6 @@ def use_flush_denormal(enabled: bool) -> None:
     import torch
 
     torch.set_flush_denormal(enabled)
-
-
-def check_devices(trainer_cfg: DictConfig) -> None:
-    """Devices that do not exist: one line before anything starts."""
-    import torch
-
-    from vaelab.errors import ConfigError
-
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    devices = trainer_cfg.get("devices", 1)
-    if accelerator in {"gpu", "cuda"}:
-        available = torch.cuda.device_count()
-        if available == 0:
-            raise ConfigError(
-                f"trainer.accelerator={accelerator} but no CUDA GPU is visible here; "
-                "use trainer=cpu (or trainer=ddp_cpu for several CPU processes)"
-            )
-        if isinstance(devices, int) and devices > available:
-            raise ConfigError(
-                f"trainer.devices={devices} but only {available} GPU(s) are visible; "
-                f"use trainer.devices={available}"
-            )
 
 
 def resolve_checkpoint(cfg: DictConfig, model: Any) -> str | None:

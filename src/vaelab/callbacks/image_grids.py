@@ -8,6 +8,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 
+from vaelab.constraints import PositiveInt, Seed
 from vaelab.images import interleave_rows, make_grid, save_png
 
 
@@ -33,11 +34,11 @@ class ImageGrids(L.Callback):
     def __init__(
         self,
         dirpath: str,
-        n_images: int = 32,
-        nrow: int = 8,
-        every_n_epochs: int = 1,
-        upscale: int = 2,
-        seed: int = 0,
+        n_images: PositiveInt = 32,
+        nrow: PositiveInt = 8,
+        every_n_epochs: PositiveInt = 1,
+        upscale: PositiveInt = 2,
+        seed: Seed = 0,
     ) -> None:
         self.dirpath = Path(dirpath)
         self.n_images = n_images

@@ -9,11 +9,13 @@ error, so the last good checkpoint stays the newest one.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from vaelab.constraints import NonNegativeInt
 from vaelab.errors import VaelabError
 
 
@@ -25,9 +27,9 @@ class NonFiniteGuard(L.Callback):
     """`action='stop'`: raise a one-line error naming the step and the last good
     checkpoint. `action='skip'`: drop that batch's update; stop after `max_skips`."""
 
-    def __init__(self, action: str = "stop", max_skips: int = 10) -> None:
-        if action not in {"stop", "skip"}:
-            raise VaelabError(f"callbacks.nonfinite_guard.action={action!r}: use stop or skip")
+    def __init__(
+        self, action: Literal["stop", "skip"] = "stop", max_skips: NonNegativeInt = 10
+    ) -> None:
         self.action = action
         self.max_skips = max_skips
         self.skipped = 0

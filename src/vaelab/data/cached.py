@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from vaelab.constraints import PositiveInt, Seed
 from vaelab.data.cache import ArrayCache, cache_key
 from vaelab.data.download import FileSpec, default_data_dir, locate_or_fetch
 from vaelab.data.memory import InMemoryDataModule
@@ -50,9 +51,9 @@ class CachedDataModule(InMemoryDataModule):
     def __init__(
         self,
         data_dir: str | Path | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:

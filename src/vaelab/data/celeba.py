@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from vaelab.constraints import PositiveInt, Seed
 from vaelab.data.cache import ArrayCache
 from vaelab.data.cached import CachedDataModule
 from vaelab.data.download import FileSpec
 from vaelab.data.formats import CelebAZip, ImageSpec, read_celeba_partition
 from vaelab.data.memory import BatchSource, TensorSource
-from vaelab.errors import ConfigError
 
 # The official copies sit on Google Drive, which answers large downloads with a
 # confirmation page instead of the file; the Université Laval mirror serves them
@@ -66,18 +66,15 @@ class CelebADataModule(CachedDataModule):
     def __init__(
         self,
         data_dir: str | Path | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        image_size: int = 64,
-        crop: int | None = 148,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        image_size: PositiveInt = 64,
+        crop: PositiveInt | None = 148,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
-        try:
-            self.image_spec = ImageSpec(size=image_size, crop=crop, channels=3)
-        except ValueError as exc:
-            raise ConfigError(f"data: {exc}") from exc
+        self.image_spec = ImageSpec(size=image_size, crop=crop, channels=3)
         super().__init__(data_dir, batch_size, eval_batch_size, seed, pin_memory, on_device)
         self.dims = (3, image_size, image_size)
         self.levels = 256

@@ -7,11 +7,12 @@ from typing import ClassVar
 
 import torch
 
+from vaelab.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.cache import ArrayCache
 from vaelab.data.cached import CachedDataModule
 from vaelab.data.download import FileSpec
 from vaelab.data.formats import read_cifar10
-from vaelab.data.memory import BatchSource, TensorSource, split_train_val
+from vaelab.data.memory import BatchSource, TensorSource, remaining_after, split_train_val
 
 CIFAR10_FILES = {
     "archive": FileSpec(
@@ -20,6 +21,10 @@ CIFAR10_FILES = {
         urls=("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
     )
 }
+
+
+#: Images in the published training batches (the validation split is carved from them).
+N_TRAIN_ALL = 50_000
 
 
 class CIFAR10DataModule(CachedDataModule):
@@ -46,10 +51,10 @@ class CIFAR10DataModule(CachedDataModule):
     def __init__(
         self,
         data_dir: str | Path | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_size: int | float = 5000,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        val_size: SplitSize = 5000,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
@@ -58,6 +63,9 @@ class CIFAR10DataModule(CachedDataModule):
         self.dims = (3, 32, 32)
         self.levels = 256
         self.save_hyperparameters()
+
+    def train_size(self) -> int:
+        return remaining_after(N_TRAIN_ALL, self.val_size, "data.val_size")
 
     def decode(self, cache: ArrayCache) -> None:
         splits = read_cifar10(self.fetch("archive"))

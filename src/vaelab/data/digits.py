@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import torch
 
+from vaelab.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.memory import BatchSource, InMemoryDataModule, TensorSource
-from vaelab.data.splits import carve_splits
+from vaelab.data.splits import carve_splits, carved_train_size
+
+#: Images in scikit-learn's digits.
+N_IMAGES = 1797
 
 
 class DigitsDataModule(InMemoryDataModule):
@@ -25,11 +29,11 @@ class DigitsDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_size: int | float = 0.1,
-        test_size: int | float = 0.2,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        val_size: SplitSize = 0.1,
+        test_size: SplitSize = 0.2,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
@@ -40,6 +44,9 @@ class DigitsDataModule(InMemoryDataModule):
         self.levels = 17
         self.targets: dict[str, torch.Tensor] = {}
         self.save_hyperparameters()
+
+    def train_size(self) -> int:
+        return carved_train_size(N_IMAGES, self.val_size, self.test_size)
 
     def build_splits(self) -> dict[str, BatchSource]:
         from sklearn.datasets import load_digits  # slow import; only when data is needed

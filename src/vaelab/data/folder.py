@@ -8,17 +8,18 @@ image or changing the size builds a new cache on the next run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
+from pydantic import Field
 
+from vaelab.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.cache import ArrayCache
 from vaelab.data.cached import CachedDataModule
 from vaelab.data.formats import ImageSpec, folder_fingerprint, list_image_files, read_image_files
 from vaelab.data.memory import BatchSource, TensorSource
 from vaelab.data.splits import carve_splits
-from vaelab.errors import ConfigError
 
 
 class ImageFolderDataModule(CachedDataModule):
@@ -41,25 +42,20 @@ class ImageFolderDataModule(CachedDataModule):
 
     def __init__(
         self,
-        path: str | Path,
+        path: Annotated[str, Field(min_length=1, examples=["/my/images"])],
         data_dir: str | Path | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        image_size: int = 64,
-        crop: int | None = None,
-        channels: int = 3,
-        val_size: int | float = 0.1,
-        test_size: int | float = 0.1,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        image_size: PositiveInt = 64,
+        crop: PositiveInt | None = None,
+        channels: Literal[1, 3] = 3,
+        val_size: SplitSize = 0.1,
+        test_size: SplitSize = 0.1,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
-        if not path:
-            raise ConfigError("data=folder needs the images' folder: add data.path=<folder>")
-        try:
-            self.image_spec = ImageSpec(size=image_size, crop=crop, channels=channels)
-        except ValueError as exc:
-            raise ConfigError(f"data: {exc}") from exc
+        self.image_spec = ImageSpec(size=image_size, crop=crop, channels=channels)
         super().__init__(data_dir, batch_size, eval_batch_size, seed, pin_memory, on_device)
         self.path = Path(path).expanduser().resolve()
         self.val_size = val_size

@@ -17,6 +17,9 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from vaelab.constraints import PositiveInt, Seed
+from vaelab.errors import ConfigError
+
 
 class BatchSource(Protocol):
     """A split of a dataset that can produce any subset of itself as one batch."""
@@ -65,15 +68,32 @@ class TensorSource:
         return self
 
 
-def split_train_val(n: int, val_size: int | float, seed: int) -> tuple[Tensor, Tensor]:
+def carved_count(size: int | float, n: int) -> int:
+    """Examples a split of `size` takes out of `n`: a count (int) or a fraction (float)."""
+    return round(size * n) if isinstance(size, float) else int(size)
+
+
+def remaining_after(n: int, size: int | float, key: str) -> int:
+    """Examples left of `n` once a split of `size` (set by config key `key`) is carved out;
+    a `ConfigError` if none would be left. The one rule for every carved split."""
+    left = n - carved_count(size, n)
+    if left < 1:
+        raise ConfigError(
+            f"{key}={size} leaves no training data out of {n} examples; "
+            f"it must be below {n} (a count) or below 1 (a fraction), e.g. {key}=0.1"
+        )
+    return left
+
+
+def split_train_val(
+    n: int, val_size: int | float, seed: int, key: str = "data.val_size"
+) -> tuple[Tensor, Tensor]:
     """Carve a validation split out of `n` training examples with a fixed seed.
 
     `val_size` is a count (int) or a fraction of `n` (float < 1). Returns sorted
     (train_index, val_index), disjoint and covering range(n).
     """
-    n_val = round(val_size * n) if isinstance(val_size, float) else int(val_size)
-    if not 0 <= n_val < n:
-        raise ValueError(f"val_size={val_size} leaves no training data out of {n} examples")
+    n_val = n - remaining_after(n, val_size, key)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
@@ -179,9 +199,9 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
 
     def __init__(
         self,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
@@ -251,6 +271,11 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
 
     def test_dataloader(self) -> BatchLoader:
         return self._loader("test", train=False)
+
+    def train_size(self) -> int | None:
+        """Training examples this configuration gives, when that is known without reading
+        the data (None otherwise): what the preflight checks count batches with."""
+        return None
 
     def example_batch(self, n: int, split: str = "val") -> Tensor:
         """The first `n` examples of a split: a fixed batch for reconstruction grids."""

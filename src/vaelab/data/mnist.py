@@ -19,15 +19,18 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
+from vaelab.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.cache import ArrayCache
 from vaelab.data.cached import CachedDataModule
 from vaelab.data.download import FileSpec
 from vaelab.data.formats import read_idx_pair
-from vaelab.data.memory import BatchSource, TensorSource, split_train_val
-from vaelab.errors import ConfigError
+from vaelab.data.memory import BatchSource, TensorSource, remaining_after, split_train_val
 
 Binarize = Literal["none", "static", "dynamic"]
 BINARIZE_CHOICES: tuple[str, ...] = ("none", "static", "dynamic")
+
+#: Images in the published training files (the validation split is carved from them).
+N_TRAIN_ALL = 60_000
 
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -139,25 +142,23 @@ class MNISTDataModule(CachedDataModule):
     def __init__(
         self,
         data_dir: str | Path | None = None,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        val_size: int | float = 5000,
-        seed: int = 0,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        val_size: SplitSize = 5000,
+        seed: Seed = 0,
         binarize: Binarize = "dynamic",
         pin_memory: bool = False,
         on_device: bool = False,
     ) -> None:
-        if binarize not in BINARIZE_CHOICES:
-            raise ConfigError(
-                f"data.binarize={binarize!r} is not one of {', '.join(BINARIZE_CHOICES)};"
-                " type e.g. data.binarize=dynamic"
-            )
         super().__init__(data_dir, batch_size, eval_batch_size, seed, pin_memory, on_device)
         self.val_size = val_size
         self.binarize = binarize
         self.dims = (1, 28, 28)
         self.levels = 256 if binarize == "none" else 2
         self.save_hyperparameters()
+
+    def train_size(self) -> int:
+        return remaining_after(N_TRAIN_ALL, self.val_size, "data.val_size")
 
     def decode(self, cache: ArrayCache) -> None:
         for split in ("train", "test"):

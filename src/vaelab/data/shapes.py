@@ -34,11 +34,15 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import Tensor
 
+from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
 from vaelab.data.memory import BatchSource, InMemoryDataModule
+from vaelab.errors import ConfigError
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")
 FACTOR_SIZES: tuple[int, ...] = (3, 6, 40, 32, 32)
@@ -48,6 +52,8 @@ N_IMAGES: int = math.prod(FACTOR_SIZES)  # 737,280
 MAX_RADIUS = 0.17  # enclosing radius of every shape at scale 1, in image widths
 POS_MIN, POS_MAX = 0.2, 0.8  # range of the shape centre; 0.2 - 0.17 leaves a margin
 MIN_RESOLUTION = 8
+#: Image side in pixels: below 8 the smallest shapes vanish.
+Resolution = Annotated[int, Field(ge=MIN_RESOLUTION)]
 
 # C-order strides of the grid: flat = sum(factor * stride).
 _STRIDES: tuple[int, ...] = tuple(math.prod(FACTOR_SIZES[k + 1 :]) for k in range(5))
@@ -272,33 +278,27 @@ class ShapesDataModule(InMemoryDataModule):
 
     def __init__(
         self,
-        resolution: int = 64,
-        n_train: int | None = None,
-        n_val: int = 10000,
-        n_test: int = 10000,
-        batch_size: int = 128,
-        eval_batch_size: int | None = None,
-        seed: int = 0,
+        resolution: Resolution = 64,
+        n_train: PositiveInt | None = None,
+        n_val: NonNegativeInt = 10000,
+        n_test: NonNegativeInt = 10000,
+        batch_size: PositiveInt = 128,
+        eval_batch_size: PositiveInt | None = None,
+        seed: Seed = 0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, pin_memory)
-        if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
-            raise ValueError(f"resolution must be an int >= {MIN_RESOLUTION}, got {resolution!r}")
-        for name, n in (("n_val", n_val), ("n_test", n_test)):
-            if not isinstance(n, int) or n < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {n!r}")
         remaining = N_IMAGES - n_val - n_test
         if remaining < 1:
-            raise ValueError(
-                f"n_val + n_test = {n_val + n_test} leaves no training images "
-                f"out of the {N_IMAGES} in the shapes grid"
+            raise ConfigError(
+                f"data.n_val + data.n_test = {n_val + n_test} leaves no training images "
+                f"out of the {N_IMAGES} in the shapes grid; lower them (e.g. data.n_val=5000)"
             )
-        if n_train is not None and (not isinstance(n_train, int) or n_train < 1):
-            raise ValueError(f"n_train must be an int >= 1 or None (all the rest), got {n_train!r}")
         if n_train is not None and n_train > remaining:
-            raise ValueError(
-                f"n_train + n_val + n_test = {n_train + n_val + n_test} exceeds the "
-                f"{N_IMAGES} images in the shapes grid; lower n_train or use n_train=null"
+            raise ConfigError(
+                f"data.n_train + data.n_val + data.n_test = {n_train + n_val + n_test} exceeds "
+                f"the {N_IMAGES} images in the shapes grid; lower data.n_train or use "
+                "data.n_train=null (all the rest)"
             )
         self.resolution = resolution
         self.n_train = remaining if n_train is None else n_train
@@ -306,6 +306,9 @@ class ShapesDataModule(InMemoryDataModule):
         self.n_test = n_test
         self.dims = (1, resolution, resolution)
         self.levels = 2
+
+    def train_size(self) -> int:
+        return self.n_train
 
     def split_indices(self) -> dict[str, Tensor]:
         """The flat grid indices of each split, from the seeded permutation."""

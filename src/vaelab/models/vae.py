@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import lightning as L
 import torch
@@ -24,10 +24,11 @@ from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
 
-from vaelab.errors import ConfigError
+from vaelab.constraints import PositiveInt
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
 from vaelab.objectives import Objective
+from vaelab.schema import Prepared
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
 
@@ -45,6 +46,22 @@ def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[st
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The optimiser config as it is instantiated: the presets' `fused: true` asks for
+    the one-kernel implementation where the optimiser has one (Adam, AdamW, SGD), so
+    `model.optimizer._target_=...RMSprop` alone works, without also removing the key."""
+    config = dict(config)
+    optimizer_class = get_class(config["_target_"])
+    if "fused" in config and "fused" not in inspect.signature(optimizer_class).parameters:
+        del config["fused"]
+    return config
+
+
+#: The VAE's `optimizer` argument: a `_target_` config, checked as `optimizer_arguments`
+#: leaves it.
+OptimizerConfig = Annotated[Mapping[str, Any] | None, Prepared(optimizer_arguments)]
 
 
 def example_noise(index: Tensor, dim: int, samples: int = 1, seed: int = 0) -> Tensor:
@@ -98,18 +115,16 @@ class VAE(L.LightningModule):
     def __init__(
         self,
         data_shape: Sequence[int],
-        latent_dim: int = 10,
+        latent_dim: PositiveInt = 10,
         data_levels: int | None = None,
         encoder: Mapping[str, Any] | None = None,
         decoder: Mapping[str, Any] | None = None,
         likelihood: Mapping[str, Any] | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
-        optimizer: Mapping[str, Any] | None = None,
+        optimizer: OptimizerConfig = None,
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if latent_dim < 1:
-            raise ConfigError(f"latent_dim must be >= 1, got {latent_dim}; e.g. latent_dim=10")
         data_shape = tuple(int(s) for s in data_shape)
         self.save_hyperparameters(
             {
@@ -248,11 +263,8 @@ class VAE(L.LightningModule):
     ) -> None:
         """Clip gradients to `value` (by "norm" or "value") before each optimiser step:
         `trainer.gradient_clip_val` / `trainer.gradient_clip_algorithm` of the config,
-        which the training app hands to the model (manual optimisation clips here)."""
-        if value is not None and value <= 0:
-            raise ConfigError(f"trainer.gradient_clip_val must be > 0, got {value}; e.g. 1.0")
-        if algorithm not in (None, "norm", "value"):
-            raise ConfigError(f"trainer.gradient_clip_algorithm={algorithm!r}: use norm or value")
+        which the training app hands to the model (manual optimisation clips here).
+        Their ranges are the Trainer's (`vaelab.upstream_ranges`), checked before a run."""
         self.gradient_clip_val = value
         self.gradient_clip_algorithm = algorithm or "norm"
 
@@ -388,14 +400,7 @@ class VAE(L.LightningModule):
         self.log_dict(values)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        config = dict(self.hparams.optimizer)
-        # The presets' `fused: true` asks for the one-kernel implementation where the
-        # optimiser has one (Adam, AdamW, SGD): `model.optimizer._target_=...RMSprop`
-        # alone then works, without also removing the key.
-        optimizer_class = get_class(config["_target_"])
-        if "fused" in config and "fused" not in inspect.signature(optimizer_class).parameters:
-            del config["fused"]
-        return instantiate(config, params=self.parameters())
+        return instantiate(optimizer_arguments(self.hparams.optimizer), params=self.parameters())
 
     # ----------------------------------------------------------------- helpers
     def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:

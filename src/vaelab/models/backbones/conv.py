@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from vaelab.constraints import NonNegativeInt, Widths
 from vaelab.models.backbones._common import (
     KERNEL,
     PADDING,
@@ -27,8 +28,8 @@ class ConvEncoder(nn.Module):
     def __init__(
         self,
         in_shape: Sequence[int],
-        channels: Sequence[int] = (32, 32, 64, 64),
-        fc_dim: int = 256,
+        channels: Widths = (32, 32, 64, 64),
+        fc_dim: NonNegativeInt = 256,
         activation: str = "ReLU",
     ) -> None:
         super().__init__()
@@ -56,8 +57,8 @@ class ConvDecoder(nn.Module):
         self,
         latent_dim: int,
         out_shape: Sequence[int],
-        channels: Sequence[int] = (64, 64, 32, 32),
-        fc_dim: int = 256,
+        channels: Widths = (64, 64, 32, 32),
+        fc_dim: NonNegativeInt = 256,
         activation: str = "ReLU",
     ) -> None:
         super().__init__()

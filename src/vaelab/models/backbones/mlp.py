@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from vaelab.constraints import PositiveInt, Widths
 from vaelab.models.backbones._common import make_activation
 
 
@@ -24,12 +25,10 @@ class MLPEncoder(nn.Module):
     def __init__(
         self,
         in_shape: Sequence[int],
-        hidden: Sequence[int] = (512, 256),
+        hidden: Widths = (512, 256),
         activation: str = "ReLU",
     ) -> None:
         super().__init__()
-        if not hidden:
-            raise ValueError("MLPEncoder needs at least one hidden layer")
         self.net = nn.Sequential(nn.Flatten(), *_stack([math.prod(in_shape), *hidden], activation))
         self.out_features = int(hidden[-1])
 
@@ -44,7 +43,7 @@ class MLPDecoder(nn.Module):
         self,
         latent_dim: int,
         out_shape: Sequence[int],
-        hidden: Sequence[int] = (256, 512),
+        hidden: Sequence[PositiveInt] = (256, 512),
         activation: str = "ReLU",
     ) -> None:
         super().__init__()

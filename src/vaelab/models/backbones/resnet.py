@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from vaelab.constraints import NonNegativeInt, Widths
 from vaelab.models.backbones._common import (
     KERNEL,
     PADDING,
@@ -45,9 +46,9 @@ class ResNetEncoder(nn.Module):
     def __init__(
         self,
         in_shape: Sequence[int],
-        channels: Sequence[int] = (32, 64, 128),
-        blocks_per_stage: int = 1,
-        fc_dim: int = 256,
+        channels: Widths = (32, 64, 128),
+        blocks_per_stage: NonNegativeInt = 1,
+        fc_dim: NonNegativeInt = 256,
         activation: str = "ReLU",
     ) -> None:
         super().__init__()
@@ -73,9 +74,9 @@ class ResNetDecoder(nn.Module):
         self,
         latent_dim: int,
         out_shape: Sequence[int],
-        channels: Sequence[int] = (128, 64, 32),
-        blocks_per_stage: int = 1,
-        fc_dim: int = 256,
+        channels: Widths = (128, 64, 32),
+        blocks_per_stage: NonNegativeInt = 1,
+        fc_dim: NonNegativeInt = 256,
         activation: str = "ReLU",
     ) -> None:
         super().__init__()
