@@ -15,6 +15,7 @@ from data_fixtures import (
     write_image_folder,
     write_mnist_files,
 )
+from helpers import check_arguments
 
 from vaelab.data.celeba import CelebADataModule
 from vaelab.data.cifar10 import CIFAR10DataModule
@@ -104,8 +105,10 @@ def test_dynamic_binarisation_resamples_training_batches_only(mnist_dir: Path) -
 
 
 def test_binarize_choice_is_checked_and_recorded(mnist_dir: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data\.binarize='yes'"):
-        MNISTDataModule(data_dir=mnist_dir, binarize="yes")  # type: ignore[arg-type]
+    with pytest.raises(
+        ConfigError, match=r"data\.binarize='yes' must be one of none, static, dynamic"
+    ):
+        check_arguments("vaelab.data.mnist.MNISTDataModule", "data", binarize="yes")
     dm = MNISTDataModule(data_dir=mnist_dir, binarize="static")
     assert dm.hparams["binarize"] == "static"
 
@@ -199,8 +202,8 @@ def test_celeba_official_splits_and_resize(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_celeba_bad_crop_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="positive"):
-        CelebADataModule(data_dir=tmp_path, crop=0)
+    with pytest.raises(ConfigError, match=r"data\.crop=0 must be an integer >= 1 or null"):
+        check_arguments("vaelab.data.celeba.CelebADataModule", "data", crop=0)
 
 
 # ------------------------------------------------------------------ digits, folder
@@ -243,8 +246,10 @@ def test_image_folder(tmp_path: Path) -> None:
 
 
 def test_image_folder_needs_a_path(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"data\.path="):
-        ImageFolderDataModule(path="", data_dir=tmp_path)
+    with pytest.raises(
+        ConfigError, match=r"data\.path is required: .*e\.g\. data\.path=/my/images"
+    ):
+        check_arguments("vaelab.data.folder.ImageFolderDataModule", "data", path="???")
     dm = ImageFolderDataModule(path=tmp_path / "nowhere", data_dir=tmp_path)
     with pytest.raises(DataError, match="does not exist"):
         dm.prepare_data()

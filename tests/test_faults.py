@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import quiet_trainer
+from helpers import check_arguments, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
@@ -126,9 +126,10 @@ def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
 
 
 def test_gradient_clipping_rejects_a_bad_value() -> None:
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
-    with pytest.raises(ConfigError, match="gradient_clip_val must be > 0"):
-        model.configure_gradient_clipping_value(-1.0)
+    with pytest.raises(ConfigError, match=r"trainer\.gradient_clip_val=-1\.0 must be a number > 0"):
+        check_arguments("lightning.pytorch.Trainer", "trainer", gradient_clip_val=-1.0)
+    with pytest.raises(ConfigError, match="must be one of norm, value or null"):
+        check_arguments("lightning.pytorch.Trainer", "trainer", gradient_clip_algorithm="max")
 
 
 def test_metrics_json_says_running_while_the_run_is_in_progress(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import check_arguments
 from torch.distributions import Normal
 
 from vaelab.errors import ConfigError
@@ -112,7 +113,10 @@ def test_discretized_logistic_refuses_binary_data() -> None:
 
 
 def test_gaussian_rejects_bad_settings() -> None:
-    with pytest.raises(ConfigError, match="learn_sigma"):
-        GaussianLikelihood(1, learn_sigma="pixel")
-    with pytest.raises(ConfigError, match="sigma"):
-        GaussianLikelihood(1, sigma=0.0)
+    target = "vaelab.likelihoods.GaussianLikelihood"
+    with pytest.raises(
+        ConfigError, match="learn_sigma='pixel' must be one of none, global, channel"
+    ):
+        check_arguments(target, "likelihood", learn_sigma="pixel")
+    with pytest.raises(ConfigError, match=r"likelihood\.sigma=0\.0 must be a number > 0"):
+        check_arguments(target, "likelihood", sigma=0.0)

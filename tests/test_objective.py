@@ -6,10 +6,12 @@ import math
 
 import pytest
 import torch
+from helpers import check_arguments
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
+from vaelab.errors import ConfigError
 from vaelab.models import VAE
-from vaelab.objectives import CapacityAnnealing, ConstantBeta, LinearWarmup
+from vaelab.objectives import CapacityAnnealing, LinearWarmup
 
 MLP_ENC = {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]}
 MLP_DEC = {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]}
@@ -128,8 +130,8 @@ def test_capacity_schedule_penalises_distance_from_capacity() -> None:
 
 
 def test_constant_beta_rejects_negative() -> None:
-    with pytest.raises(ValueError, match="beta"):
-        ConstantBeta(-1.0)
+    with pytest.raises(ConfigError, match=r"beta_schedule\.beta=-1\.0 must be a number >= 0"):
+        check_arguments("vaelab.objectives.ConstantBeta", "beta_schedule", beta=-1.0)
 
 
 def test_training_reduces_the_loss(binary_batch: torch.Tensor) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
+from helpers import check_arguments
 from torch import Tensor
 
 from vaelab.data.memory import BatchLoader
@@ -23,6 +25,7 @@ from vaelab.data.shapes import (
     index_to_factors,
     render,
 )
+from vaelab.errors import ConfigError
 
 SQUARE, ELLIPSE, HEART = 0, 1, 2
 MAX_SCALE, MAX_POS = FACTOR_SIZES[1] - 1, FACTOR_SIZES[3] - 1
@@ -329,13 +332,23 @@ def test_resolution_32_gives_32_by_32_images() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"resolution": 4}, "resolution must be an int >= 8"),
-        ({"n_val": 400_000, "n_test": 400_000}, "leaves no training images"),
-        ({"n_train": 720_000}, "exceeds the 737280 images"),
-        ({"n_val": -1}, "n_val must be an int >= 0"),
-        ({"n_train": 0}, "n_train must be an int >= 1"),
+        ({"resolution": 4}, "data.resolution=4 must be an integer >= 8"),
+        ({"n_val": -1}, "data.n_val=-1 must be an integer >= 0"),
+        ({"n_train": 0}, "data.n_train=0 must be an integer >= 1 or null"),
     ],
 )
 def test_bad_arguments_raise_a_clear_error(kwargs: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=re.escape(match)):
+        check_arguments("vaelab.data.shapes.ShapesDataModule", "data", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_val": 400_000, "n_test": 400_000}, "leaves no training images"),
+        ({"n_train": 720_000}, "exceeds the 737280 images"),
+    ],
+)
+def test_splits_that_do_not_fit_the_grid_raise_a_clear_error(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
         ShapesDataModule(**kwargs)

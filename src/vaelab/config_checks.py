@@ -57,7 +57,7 @@ def check_config(
             from vaelab.runs import command_line_overrides
 
             overrides = command_line_overrides()
-        check_trained_run(cfg, task, overrides, here=here)
+        check_trained_run(cfg, task, overrides, defaults, here=here)
 
 
 # --------------------------------------------------------------------------- train
@@ -70,6 +70,8 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
     check_optimisation(cfg)
     if here:
         check_devices(cfg.trainer)
+    from vaelab.data.memory import check_full_batch
+
     datamodule = build_cheap_parts(cfg)
     if cfg.get("train", True):
         check_trains_a_step(cfg.trainer)
@@ -111,19 +113,6 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1.0"
         raise ConfigError(f"model.optimizer: {exc} (e.g. model.optimizer.lr=0.001)") from None
     return datamodule
-
-
-def check_full_batch(n_train: int, batch_size: int, world: int = 1) -> None:
-    """Training batches are full (the last partial one is dropped), so each of the
-    `world` processes needs at least `batch_size` of the `n_train` examples."""
-    per_process = n_train // world
-    if per_process < batch_size:
-        share = f" ({per_process} per process of {world})" if world > 1 else ""
-        raise ConfigError(
-            f"the training split has {n_train} examples{share}, fewer than one batch of "
-            f"data.batch_size={batch_size}: no training step would run; use "
-            f"data.batch_size={max(1, per_process)} or more training data"
-        )
 
 
 def check_trains_a_step(trainer_cfg: DictConfig) -> None:
@@ -203,7 +192,12 @@ def check_checkpoint_path(cfg: DictConfig, script: str) -> Path:
 
 
 def check_trained_run(
-    cfg: DictConfig, task: str, overrides: list[Any], *, here: bool = True
+    cfg: DictConfig,
+    task: str,
+    overrides: list[Any],
+    defaults: DictConfig | None = None,
+    *,
+    here: bool = True,
 ) -> None:
     """eval/generate: the checkpoint opens, the run's saved config reads, and the run's
     data and trainer with the command line's overrides on top pass the same checks as
@@ -218,7 +212,7 @@ def check_trained_run(
     config, _ = run_config(cfg, path, overrides)
     for group in ("data", "trainer"):
         if group in config:
-            check_targets(config[group], None, group)
+            check_targets(config[group], defaults, group)
     if task == "eval" and here and "trainer" in config:
         check_devices(config.trainer)
     datamodule = instantiate(config.data)

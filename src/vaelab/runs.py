@@ -99,9 +99,8 @@ def read_run_config(path: Path) -> DictConfig:
     try:
         saved = OmegaConf.load(path)
     except Exception as exc:  # yaml's ParserError/ScannerError, OmegaConf's, OSError
-        first = " ".join(str(exc).strip().split())[:160] or type(exc).__name__
         raise ConfigError(
-            f"{path} is not a readable run config ({type(exc).__name__}: {first}); restore "
+            f"{path} is not a readable run config ({_parse_problem(exc)}); restore "
             "it from the run's W&B config, or move the checkpoint out of the run folder"
         ) from None
     if not isinstance(saved, DictConfig) or "data" not in saved:
@@ -110,6 +109,15 @@ def read_run_config(path: Path) -> DictConfig:
             "run's W&B config, or move the checkpoint out of the run folder"
         )
     return saved
+
+
+def _parse_problem(exc: Exception) -> str:
+    """yaml's error in a few words: 'expected ',' or ']' at line 2, column 7'."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{type(exc).__name__}: {problem} at line {mark.line + 1}, column {mark.column + 1}"
+    first = " ".join(str(exc).strip().split())[:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 def run_config(

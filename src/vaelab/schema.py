@@ -199,7 +199,8 @@ def check_targets(cfg: DictConfig, defaults: DictConfig | None = None, prefix: s
                 if found is not None and isinstance(child, DictConfig):
                     prepared[id(child)] = found
                 continue  # built by the receiver: checked as its own node
-            check_value(node, key, full, annotation, defaults)
+            default = signature.parameters[key].default if key in signature.parameters else None
+            check_value(node, key, full, annotation, defaults, default)
 
 
 def _marker(annotation: Any) -> Prepared | None:
@@ -245,12 +246,19 @@ def check_settings(
 
 
 def check_value(
-    node: DictConfig, key: str, full: str, annotation: Any, defaults: DictConfig | None
+    node: DictConfig,
+    key: str,
+    full: str,
+    annotation: Any,
+    defaults: DictConfig | None,
+    default: Any = None,
 ) -> None:
-    """Raise `ConfigError` if `node[key]` is missing or does not fit `annotation`."""
+    """Raise `ConfigError` if `node[key]` is missing or does not fit `annotation`.
+    `defaults` (the default config) and `default` (the parameter's own default) give
+    the example in the message."""
     shown_key = _source_key(node, key) or full
     if OmegaConf.is_missing(node, key):
-        example = _example(shown_key, annotation, defaults)
+        example = _example(shown_key, annotation, defaults, default)
         what = describe(annotation)
         raise ConfigError(f"{shown_key} is required: give {what}{_eg(shown_key, example)}")
     try:
@@ -262,7 +270,7 @@ def check_value(
         raise ConfigError(f"{shown_key} cannot be resolved: {message}") from None
     if fits(value, annotation):
         return
-    example = _example(shown_key, annotation, defaults)
+    example = _example(shown_key, annotation, defaults, default)
     problem = "is not finite; it must be" if _non_finite(value) else "must be"
     raise ConfigError(
         f"{shown_key}={_show(value)} {problem} {describe(annotation)}{_eg(shown_key, example)}"
@@ -308,23 +316,22 @@ def _plain(node: Any) -> Any:
     return value
 
 
-def _example(key: str, annotation: Any, defaults: DictConfig | None) -> Any:
+def _example(key: str, annotation: Any, defaults: DictConfig | None, default: Any = None) -> Any:
+    """A valid value for `key`: the default config's, the parameter's default, a `Field`'s
+    `examples`, or one made from the bounds, whichever fits first."""
+    candidates: list[Any] = []
     if defaults is not None:
         try:
-            default = OmegaConf.select(defaults, key, throw_on_missing=True)
-            default = (
-                OmegaConf.to_container(default)
-                if isinstance(default, DictConfig | ListConfig)
-                else default
-            )
-            if default is not None and fits(default, annotation):
-                return default
-        except Exception:
-            pass
-    for candidate in (*_field_examples(annotation), *_made_up_examples(annotation)):
-        if fits(candidate, annotation):
-            return candidate
-    return None
+            configured = OmegaConf.select(defaults, key, throw_on_missing=True)
+        except OmegaConfBaseException:  # missing or unresolvable there: no example from it
+            configured = None
+        if isinstance(configured, DictConfig | ListConfig):
+            configured = OmegaConf.to_container(configured)
+        candidates.append(configured)
+    if default is not inspect.Parameter.empty:
+        candidates.append(default)
+    candidates += [*_field_examples(annotation), *_made_up_examples(annotation)]
+    return next((c for c in candidates if c is not None and fits(c, annotation)), None)
 
 
 def _field_examples(annotation: Any) -> list[Any]:
@@ -420,7 +427,8 @@ def _describe_one(annotation: Any, plural: bool) -> str:
 
 
 def _bounds_text(bounds: Sequence[Any]) -> str:
-    parts = []
+    parts = [f"matching {_pattern(b)}" for b in bounds if _pattern(b)]
+    parts += [f"of at least {b.min_length} item(s)" for b in bounds if isinstance(b, at.MinLen)]
     for bound in bounds:
         for kind, symbol in (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")):
             if hasattr(bound, kind) and isinstance(bound, at.BaseMetadata):
@@ -435,7 +443,12 @@ def _split(annotation: Any) -> tuple[Any, list[Any]]:
         for meta in annotation.__metadata__:
             bounds += list(getattr(meta, "metadata", [meta]))
         annotation = typing.get_args(annotation)[0]
-    return annotation, [b for b in bounds if isinstance(b, at.BaseMetadata)]
+    return annotation, [b for b in bounds if isinstance(b, at.BaseMetadata) or _pattern(b)]
+
+
+def _pattern(metadata: Any) -> str | None:
+    pattern = getattr(metadata, "pattern", None)
+    return pattern if isinstance(pattern, str) else None
 
 
 def _flatten(annotation: Any) -> list[Any]:

@@ -97,7 +97,7 @@ class GenerateSettings(BaseModel):
 
     task_name: str
     seed: Seed
-    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$", examples=["cpu"])]
+    device: Literal["auto", "cpu", "cuda", "mps"] | Annotated[str, Field(pattern=r"^cuda:\d+$")]
     output: str | None
     sample_seed: Seed
     n_samples: PositiveInt

@@ -98,6 +98,19 @@ def split_train_val(
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def check_full_batch(n_train: int, batch_size: int, world: int = 1) -> None:
+    """Training batches are full (the last partial one is dropped), so each of the
+    `world` processes needs at least `batch_size` of the `n_train` examples."""
+    per_process = n_train // world
+    if per_process < batch_size:
+        share = f" ({per_process} per process of {world})" if world > 1 else ""
+        raise ConfigError(
+            f"the training split has {n_train} examples{share}, fewer than one batch of "
+            f"data.batch_size={batch_size}: no training step would run; use "
+            f"data.batch_size={max(1, per_process)} or more training data"
+        )
+
+
 class BatchLoader:
     """Iterate over a `BatchSource` in batches; the loader Lightning sees.
 
@@ -247,6 +260,8 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
     def _loader(self, split: str, train: bool) -> BatchLoader:
         self.setup()
         rank, world = self._rank_and_world()
+        if train:  # sizes not known before the data is read (an image folder) meet it here
+            check_full_batch(len(self.splits[split]), self.batch_size, world)
         return BatchLoader(
             self.splits[split],
             self.batch_size if train else self.eval_batch_size,

@@ -1,0 +1,256 @@
+"""Bad input never gets past the door: the real command lines, given a wrong value for a
+key of every config group and entry point, stop with one line on stderr and exit code 2,
+within seconds, before anything is created (no run folder, no W&B run, no process).
+
+Each case runs the app as a user would, from an empty working folder, so that anything
+it created (outputs/, wandb/, data/) would show up there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO, run_app
+
+#: (app, arguments, a part of the one line it must print). `{run}` is a trained run
+#: folder, `{foreign}` a checkpoint that pickles a class from a package not installed,
+#: `{corrupt}` a run folder whose .hydra/config.yaml does not parse.
+CKPT = "ckpt_path={run}/checkpoints/best.ckpt"
+MANY_CPUS = max(64, 4 * (os.cpu_count() or 1))
+CASES = [
+    # ---- train: the issue's table
+    ("train", ["trainer.max_epochs=abc"], "trainer.max_epochs='abc' must be an integer >= -1"),
+    ("train", ["data.batch_size=0"], "data.batch_size=0 must be an integer >= 1"),
+    ("train", ["data.batch_size=-3"], "data.batch_size=-3 must be an integer >= 1"),
+    ("train", ["data.batch_size=abc"], "data.batch_size='abc' must be an integer >= 1"),
+    ("train", ["model.optimizer._target_=torch.optim.Nope"], "torch.optim has no 'Nope'"),
+    ("train", ["seed=-1"], "seed=-1 must be an integer >= 0 and <= 4294967295 (e.g. seed=0)"),
+    ("train", ["data=folder"], "data.path is required"),
+    (
+        "train",
+        ["data=fashion_mnist", "data.val_size=70000"],
+        "data.val_size=70000 leaves no training data out of 60000 examples",
+    ),
+    ("train", ["model.optimizer.lr=fast"], "model.optimizer.lr='fast' must be a number"),
+    ("train", ["trainer.precision=bf17"], "trainer.precision='bf17' must be one of 64, 32"),
+    ("train", ["trainer.max_epochs=-5"], "trainer.max_epochs=-5 must be an integer >= -1"),
+    ("train", ["data.resolution=7"], "data.resolution=7 must be an integer >= 8"),
+    ("train", ["data.n_train=abc"], "data.n_train='abc' must be an integer >= 1 or null"),
+    (
+        "train",
+        ["model.encoder.channels=[1,x]"],
+        "model.encoder.channels=[1, 'x'] must be a list of integers >= 1",
+    ),
+    ("train", [f"trainer.devices={MANY_CPUS}"], f"would start {MANY_CPUS} CPU processes"),
+    ("train", ["beta=nan"], "beta=nan is not finite; it must be a number"),
+    ("train", ["beta=inf"], "beta=inf is not finite; it must be a number"),
+    ("train", ["trainer.log_every_n_steps=-1"], "trainer.log_every_n_steps=-1 must be an integer"),
+    ("train", ["data.n_train=10"], "has 10 examples, fewer than one batch of data.batch_size=128"),
+    ("train", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    # ---- train: every group
+    ("train", ["model=cnv"], "unknown option 'cnv' for model= (did you mean model=conv?)"),
+    ("train", ["model/encoder=transformer"], "unknown option 'transformer' for model/encoder="),
+    ("train", ["data=imagenet"], "unknown option 'imagenet' for data="),
+    ("train", ["trainer=tpu"], "unknown option 'tpu' for trainer="),
+    ("train", ["beta=-1"], "beta=-1 must be a number >= 0 (e.g. beta=1.0)"),
+    ("train", ["beta=abc"], "beta='abc' must be a number"),
+    ("train", ["latent_dim=0"], "latent_dim=0 must be an integer >= 1 (e.g. latent_dim=10)"),
+    ("train", ["latent_dim=2.5"], "latent_dim=2.5 must be an integer"),
+    ("train", ["latnt_dim=8"], "unknown key 'latnt_dim' (did you mean latent_dim=...?)"),
+    ("train", ["data.batch_sze=8"], "did you mean data.batch_size=...?"),
+    ("train", ["beta=1,4"], "beta=1,4 lists several values; add -m"),
+    ("train", ["-m", "beta=1,-4"], "beta=-4 must be a number >= 0"),
+    ("train", ["ckpt_path=x.ckpt", "resume=auto"], "either ckpt_path=... or resume=auto"),
+    ("train", ["resume=yes"], "resume='yes' must be one of auto or null"),
+    ("train", ["flush_denormal=maybe"], "flush_denormal='maybe' must be true or false"),
+    ("train", ["model.optimizer._target_=torch.optim.Adamm"], "did you mean"),
+    ("train", ["model.optimizer.lr=-1"], "model.optimizer: Invalid learning rate: -1"),
+    ("train", ["+model.foo=1"], "model.foo is not an argument of vaelab.models.VAE"),
+    ("train", ["model.encoder.activation=Relu"], "activation 'Relu' is not a torch.nn module"),
+    ("train", ["model=resnet", "model.decoder.fc_dim=-1"], "model.decoder.fc_dim=-1 must be"),
+    ("train", ["likelihood=discretized_logistic"], "models 256-level images but the data has 2"),
+    (
+        "train",
+        ["data=digits", "likelihood.sigma=0"],
+        "likelihood.sigma=0 must be a number > 0 (e.g. likelihood.sigma=0.1)",
+    ),
+    (
+        "train",
+        ["beta_schedule=warmup", "beta_schedule.warmup_steps=0"],
+        "beta_schedule.warmup_steps=0 must be an integer >= 1",
+    ),
+    ("train", ["beta_schedule=capacity", "beta_schedule.c_max=-2"], "c_max=-2 must be a number"),
+    ("train", ["callbacks.nonfinite_guard.action=ignore"], "must be one of stop, skip"),
+    ("train", ["callbacks.image_grids.n_images=0"], "callbacks.image_grids.n_images=0 must be"),
+    ("train", ["logger.wandb.mode=online2"], "logger.wandb.mode='online2' must be one of"),
+    (
+        "train",
+        ["trainer.gradient_clip_val=-1"],
+        "trainer.gradient_clip_val=-1 must be a number > 0",
+    ),
+    ("train", ["trainer.gradient_clip_algorithm=max"], "must be one of norm, value or null"),
+    ("train", ["+trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
+    ("train", ["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains no step"),
+    ("train", ["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5 must be"),
+    ("train", ["data.eval_batch_size=0"], "data.eval_batch_size=0 must be an integer >= 1"),
+    ("train", ["-m", "beta=1", "hydra.sweep.dir=/etc/hostname/sweep"], "/etc/hostname is a file"),
+    # ---- eval
+    ("eval", [], "ckpt_path is required: python src/eval.py ckpt_path="),
+    ("eval", ["ckpt_path=nowhere.ckpt"], "no checkpoint at nowhere.ckpt"),
+    (
+        "eval",
+        [CKPT, "eval.iwae_k=0"],
+        "eval.iwae_k=0 must be an integer >= 1 (e.g. eval.iwae_k=32)",
+    ),
+    ("eval", [CKPT, "eval.disentanglement.mig.n_bins=1"], "mig.n_bins=1 must be an integer >= 2"),
+    ("eval", [CKPT, "data.eval_batch_size=abc"], "data.eval_batch_size='abc' must be an integer"),
+    ("eval", [CKPT, "trainer.precision=bf17"], "trainer.precision='bf17' must be one of"),
+    ("eval", [CKPT, f"trainer.devices={MANY_CPUS}"], f"would start {MANY_CPUS} CPU processes"),
+    ("eval", [CKPT, "model=mlp"], "'model' is a training setting"),
+    ("eval", [CKPT, "data=mnist"], "was trained on 1x64x64 data but the chosen data is 1x28x28"),
+    ("eval", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    (
+        "eval",
+        ["ckpt_path={corrupt}/checkpoints/best.ckpt"],
+        "config.yaml is not a readable run config (ParserError",
+    ),
+    # ---- generate
+    ("generate", [], "ckpt_path is required: python src/generate.py ckpt_path="),
+    ("generate", [CKPT, "temperature=0"], "temperature=0 must be a number > 0"),
+    ("generate", [CKPT, "n_samples=abc"], "n_samples='abc' must be an integer >= 1"),
+    ("generate", [CKPT, "device=gpu"], "device='gpu' must be one of auto, cpu, cuda, mps"),
+    ("generate", [CKPT, "interpolation.steps=1"], "interpolation.steps=1 must be an integer >= 2"),
+    ("generate", [CKPT, "traversal.range=nan"], "traversal.range=nan is not finite"),
+    ("generate", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    (
+        "generate",
+        ["ckpt_path={corrupt}/checkpoints/best.ckpt"],
+        "config.yaml is not a readable run config",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    """A trained run, a checkpoint that needs an uninstalled package, a corrupt run."""
+    root = tmp_path_factory.mktemp("inputs")
+    run = root / "run"
+    result = run_app(
+        "train",
+        "debug=smoke",
+        "data.n_train=64",
+        "data.n_val=32",
+        "data.n_test=32",
+        "logger=csv",
+        f"hydra.run.dir={run}",
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr
+    package = root / "site"
+    package.mkdir()
+    (package / "vaelab_plugin_gone.py").write_text("class Extra:\n    pass\n")
+    foreign = root / "foreign.ckpt"
+    script = (
+        "import sys, torch; sys.path.insert(0, sys.argv[3]); import vaelab_plugin_gone as p\n"
+        "ckpt = torch.load(sys.argv[1], weights_only=False); ckpt['extra'] = p.Extra()\n"
+        "torch.save(ckpt, sys.argv[2])\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(run / "checkpoints/best.ckpt"), foreign, package],
+        check=True,
+    )
+    corrupt = root / "corrupt"
+    shutil.copytree(run, corrupt)
+    (corrupt / ".hydra" / "config.yaml").write_text("data: [unclosed\n  key: : x\n")
+    return {"run": run, "foreign": foreign, "corrupt": corrupt}
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("vaelab: error: "), lines[0]
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("app", "arguments", "message"),
+    CASES,
+    ids=[f"{app} {' '.join(arguments)}" for app, arguments, _ in CASES],
+)
+def test_bad_value_stops_with_one_line_and_creates_nothing(
+    app: str, arguments: list[str], message: str, files: dict[str, Path], tmp_path: Path
+) -> None:
+    arguments = [a.format(**files) for a in arguments]
+    started = time.monotonic()
+    result = run_app(
+        app,
+        *arguments,
+        f"hydra.run.dir={tmp_path}/run",
+        f"hydra.sweep.dir={tmp_path}/sweep",
+        cwd=tmp_path,
+        timeout=60,
+        env={"WANDB_MODE": "offline"},  # a run that got through would write a W&B run
+    )
+    elapsed = time.monotonic() - started
+    _assert_one_line_error(result, message)
+    assert list(tmp_path.iterdir()) == [], "created: " + ", ".join(
+        p.name for p in tmp_path.iterdir()
+    )
+    assert elapsed < 30, f"took {elapsed:.1f} s"
+
+
+def test_there_are_at_least_forty_cases_over_every_entry_point() -> None:
+    apps = {app for app, _, _ in CASES}
+    assert len(CASES) >= 40 and apps == {"train", "eval", "generate"}
+
+
+def _compare(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vaelab.compare", *arguments],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+
+
+def test_compare_skips_a_malformed_metrics_json_with_its_reason(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    sweep = tmp_path / "sweep"
+    good, bad, broken = sweep / "0_good", sweep / "1_bad", sweep / "2_broken"
+    shutil.copytree(files["run"], good, ignore=shutil.ignore_patterns("checkpoints", "wandb"))
+    shutil.copytree(good, bad)
+    shutil.copytree(good, broken)
+    summary = json.loads((bad / "metrics.json").read_text())
+    (bad / "metrics.json").write_text(json.dumps({**summary, "overrides": 5}))
+    (broken / "metrics.json").write_text(json.dumps({**summary, "metrics": {"val/nelbo": "x"}}))
+
+    result = _compare(str(sweep), "--no-plots", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped")]
+    assert skipped == [
+        f"skipped {bad}: unreadable metrics.json ('overrides' is 5: input should be a valid list)",
+        f"skipped {broken}: unreadable metrics.json ('metrics.val/nelbo' is \"x\": "
+        "input should be a valid number)",
+    ]
+    table = result.stdout
+    assert "0_good" in table and "1_bad" not in table and "2_broken" not in table
+
+
+def test_compare_with_a_metric_no_run_has_is_one_line(files: dict[str, Path], tmp_path) -> None:
+    result = _compare(str(files["run"]), "--sort", "test/nosuch", "--no-plots", cwd=tmp_path)
+    _assert_one_line_error(result, "test/nosuch")
