@@ -10,8 +10,9 @@ here are the rules that need several keys, or the machine, at once:
 - the cheap objects a job builds first, built once here so that their own multi-key
   rules (a likelihood that cannot model the data, a backbone too deep for the image,
   an optimiser argument torch refuses) stop the run now, not after its folder exists;
-- a training split smaller than one batch (per process), or a trainer that trains no
-  step at all;
+- a training split smaller than one batch per process (the rule is
+  `vaelab.data.memory.check_full_batch`, which the loaders apply too, for data whose
+  size is known only once read), or a trainer that trains no step at all;
 - more processes than CPU cores, or than visible GPUs.
 
 Each failure is a `ConfigError` (or `CheckpointError`) whose message names the key,
