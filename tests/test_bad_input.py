@@ -101,6 +101,16 @@ CASES = [
     ("train", ["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5 must be"),
     ("train", ["data.eval_batch_size=0"], "data.eval_batch_size=0 must be an integer >= 1"),
     ("train", ["-m", "beta=1", "hydra.sweep.dir=/etc/hostname/sweep"], "/etc/hostname is a file"),
+    (
+        "train",
+        ["-m", "hydra/launcher=local", "hydra.launcher.timeout_min=-5", "beta=1"],
+        "hydra.launcher.timeout_min=-5 must be an integer >= 1",
+    ),
+    (
+        "train",
+        ["hparams_search=optuna", "hydra.sweeper.n_trials=0"],
+        "hydra.sweeper.n_trials=0 must be an integer >= 1",
+    ),
     # ---- eval
     ("eval", [], "ckpt_path is required: python src/eval.py ckpt_path="),
     ("eval", ["ckpt_path=nowhere.ckpt"], "no checkpoint at nowhere.ckpt"),

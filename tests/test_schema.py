@@ -134,6 +134,31 @@ def test_every_upstream_range_names_a_parameter_lightning_still_has() -> None:
             assert fits(default, annotation), f"Trainer's default {name}={default!r} is refused"
 
 
+@pytest.mark.parametrize(
+    ("module", "conf_class"),
+    [
+        ("hydra_plugins.hydra_submitit_launcher.config", "SlurmQueueConf"),
+        ("hydra_plugins.hydra_optuna_sweeper.config", "OptunaSweeperConf"),
+    ],
+)
+def test_every_plugin_range_names_a_setting_the_plugin_still_has(
+    module: str, conf_class: str
+) -> None:
+    """The launcher and sweeper take **params: their settings are the fields of the
+    plugin's structured config, which must still hold every key ranged here."""
+    import dataclasses
+    import importlib
+
+    from vaelab.upstream_ranges import UPSTREAM
+
+    fields = {
+        f.name for f in dataclasses.fields(getattr(importlib.import_module(module), conf_class))
+    }
+    plugin = module.rsplit(".", 1)[0]
+    (ranges,) = [r for m, _, r in UPSTREAM if m.startswith(plugin)]
+    assert set(ranges()) <= fields, set(ranges()) - fields
+
+
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 

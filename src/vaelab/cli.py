@@ -145,6 +145,7 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     from omegaconf import open_dict
 
     from vaelab.config_checks import check_config
+    from vaelab.schema import check_targets
 
     args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.help or args.hydra_help or args.info or args.shell_completion:
@@ -166,6 +167,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
             try:
                 cfg = compose(config_name, overrides=variant, return_hydra_config=True)
                 here = _runs_here(cfg)
+                for plugin in ("launcher", "sweeper"):  # checked with the keys they read
+                    check_targets(cfg.hydra[plugin], defaults=None, prefix=f"hydra.{plugin}")
                 with open_dict(cfg):
                     del cfg["hydra"]  # as in a job: ${hydra:...} is read from HydraConfig
                 check_config(

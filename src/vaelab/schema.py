@@ -152,6 +152,8 @@ def _hints(function: Any) -> dict[str, Any]:
 
 def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
     """Every mapping with a `_target_` at or below `node`, with its dotted key."""
+    if node._is_none() or node._is_missing() or node._is_interpolation():
+        return  # null, ??? or ${...}: no mapping here to look into
     if isinstance(node, DictConfig):
         if OmegaConf.is_missing(node, "_target_") or "_target_" in node:
             yield path, node
@@ -188,7 +190,7 @@ def check_targets(cfg: DictConfig, defaults: DictConfig | None = None, prefix: s
             keys = [k for k in keys if k in container]
         for key in keys:
             full = f"{path}.{key}"
-            if key not in signature.parameters:
+            if key not in signature.parameters and key not in signature.annotations:
                 if signature.open:
                     continue
                 _unknown_argument(full, str(node._target_), list(signature.parameters))
@@ -283,7 +285,8 @@ def _non_finite(value: Any) -> bool:
 
 def fits(value: Any, annotation: Any) -> bool:
     """Whether a plain config value (from YAML or the command line) fits `annotation`."""
-    if annotation is Any or annotation is inspect.Parameter.empty:
+    annotation = _checkable(annotation)
+    if annotation is Any:
         return True
     try:
         adapter = TypeAdapter(annotation, config=_VALIDATION)
@@ -299,6 +302,20 @@ def fits(value: Any, annotation: Any) -> bool:
     except ValidationError:
         return False
     return True
+
+
+def _checkable(annotation: Any) -> Any:
+    """`annotation` without the options a config value cannot take (a Tensor, a
+    DictConfig object); `Any` when none is left, i.e. when a config cannot be wrong."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    options = _flatten(annotation)
+    kept = [a for a in options if _representable(a)]
+    if not kept or all(a is type(None) for a in kept):
+        return Any
+    if len(kept) == len(options):
+        return annotation
+    return Union[tuple(kept)]  # noqa: UP007 - built from a runtime tuple
 
 
 def _source_key(node: DictConfig, key: str) -> str | None:

@@ -1,5 +1,9 @@
 """Ranges for arguments of code vaelab does not own, whose signatures give only types.
 
+Here: Lightning's `Trainer`, the submitit launchers' queue settings, the Optuna
+sweeper's trial counts. A test (tests/test_schema.py) fails if an upgrade renames or
+drops an argument listed here.
+
 `vaelab.schema` reads every argument's rule from its target's signature. Lightning's
 `Trainer` types its arguments (`max_epochs: Optional[int]`) but does not say that
 `max_epochs` is >= -1 or `log_every_n_steps` >= 1; some it checks only once training
@@ -10,6 +14,7 @@ still Lightning's own: these replace an annotation only for the keys listed.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -43,12 +48,49 @@ def _trainer_ranges() -> dict[str, Any]:
     }
 
 
+def _launcher_ranges() -> dict[str, Any]:
+    # submitit's queue settings (hydra_submitit_launcher.config.BaseQueueConf and
+    # SlurmQueueConf): Hydra types them, nothing bounds them before sbatch sees them.
+    return {
+        "timeout_min": _Count,
+        "cpus_per_task": _Count | None,
+        "gpus_per_node": _NonNegative | None,
+        "tasks_per_node": _Count,
+        "mem_gb": _Count | None,
+        "nodes": _Count,
+        "signal_delay_s": _NonNegative,
+        "max_num_timeout": _NonNegative,
+        "array_parallelism": _Count,
+    }
+
+
+def _optuna_sweeper_ranges() -> dict[str, Any]:
+    return {
+        "n_trials": _Count,
+        "n_jobs": _Count,
+        "max_failure_rate": Annotated[float, Field(ge=0, le=1)],
+    }
+
+
+#: (module, class) of each upstream class with ranges here, and its ranges.
+UPSTREAM: tuple[tuple[str, str, Any], ...] = (
+    ("lightning.pytorch", "Trainer", _trainer_ranges),
+    (
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher",
+        "BaseSubmititLauncher",
+        _launcher_ranges,
+    ),
+    ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper", "OptunaSweeper", _optuna_sweeper_ranges),
+)
+
+
 def ranges_for(target: Any) -> dict[str, Any]:
     """Annotations that replace `target`'s own for the keys they name (else empty)."""
-    try:
-        from lightning.pytorch import Trainer
-    except ImportError:  # pragma: no cover - lightning is a dependency
+    if not isinstance(target, type):
         return {}
-    if isinstance(target, type) and issubclass(target, Trainer):
-        return _trainer_ranges()
+    for module_name, class_name, ranges in UPSTREAM:
+        module = sys.modules.get(module_name)  # not imported: target cannot be a subclass
+        owner = getattr(module, class_name, None) if module is not None else None
+        if owner is not None and issubclass(target, owner):
+            return ranges()
     return {}
