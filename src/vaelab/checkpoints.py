@@ -138,9 +138,14 @@ def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
     raise `CheckpointError` with one line. The model is rebuilt from the checkpoint's
     own hyperparameters, so it never depends on what the configs say today.
     """
+    checkpoint = read_checkpoint(path)
+    return vae_from_checkpoint(checkpoint, path), checkpoint
+
+
+def vae_from_checkpoint(checkpoint: dict[str, Any], path: Any = "") -> Any:
+    """The VAE of a checkpoint `read_checkpoint` returned, on the CPU, in eval mode."""
     from vaelab.models import VAE
 
-    checkpoint = read_checkpoint(path)
     try:
         model = VAE(**checkpoint["hyper_parameters"])
         model.load_state_dict(checkpoint["state_dict"])
@@ -149,4 +154,4 @@ def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
             f"{path} does not hold a VAE this version can load ({_first_line(exc)}); "
             "use a checkpoint written by `python src/train.py`"
         ) from exc
-    return model.eval(), checkpoint
+    return model.eval()

@@ -39,13 +39,15 @@ def check_config(
     *,
     here: bool = True,
     overrides: list[Any] | None = None,
-) -> None:
+) -> Any:
     """Raise on the first value of `task`'s config (train, eval, generate) that cannot work.
+    For eval and generate, return the trained run the checks opened (None for train).
 
     `defaults`: the app's config without the command line's overrides, for the examples
     in messages. `here`: the job runs on this machine (not a cluster's node), so the
     device counts of this machine apply. `overrides`: the parsed command-line
-    overrides (eval and generate apply them to the trained run's config).
+    overrides (eval and generate apply them to the trained run's config; by default
+    those of the running Hydra job).
     """
     if task not in APP_SETTINGS:
         raise ValueError(f"no config checks for task {task!r}; known: {', '.join(APP_SETTINGS)}")
@@ -53,12 +55,8 @@ def check_config(
     if task == "train":
         check_targets(cfg, defaults)
         check_train_config(cfg, here=here)
-    else:
-        if overrides is None:
-            from vaelab.runs import command_line_overrides
-
-            overrides = command_line_overrides()
-        check_trained_run(cfg, task, overrides, defaults, here=here)
+        return None
+    return check_trained_run(cfg, task, overrides, defaults, here=here)
 
 
 # --------------------------------------------------------------------------- train
@@ -177,8 +175,8 @@ def check_devices(trainer_cfg: DictConfig) -> None:
 # ---------------------------------------------------------------------- eval, generate
 
 
-def check_checkpoint_path(cfg: DictConfig, script: str) -> Path:
-    """`ckpt_path` is given and names a file; returns it."""
+def check_checkpoint_path(cfg: DictConfig, script: str) -> None:
+    """`ckpt_path` is given and names a file (its contents are checked when opened)."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") in (None, ""):
         raise ConfigError(
             f"ckpt_path is required: python src/{script}.py "
@@ -189,32 +187,24 @@ def check_checkpoint_path(cfg: DictConfig, script: str) -> Path:
         found = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
         hint = f" (in {path.parent}: {', '.join(found)})" if found else ""
         raise CheckpointError(f"no checkpoint at {path}{hint}")
-    return path
 
 
 def check_trained_run(
     cfg: DictConfig,
     task: str,
-    overrides: list[Any],
+    overrides: list[Any] | None,
     defaults: DictConfig | None = None,
     *,
     here: bool = True,
-) -> None:
+) -> Any:
     """eval/generate: the checkpoint opens, the run's saved config reads, and the run's
     data and trainer with the command line's overrides on top pass the same checks as
-    for training; the chosen data has the shape the checkpoint was trained on."""
-    from hydra.utils import instantiate
+    for training; the chosen data has the shape the checkpoint was trained on. Returns
+    the `vaelab.runs.TrainedRun` that was opened for this, so a job opens it once."""
+    from vaelab.runs import load_trained_run
 
-    from vaelab.checkpoints import check_data_shape, read_checkpoint
-    from vaelab.runs import run_config
-
-    path = check_checkpoint_path(cfg, task)
-    checkpoint = read_checkpoint(path)
-    config, _ = run_config(cfg, path, overrides)
-    for group in ("data", "trainer"):
-        if group in config:
-            check_targets(config[group], defaults, group)
-    if task == "eval" and here and "trainer" in config:
-        check_devices(config.trainer)
-    datamodule = instantiate(config.data)
-    check_data_shape(checkpoint, datamodule.dims, path)
+    check_checkpoint_path(cfg, task)
+    run = load_trained_run(cfg, overrides, defaults)
+    if task == "eval" and here and "trainer" in run.config:
+        check_devices(run.config.trainer)
+    return run

@@ -144,13 +144,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     On DDP ranks other than 0 the test is run (each rank its shard) and an empty dict
     returned; rank 0 writes the file.
     """
-    check_config(cfg, "eval")
+    run = check_config(cfg, "eval")  # opens the checkpoint and the run's data
     import lightning as L
 
     from vaelab import distributed, tracking
     from vaelab.callbacks import ReconstructionQuality
     from vaelab.callbacks.run_summary import package_versions, write_json
-    from vaelab.runs import load_trained_run
+    from vaelab.runs import warn_if_outside_a_run
     from vaelab.train import tidy_lightning_output
 
     tidy_lightning_output()
@@ -158,7 +158,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # torchmetrics sums and counts, reduced across ranks already.
     warnings.filterwarnings("ignore", message=r".*self\.log\('test/.*sync_dist=True")
     started = time.time()
-    run = load_trained_run(cfg)
+    warn_if_outside_a_run(run)
     path = Path(cfg.eval.output) if cfg.eval.get("output") else run.checkpoint_path.parent
     path = path / "eval.json" if path.suffix != ".json" else path
     if distributed.needs_own_ddp_group(run.config):

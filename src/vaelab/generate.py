@@ -148,14 +148,14 @@ def traversed_dimensions(stats: dict[str, Tensor]) -> list[int]:
 
 def generate(cfg: DictConfig) -> dict[str, Path]:
     """Write the grids and the GIF for `cfg.ckpt_path`; return {name: path}."""
-    check_config(cfg, "generate")
+    run = check_config(cfg, "generate")  # opens the checkpoint and the run's data
     from vaelab import tracking
     from vaelab.callbacks.run_summary import write_json
     from vaelab.images import make_grid, save_gif, save_png
     from vaelab.metrics.latents import active_dimensions
-    from vaelab.runs import load_trained_run
+    from vaelab.runs import warn_if_outside_a_run
 
-    run = load_trained_run(cfg)
+    warn_if_outside_a_run(run)
     model = run.model.to(pick_device(str(cfg.device))).eval()
     data = run.datamodule
     out = Path(cfg.output) if cfg.get("output") else run.checkpoint_path.parent / "generated"

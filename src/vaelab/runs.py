@@ -135,26 +135,41 @@ def run_config(
     return merge_run_config(saved, cfg, overrides)
 
 
-def load_trained_run(cfg: DictConfig) -> TrainedRun:
-    """Open `cfg.ckpt_path` and rebuild its run's data, with the command line's overrides.
+def load_trained_run(
+    cfg: DictConfig, overrides: list[Any] | None = None, defaults: DictConfig | None = None
+) -> TrainedRun:
+    """Open `cfg.ckpt_path` and rebuild its run's data, with the command line's overrides
+    (`overrides`; by default the running Hydra job's).
 
-    Raises `CheckpointError` (one line) for a missing, corrupt or foreign checkpoint and
-    for one trained on data of another shape than the chosen data.
+    Raises a one-line `VaelabError` for a missing, corrupt or foreign checkpoint, an
+    unreadable run config, a data or trainer value of the merged config that its target
+    does not take (`defaults` give the examples), and a checkpoint trained on data of
+    another shape than the chosen data.
     """
     from hydra.utils import instantiate
 
-    from vaelab.checkpoints import check_data_shape, load_vae
+    from vaelab.checkpoints import check_data_shape, read_checkpoint, vae_from_checkpoint
+    from vaelab.schema import check_targets
 
     path = Path(str(cfg.ckpt_path))
-    model, checkpoint = load_vae(path)
-    run_dir = run_dir_of(path)
-    if run_dir is None:
-        log.warning(
-            "no run config beside %s (expected <run>/.hydra/config.yaml); using data=%s",
-            path,
-            cfg.data.get("_target_", "?"),
-        )
-    config, overridden = run_config(cfg, path, command_line_overrides())
+    checkpoint = read_checkpoint(path)
+    model = vae_from_checkpoint(checkpoint, path)
+    overrides = command_line_overrides() if overrides is None else overrides
+    config, overridden = run_config(cfg, path, overrides)
+    for group in ("data", "trainer"):
+        if group in config:
+            check_targets(config[group], defaults, group)
     datamodule = instantiate(config.data)
     check_data_shape(checkpoint, datamodule.dims, path)
-    return TrainedRun(path, run_dir, config, overridden, model, checkpoint, datamodule)
+    return TrainedRun(path, run_dir_of(path), config, overridden, model, checkpoint, datamodule)
+
+
+def warn_if_outside_a_run(run: TrainedRun) -> None:
+    """Say when a checkpoint has no run folder around it: its data config is then the
+    command line's, not the one it was trained with."""
+    if run.run_dir is None:
+        log.warning(
+            "no run config beside %s (expected <run>/.hydra/config.yaml); using data=%s",
+            run.checkpoint_path,
+            run.config.data.get("_target_", "?"),
+        )

@@ -275,7 +275,7 @@ def check_value(
     example = _example(shown_key, annotation, defaults, default)
     problem = "is not finite; it must be" if _non_finite(value) else "must be"
     raise ConfigError(
-        f"{shown_key}={_show(value)} {problem} {describe(annotation)}{_eg(shown_key, example)}"
+        f"{shown_key}={value!r} {problem} {describe(annotation)}{_eg(shown_key, example)}"
     )
 
 
@@ -380,10 +380,6 @@ def _made_up_examples(annotation: Any) -> list[Any]:
 
 def _eg(key: str, example: Any) -> str:
     return "" if example is None else f" (e.g. {key}={_override(example)})"
-
-
-def _show(value: Any) -> str:
-    return repr(value)
 
 
 def _override(value: Any) -> str:
