@@ -309,3 +309,39 @@ def test_checkpoint_for_other_data_is_one_line(run_dir: Path, tmp_path: Path) ->
         "generate", f"ckpt_path={ckpt}", "data.resolution=16", f"hydra.run.dir={tmp_path}"
     )
     assert "was trained on 1x32x32 data but the chosen data is 1x16x16" in one_error_line(result)
+
+
+def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """A checkpoint whose weights hold a NaN scores NaN: eval.json says so in valid JSON
+    (null, status non_finite) and the command fails, instead of reporting a number."""
+    import shutil
+
+    damaged = tmp_path / "run"
+    shutil.copytree(run_dir, damaged, ignore=shutil.ignore_patterns("wandb", "generated"))
+    path = damaged / "checkpoints" / "best.ckpt"
+    checkpoint = torch.load(path, weights_only=False)
+    name = next(k for k in checkpoint["state_dict"] if k.startswith("decoder"))
+    checkpoint["state_dict"][name].view(-1)[0] = float("nan")
+    torch.save(checkpoint, path)
+
+    result = run_app(
+        "eval",
+        f"ckpt_path={path}",
+        *EVAL,
+        "eval.disentanglement.enabled=false",
+        f"hydra.run.dir={tmp_path / 'eval'}",
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
+    assert "are not finite" in line and "nelbo" in line
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"bare {token} in eval.json")
+
+    report = json.loads((path.parent / "eval.json").read_text(), parse_constant=refuse)
+    assert report["status"] == "non_finite"
+    assert "nelbo" in report["non_finite"] and report["metrics"]["nelbo"] is None

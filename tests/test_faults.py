@@ -13,10 +13,11 @@ import torch
 from helpers import check_arguments, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from vaelab.atomic import DiskFullError
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
 from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
-from vaelab.errors import CheckpointError, ConfigError
+from vaelab.errors import ConfigError
 from vaelab.models import VAE
 
 MLP = {
@@ -99,7 +100,9 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) ->
 
     monkeypatch.setattr(torch, "save", full_disk)
     with pytest.raises(
-        CheckpointError, match=r"No space left on device; the checkpoints already in .* are intact"
+        DiskFullError,
+        match=r"No space left on device \(needs at least 12 B, .* free\); "
+        r"the checkpoints already in .* are intact",
     ):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(3)}}, path)
     assert path.read_bytes() == before

@@ -2,8 +2,9 @@
 
 Lightning writes a checkpoint straight to its final name, so a crash or a full disk
 mid-write leaves a truncated `last.ckpt` where a good one used to be.
-`AtomicCheckpointIO` writes to a temporary file in the same folder, flushes it to
-disk and renames it over the old one: a reader sees the old file or the new one.
+`AtomicCheckpointIO` writes through `vaelab.atomic.atomic_path`: a temporary file in the
+same folder, flushed to disk and renamed over the old one, so a reader sees the old file
+or the new one, and a full disk is one line that keeps the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from vaelab.atomic import atomic_path
 from vaelab.errors import CheckpointError
 
 #: Keys every Lightning checkpoint of a `vaelab.models.VAE` has.
@@ -32,23 +34,30 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
     ) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            with open(tmp, "wb") as f:
+            with (
+                atomic_path(
+                    path, what="checkpoint", needed=tensor_bytes(checkpoint), fsync=True
+                ) as tmp,
+                open(tmp, "wb") as f,
+            ):
                 torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
+        except OSError as exc:  # not a full disk (that is a DiskFullError): permissions, ...
             raise CheckpointError(
                 f"could not write checkpoint {path}: {exc.strerror or exc}; the checkpoints "
-                f"already in {path.parent} are intact (free space or set paths.log_dir=...)"
+                f"already in {path.parent} are intact (set paths.log_dir=...)"
             ) from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes of the tensors in a (nested) checkpoint: about the size it takes on disk."""
+    if isinstance(obj, torch.Tensor):
+        return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return sum(tensor_bytes(v) for v in obj)
+    return 0
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

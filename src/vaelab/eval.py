@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vaelab.config_checks import check_config
+from vaelab.errors import VaelabError
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +209,23 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     results["wall_time_s"] = round(time.time() - started, 3)
     results["versions"] = package_versions()
-    write_json(path, results)
+    non_finite = [k for k, v in results["metrics"].items() if not math.isfinite(v)]
+    results["status"] = "non_finite" if non_finite else "finished"
+    results["non_finite"] = non_finite
+    write_json(path, results)  # non-finite numbers as null
+    if non_finite:
+        raise NonFiniteMetricsError(
+            f"{', '.join(non_finite)} of {run.checkpoint_path} are not finite (written as null "
+            f"to {path}, status non_finite): its weights are damaged or diverged; evaluate "
+            "another checkpoint, e.g. <run folder>/checkpoints/last.ckpt"
+        )
     log.info("wrote %s: %s", path, _headline(results["metrics"]))
     report_to_wandb(run, results)
     return results
+
+
+class NonFiniteMetricsError(VaelabError):
+    """A checkpoint whose test metrics are NaN or infinite: a result that is wrong."""
 
 
 def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from vaelab.atomic import atomic_path
+
 
 def make_grid(images: Tensor, nrow: int = 8, padding: int = 2, pad_value: float = 1.0) -> Tensor:
     """Tile (N, C, H, W) images in [0, 1] into one (C, H', W') image, `nrow` per row.
@@ -51,9 +53,8 @@ def save_png(image: Tensor, path: str | os.PathLike[str], upscale: int = 1) -> P
         picture = picture.resize(
             (picture.width * upscale, picture.height * upscale), Image.Resampling.NEAREST
         )
-    tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path, what="image") as tmp:
+        picture.save(tmp, format="PNG")
     return path
 
 
@@ -86,14 +87,13 @@ def save_gif(
             p.resize((p.width * upscale, p.height * upscale), Image.Resampling.NEAREST)
             for p in pictures
         ]
-    tmp = path.with_name(f".{path.name}.tmp")
-    pictures[0].save(
-        tmp,
-        format="GIF",
-        save_all=True,
-        append_images=pictures[1:],
-        duration=duration_ms,
-        loop=0,
-    )
-    os.replace(tmp, path)
+    with atomic_path(path, what="image") as tmp:
+        pictures[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=pictures[1:],
+            duration=duration_ms,
+            loop=0,
+        )
     return path

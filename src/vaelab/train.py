@@ -99,13 +99,16 @@ def train(cfg: DictConfig) -> float | None:
         )
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
-        best = _best_score(trainer, cfg.get("optimized_metric"))
-        tracking.record_summary(loggers, {"best/val_nelbo": best, **_test_metrics(metrics)})
+        name = cfg.get("optimized_metric")
+        best = _best_score(trainer, name)
+        summary = _test_metrics(metrics)
+        if name:  # named after the metric it holds: best/val_nelbo for val/nelbo
+            summary["best/" + name.replace("/", "_")] = best
+        tracking.record_summary(loggers, summary)
         failed = False
     finally:
         # Every job ends its W&B run, a failed one too: a sweep's next job starts fresh.
         tracking.finish_loggers(loggers, failed=failed)
-    name = cfg.get("optimized_metric")
     return best if best is not None else metrics.get(name) if name else None
 
 

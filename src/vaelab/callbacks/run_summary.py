@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 import platform
 import time
 from importlib import metadata
@@ -22,6 +21,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
+from vaelab.atomic import atomic_path
 from vaelab.callbacks.timing import Timing
 
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
@@ -54,11 +54,21 @@ def hydra_context() -> dict[str, Any]:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON via a temp file and rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    """Write JSON atomically (`vaelab.atomic`). A non-finite number is written as null:
+    bare NaN/Infinity tokens are not JSON, and most readers refuse them."""
+    with atomic_path(path, what="summary") as tmp:
+        tmp.write_text(json.dumps(finite_or_null(payload), indent=2, allow_nan=False) + "\n")
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every NaN or infinite float (at any depth) replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(v) for v in value]
+    return value
 
 
 def _finite_or_none(value: float) -> float | None:

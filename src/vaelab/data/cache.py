@@ -7,8 +7,9 @@ that hashes everything the arrays depend on (the checksums of the source files, 
 preprocessing parameters, `CACHE_VERSION`), so a changed resize or a new copy of
 the data gets a new folder instead of stale arrays.
 
-Every file is written under a temporary name and renamed into place once complete:
-an interrupted run leaves no half-written array to be loaded by the next one.
+Every file is written under a temporary name and renamed into place once complete
+(`vaelab.atomic`): an interrupted run leaves no half-written array to be loaded by the
+next one, and a full disk is one line instead of a SIGBUS.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from vaelab.atomic import atomic_path
 from vaelab.errors import DataError
 
 #: Bump when decoding changes in a way that alters the arrays, to retire old caches.
@@ -38,10 +40,16 @@ def cache_key(**params: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _tmp_name(path: Path) -> Path:
-    # Per-process name: two processes that decode at once (one per node) do not write
-    # into the same temporary file; whichever renames last wins with identical content.
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def reserve(path: Path) -> None:
+    """Allocate the disk blocks of a sparse file now. A memory map of a sparse file on a
+    full disk fails at the first page that finds no block, as SIGBUS (the process dies
+    without a word); allocated up front, a full disk is an OSError (ENOSPC) here."""
+    if not hasattr(os, "posix_fallocate"):  # macOS, Windows: no such call
+        return
+    with open(path, "rb+") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            os.posix_fallocate(f.fileno(), 0, size)
 
 
 class ArrayCache:
@@ -69,9 +77,8 @@ class ArrayCache:
         target = self.folder / "params.json"
         if target.exists():
             return
-        tmp = _tmp_name(target)
-        tmp.write_text(json.dumps(self.params, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, target)
+        with atomic_path(target, what="cache description") as tmp:
+            tmp.write_text(json.dumps(self.params, indent=2, sort_keys=True, default=str) + "\n")
 
     def save(self, part: str, array: np.ndarray) -> Path:
         """Write one array atomically; returns its path."""
@@ -88,18 +95,18 @@ class ArrayCache:
         For arrays larger than memory (CelebA at 64x64 is 2.5 GB) the decoder writes
         straight to disk. If the block raises, the temporary file is removed.
         """
-        self.folder.mkdir(parents=True, exist_ok=True)
         target = self.path(part)
-        tmp = _tmp_name(target)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
-        try:
+        needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        # Per-process temporary names (vaelab.atomic): two processes that decode at once
+        # (one per node) do not write into the same file; the last rename wins, with
+        # identical content.
+        with atomic_path(target, what="data cache", needed=needed, fsync=True) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=tuple(shape))
+            reserve(tmp)
             yield out
             out.flush()
             del out
-            os.replace(tmp, target)
-            self._write_params()
-        finally:
-            tmp.unlink(missing_ok=True)
+        self._write_params()
 
     def load(self, part: str, mmap: bool | None = None) -> np.ndarray:
         """Read one array; memory-mapped (copy-on-write) if `mmap`, or if None, when large.
