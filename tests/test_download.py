@@ -118,6 +118,26 @@ def test_search_dirs_are_used_in_place(served: Path, tmp_path: Path) -> None:
     assert not data_dir.exists()
 
 
+def test_a_damaged_copy_beside_a_verified_system_copy_is_reported(
+    served: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    damaged = data_dir / NAME
+    damaged.write_bytes((served / NAME).read_bytes()[:-7])
+    spec = spec_for(served, dead_base_url())
+
+    with caplog.at_level("WARNING", logger="vaelab.data.download"):
+        path = locate_or_fetch(spec, data_dir, search_dirs=[served], offline=True)
+
+    assert path == served / NAME
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert "\n" not in message
+    assert f"{damaged} has md5 {md5_of(damaged)}, not the published {spec.md5}" in message
+    assert f"using the verified copy {served / NAME} instead" in message
+
+
 def test_corrupt_local_copy_is_not_used(served: Path, tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -345,3 +345,13 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
     report = json.loads((path.parent / "eval.json").read_text(), parse_constant=refuse)
     assert report["status"] == "non_finite"
     assert "nelbo" in report["non_finite"] and report["metrics"]["nelbo"] is None
+
+
+def test_each_evaluation_stage_is_announced_and_timed(run_dir: Path, report: dict) -> None:
+    times = report["stage_times_s"]
+    assert set(times) == {"test", "mig", "factor_vae", "dci"}
+    assert all(t >= 0 for t in times.values())
+    assert sum(times.values()) <= report["wall_time_s"]
+    log = (Path(report["eval_dir"]) / "eval.log").read_text()
+    for line in ("test (ELBO, IWAE with k=16", "mig (1000 samples) ...", "dci done in"):
+        assert line in log, log[-2000:]

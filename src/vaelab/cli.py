@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from vaelab.errors import find_user_error
+from vaelab.errors import VaelabError, find_user_error
 from vaelab.resolvers import register_resolvers
 
 register_resolvers()
@@ -194,6 +194,22 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
         ]
         _check_writable([str(d) for d in run_dirs] or [str(cfg.paths.log_dir)])
     GlobalHydra.instance().clear()
+    if config_name == "train" and not args.multirun:
+        _lock_named_run_folder(overrides)
+
+
+def _lock_named_run_folder(overrides: Sequence[Any]) -> None:
+    """A run folder named on the command line is locked before Hydra writes its .hydra/
+    into it: a second run on the same folder stops here, before it changes anything.
+    (Folders Hydra names itself are new; `train` locks those when the job starts.)"""
+    from vaelab.run_lock import is_first_process, lock_run_folder
+
+    named = [str(o.value()) for o in overrides if o.key_or_group == "hydra.run.dir"]
+    if named and "${" not in named[-1] and is_first_process():
+        try:
+            lock_run_folder(named[-1])
+        except VaelabError as exc:
+            fail(str(exc))
 
 
 def _runs_here(cfg: Any) -> bool:

@@ -13,12 +13,13 @@ observations from the ground-truth factors) runs afterwards on rank 0 alone.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,40 +104,61 @@ def factor_encoder(
     return encode
 
 
+class StageTimes(dict[str, float]):
+    """Seconds per evaluation stage, each announced in the log when it starts and ends
+    (a stage that takes a minute shows that it is running, and what it cost)."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+        log.info("%s%s ...", name, f" ({detail})" if detail else "")
+        started = time.perf_counter()
+        yield
+        self[name] = round(time.perf_counter() - started, 3)
+        log.info("%s done in %.1f s", name, self[name])
+
+
 def disentanglement_scores(
-    encode: Callable[[np.ndarray], np.ndarray], sizes: Sequence[int], cfg: DictConfig
+    encode: Callable[[np.ndarray], np.ndarray],
+    sizes: Sequence[int],
+    cfg: DictConfig,
+    times: StageTimes | None = None,
 ) -> dict[str, float]:
     """MIG, FactorVAE score and DCI with the sample counts of `cfg`
     (`eval.disentanglement`). Each metric draws from its own `RandomState(seed)`, as
     each is a separate evaluation in disentanglement_lib, so changing one metric's
-    sample count leaves the others' samples as they were."""
+    sample count leaves the others' samples as they were. `times` gets each one's time."""
     from vaelab.metrics import disentanglement as dis
 
+    times = StageTimes() if times is None else times
     scores: dict[str, float] = {}
-    rng = np.random.RandomState(cfg.seed)
-    factors = dis.sample_factors(sizes, cfg.mig.n_samples, rng)
-    scores.update(dis.mig(encode(factors), factors, n_bins=cfg.mig.n_bins))
+    with times.stage("mig", f"{cfg.mig.n_samples} samples"):
+        rng = np.random.RandomState(cfg.seed)
+        factors = dis.sample_factors(sizes, cfg.mig.n_samples, rng)
+        scores.update(dis.mig(encode(factors), factors, n_bins=cfg.mig.n_bins))
 
     fv = cfg.factor_vae
-    scores.update(
-        dis.factor_vae_score(
-            encode,
-            sizes,
-            np.random.RandomState(cfg.seed),
-            batch_size=fv.batch_size,
-            n_train=fv.n_train,
-            n_eval=fv.n_eval,
-            n_variance=fv.n_variance,
-            prune_threshold=fv.prune_threshold,
+    with times.stage("factor_vae", f"{fv.n_train} + {fv.n_eval} votes of {fv.batch_size}"):
+        scores.update(
+            dis.factor_vae_score(
+                encode,
+                sizes,
+                np.random.RandomState(cfg.seed),
+                batch_size=fv.batch_size,
+                n_train=fv.n_train,
+                n_eval=fv.n_eval,
+                n_variance=fv.n_variance,
+                prune_threshold=fv.prune_threshold,
+            )
         )
-    )
 
-    rng = np.random.RandomState(cfg.seed)
-    train = dis.sample_factors(sizes, cfg.dci.n_train, rng)
-    test = dis.sample_factors(sizes, cfg.dci.n_test, rng)
-    scores.update(
-        dis.dci(encode(train), train, encode(test), test, cfg.dci.n_estimators, seed=int(cfg.seed))
-    )
+    dci = cfg.dci
+    with times.stage("dci", f"{dci.n_train} / {dci.n_test} points, {dci.n_estimators} trees"):
+        rng = np.random.RandomState(cfg.seed)
+        train = dis.sample_factors(sizes, dci.n_train, rng)
+        test = dis.sample_factors(sizes, dci.n_test, rng)
+        scores.update(
+            dis.dci(encode(train), train, encode(test), test, dci.n_estimators, seed=int(cfg.seed))
+        )
     return scores
 
 
@@ -175,7 +197,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = build_trainer(
         run.config.trainer, run.overridden, [ReconstructionQuality()]
     )
-    trainer.test(model, datamodule=datamodule, verbose=False)
+    times = StageTimes()
+    with times.stage("test", f"ELBO, IWAE with k={cfg.eval.iwae_k}, PSNR/SSIM"):
+        trainer.test(model, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
         return {}
 
@@ -192,11 +216,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         device = trainer.strategy.root_device
         model.to(device).eval()
         batch_size = int(getattr(datamodule, "eval_batch_size", 256))
-        t0 = time.time()
         scores = disentanglement_scores(
-            factor_encoder(model, truth, batch_size, device), truth.factor_sizes, dis_cfg
+            factor_encoder(model, truth, batch_size, device), truth.factor_sizes, dis_cfg, times
         )
-        log.info("disentanglement metrics in %.1f s", time.time() - t0)
         results["metrics"].update({k: scores[k] for k in ("mig", "factor_vae", "dci")})
         results["disentanglement"] = {
             "factor_names": list(truth.factor_names),
@@ -207,6 +229,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     elif truth is None:
         log.info("no known factors for this data: disentanglement metrics skipped")
 
+    results["stage_times_s"] = dict(times)
     results["wall_time_s"] = round(time.time() - started, 3)
     results["versions"] = package_versions()
     non_finite = [k for k, v in results["metrics"].items() if not math.isfinite(v)]

@@ -73,14 +73,22 @@ def train(cfg: DictConfig) -> float | None:
     """Fit and test one experiment; return `cfg.optimized_metric` (e.g. best val/nelbo)."""
     check_config(cfg)
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
+    from vaelab import distributed, run_lock, tracking
+
+    if distributed.needs_own_ddp_group(cfg):
+        return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
+    with run_lock.holding(cfg.paths.output_dir):  # one run per folder
+        return fit_test_and_report(cfg)
+
+
+def fit_test_and_report(cfg: DictConfig) -> float | None:
+    """`train`'s work in this process: build, fit, test, record the summaries."""
     import lightning as L
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from vaelab import distributed, tracking
+    from vaelab import tracking
 
-    if distributed.needs_own_ddp_group(cfg):
-        return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
     tidy_lightning_output()
     use_flush_denormal(bool(cfg.get("flush_denormal", True)))
     check_devices(cfg.trainer)

@@ -213,6 +213,14 @@ def locate_or_fetch(
     dirs = candidate_dirs(data_dir, search_dirs)
     path, problems = locate(spec, dirs)
     if path is not None:
+        for rejected in problems:  # said, not silent: a damaged copy is not used quietly
+            log.warning(
+                "%s, not the published %s: not used; using the verified copy %s instead "
+                "(delete or replace the damaged one)",
+                rejected,
+                spec.md5,
+                path,
+            )
         return path
     if offline is None:
         offline = network_disabled()
