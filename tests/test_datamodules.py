@@ -312,3 +312,17 @@ def test_data_config_instantiates_with_its_likelihood(hydra_conf, name: str) -> 
     assert dm.seed == 7 and len(dm.dims) == 3
     if hasattr(dm, "data_dir"):
         assert dm.data_dir == Path("/nonexistent/data")
+
+
+def test_a_resumed_epoch_continues_the_same_permutation_at_its_next_batch() -> None:
+    source = TensorSource(torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1), scale=1.0)
+
+    def batches(**kwargs) -> list[list[int]]:
+        loader = BatchLoader(source, 8, shuffle=True, drop_last=True, seed=5, **kwargs)
+        return [[int(v) for v in batch.flatten()] for batch in loader]
+
+    whole = batches(epoch_fn=lambda: 3)
+    assert batches(epoch_fn=lambda: 3, resume_at=(3, 2)) == whole[2:]
+    assert batches(epoch_fn=lambda: 4, resume_at=(3, 2)) == batches(epoch_fn=lambda: 4)
+    loader = BatchLoader(source, 8, shuffle=True, drop_last=True, seed=5, resume_at=(0, 2))
+    assert len(list(loader)) == len(whole) - 2 and len(list(loader)) == len(whole)  # once

@@ -26,10 +26,10 @@ EXIT_USAGE = 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def fail(message: str) -> NoReturn:
-    """Print `vaelab: error: <message>` as one line and exit with status 2."""
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print `vaelab: error: <message>` as one line and exit with `code` (2: bad input)."""
     print(f"vaelab: error: {' '.join(message.split())}", file=sys.stderr)
-    raise SystemExit(EXIT_USAGE)
+    raise SystemExit(code)
 
 
 def reports_errors(task: F) -> F:
@@ -43,9 +43,30 @@ def reports_errors(task: F) -> F:
             user_error = find_user_error(exc)
             if user_error is None:
                 raise
-            fail(str(user_error))
+            fail(str(user_error), getattr(user_error, "exit_code", EXIT_USAGE))
+        except SystemExit as exc:
+            interrupted = _interruption(exc)
+            if interrupted is None:
+                raise
+            fail(str(interrupted), interrupted.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _interruption(exc: SystemExit) -> Any:
+    """The `RunInterrupted` behind Lightning's `SIGTERMException` (its DDP and
+    evaluation paths stop with that bare SystemExit), or None for any other exit."""
+    if type(exc).__name__ != "SIGTERMException":
+        return None
+    import signal
+
+    from vaelab.callbacks.interruption import RunInterrupted, last_interruption
+
+    return last_interruption or RunInterrupted(
+        "interrupted by SIGTERM; a training run continues with hydra.run.dir=<its folder> "
+        "resume=auto",
+        signal.SIGTERM,
+    )
 
 
 def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:

@@ -227,6 +227,8 @@ def _read_summary(folder: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, f"failed run ({_first_line(summary.get('error') or '')})"
     if status == "running":
         return None, "still running"
+    if status == "interrupted":
+        return None, "interrupted (continue it with resume=auto)"
     if not summary.get("metrics"):
         return None, f"no metrics recorded (status {status})"
     return summary, None

@@ -18,7 +18,7 @@ class SummaryFile(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    status: Literal["running", "fitted", "finished", "failed"]
+    status: Literal["running", "fitted", "finished", "failed", "interrupted"]
     metrics: dict[str, float | None] = {}
     overrides: list[str] = []
     params: dict[str, Any] = {}

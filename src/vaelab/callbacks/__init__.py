@@ -3,7 +3,9 @@ checkpoints, the non-finite loss guard, reconstruction quality for evaluation, a
 two lighter-per-step versions of Lightning's own (checkpoint, progress bar)."""
 
 from vaelab.callbacks.checkpoint import ModelCheckpoint
+from vaelab.callbacks.epoch_position import EpochPosition
 from vaelab.callbacks.image_grids import ImageGrids
+from vaelab.callbacks.interruption import Interruption, RunInterrupted
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard, NonFiniteLossError
 from vaelab.callbacks.progress_bar import ProgressBar
 from vaelab.callbacks.reconstruction_quality import ReconstructionQuality
@@ -12,13 +14,16 @@ from vaelab.callbacks.run_summary import RunSummary
 from vaelab.callbacks.timing import Timing
 
 __all__ = [
+    "EpochPosition",
     "ImageGrids",
+    "Interruption",
     "ModelCheckpoint",
     "NonFiniteGuard",
     "NonFiniteLossError",
     "ProgressBar",
     "RNGState",
     "ReconstructionQuality",
+    "RunInterrupted",
     "RunSummary",
     "Timing",
 ]

@@ -149,5 +149,10 @@ class RunSummary(L.Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        from vaelab.callbacks.interruption import RunInterrupted
+
         self.summary["error"] = f"{type(exception).__name__}: {exception}"
-        self.write(trainer, "failed")
+        stopped = (RunInterrupted, SIGTERMException, KeyboardInterrupt)
+        self.write(trainer, "interrupted" if isinstance(exception, stopped) else "failed")

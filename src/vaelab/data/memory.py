@@ -139,6 +139,7 @@ class BatchLoader:
         pin_memory: bool = False,
         with_index: bool = False,
         epoch_fn: Callable[[], int] | None = None,
+        resume_at: tuple[int, int] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -154,6 +155,9 @@ class BatchLoader:
         self.with_index = with_index
         self.epoch_fn = epoch_fn
         self.epoch = 0
+        # (epoch, batches): the first pass over that epoch starts after those batches,
+        # which a resumed run's interrupted epoch had already trained on.
+        self.resume_at = resume_at
 
     def _shard(self) -> Tensor:
         n = len(self.source)
@@ -178,10 +182,15 @@ class BatchLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
+        epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
         index = self._shard()
         self.epoch += 1
         n_batches = len(self)
-        for b in range(n_batches):
+        start = 0
+        if self.resume_at is not None and self.resume_at[0] == epoch:
+            start = min(self.resume_at[1], n_batches)
+        self.resume_at = None
+        for b in range(start, n_batches):
             batch_index = index[b * self.batch_size : (b + 1) * self.batch_size]
             batch = self.source.batch(batch_index)
             if self.transform is not None:
@@ -225,6 +234,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.pin_memory = pin_memory
         self.on_device = on_device
         self.splits: dict[str, BatchSource] = {}
+        self._resume_at: tuple[int, int] | None = None
 
     @abc.abstractmethod
     def build_splits(self) -> dict[str, BatchSource]:
@@ -276,7 +286,13 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             # The trainer's epoch picks the permutation: a resumed run replays the
             # interrupted epoch in the order the uninterrupted run used.
             epoch_fn=(lambda: self.trainer.current_epoch) if train and self.trainer else None,
+            resume_at=self._resume_at if train else None,
         )
+
+    def resume_epoch_at(self, epoch: int, batches_done: int) -> None:
+        """Start training epoch `epoch` after its first `batches_done` batches (a run
+        resumed from a checkpoint written inside that epoch; see EpochPosition)."""
+        self._resume_at = (epoch, batches_done)
 
     def train_dataloader(self) -> BatchLoader:
         return self._loader("train", train=True)

@@ -1,0 +1,127 @@
+"""SIGTERM and SIGINT stop a run where it is, resumably, and say so.
+
+On either signal the run finishes the batch it is in, writes `last.ckpt` at that step
+(a checkpoint `resume=auto` continues from, with `EpochPosition` so the epoch goes on
+where it stopped), and ends with `RunInterrupted`: metrics.json says "interrupted", one
+line on stderr says how to continue, and the exit code is 128 + the signal (143 for
+SIGTERM, 130 for Ctrl+C). A second Ctrl+C stops at once, as usual.
+
+Under DDP the ranks must stop at the same step: SIGTERM is left to Lightning's own
+handler, which raises `received_sigterm`, broadcasts it from rank 0 and turns it into a
+`SIGTERMException` on every rank at the start of the next batch; the checkpoint is
+written then, by all ranks together. Ctrl+C under DDP takes Lightning's KeyboardInterrupt
+path. The handlers Lightning, submitit or SLURM installed for SIGTERM keep running (they
+are called first), so SLURM's requeue path is unchanged.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import lightning as L
+
+from vaelab.errors import VaelabError
+
+HANDLED = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(VaelabError):
+    """The run was stopped by a signal after writing a checkpoint it can resume from."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+#: The interruption of this process's last run, for the entry point to report (a
+#: `SIGTERMException` from Lightning's DDP path carries no message of its own).
+last_interruption: RunInterrupted | None = None
+
+
+def _last_checkpoint_path(trainer: L.Trainer) -> Path | None:
+    callback = trainer.checkpoint_callback
+    dirpath = getattr(callback, "dirpath", None)
+    if callback is None or dirpath is None:
+        return None
+    return Path(dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+
+
+class Interruption(L.Callback):
+    """Turn SIGTERM / SIGINT into a checkpoint at the current step and `RunInterrupted`."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+        self._trainer: L.Trainer | None = None
+
+    # ------------------------------------------------------------ handlers
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        global last_interruption
+        last_interruption = None
+        self._trainer = trainer
+        for signum in HANDLED:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals to the default handling
+                return
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        several = self._trainer is not None and self._trainer.world_size > 1
+        if signum == signal.SIGINT and (several or self.signum == signal.SIGINT):
+            # A second Ctrl+C stops now; under DDP, Ctrl+C takes Lightning's own path
+            # (KeyboardInterrupt, graceful shutdown) as the ranks cannot agree on a step.
+            raise KeyboardInterrupt
+        previous = self._previous.get(signum)
+        if signum == signal.SIGTERM and callable(previous):
+            # Lightning's notifier (it sets trainer.received_sigterm, which the DDP ranks
+            # act on together), and submitit's or SLURM's handlers before it.
+            previous(signum, frame)
+        self.signum = self.signum or signum
+
+    def _restore_handlers(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_handlers()
+
+    # ------------------------------------------------------------ stopping
+    def on_train_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        if self.signum is not None and trainer.world_size == 1:
+            raise self._stop(trainer)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(exception, SIGTERMException) and trainer.training:
+            self._stop(trainer)  # DDP: every rank is here, at the same step
+        self._restore_handlers()
+
+    def _stop(self, trainer: L.Trainer) -> RunInterrupted:
+        global last_interruption
+        signum = self.signum or signal.SIGTERM
+        path = _last_checkpoint_path(trainer)
+        if path is not None:
+            trainer.save_checkpoint(path)
+        name = signal.Signals(signum).name
+        saved = f"wrote {path} at step {trainer.global_step}" if path else "no checkpoint"
+        run_dir = path.parent.parent if path is not None else "<run folder>"
+        last_interruption = RunInterrupted(
+            f"interrupted by {name}: {saved}; continue with "
+            f"python src/train.py hydra.run.dir={run_dir} resume=auto (and the same overrides)",
+            signum,
+        )
+        return last_interruption
