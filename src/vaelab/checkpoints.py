@@ -109,6 +109,13 @@ ARCHITECTURE_KEYS = ("data_shape", "latent_dim", "encoder", "decoder", "likeliho
 def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -> None:
     """The config must build the model the checkpoint holds, to continue training it."""
     saved = checkpoint["hyper_parameters"]
+    optimizers = [(h.get("optimizer") or {}).get("_target_") for h in (saved, hparams)]
+    if all(optimizers) and optimizers[0] != optimizers[1]:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with model.optimizer._target_={optimizers[0]}, "
+            f"whose state does not fit {optimizers[1]}; continue with the checkpoint's "
+            "optimiser (its settings, e.g. lr, may change), or start a new run"
+        )
     for key in ARCHITECTURE_KEYS:
         if _plain(saved.get(key)) != _plain(hparams.get(key)):
             raise CheckpointError(

@@ -1,15 +1,30 @@
-"""Lightning's ModelCheckpoint with its `state_key` computed once.
+"""Lightning's ModelCheckpoint with its `state_key` computed once, and a run folder that
+can be moved or copied.
 
 Lightning formats `callback.state_key` into a profiler label on every callback hook
 call, several per training step; ModelCheckpoint's builds the repr of a dict of its
 settings each time. The settings do not change after construction, so the key is
 cached. The class keeps Lightning's name, so the key, and the checkpoint entry
 stored under it, are the same as Lightning's: checkpoints move freely between the two.
+
+A checkpoint remembers the folder its files were in. Resumed in a run folder that was
+moved or copied since, Lightning's callback drops what it knew (the best score, the
+last checkpoint) and, finding a `last.ckpt` it did not write, saves `last-v1.ckpt`
+beside it; every later resume then starts again from the stale `last.ckpt`. Here the
+paths of the old folder are read as the same files in the new one, so the run keeps
+writing its own `last.ckpt` and `best.ckpt`.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+#: The entries of Lightning's ModelCheckpoint state that hold a path in its folder.
+PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
 
 
 class ModelCheckpoint(LightningModelCheckpoint):
@@ -22,3 +37,32 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if self._cached_state_key is None:
             self._cached_state_key = super().state_key
         return self._cached_state_key
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_in = state_dict.get("dirpath")
+        if saved_in and self.dirpath and not _same_folder(saved_in, self.dirpath):
+            state_dict = moved_state(state_dict, str(saved_in), str(self.dirpath))
+        super().load_state_dict(state_dict)
+
+
+def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def moved_state(state: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+    """ModelCheckpoint's state with each path under folder `old` put under `new`."""
+
+    def move(path: Any) -> Any:
+        if not isinstance(path, str) or not path:
+            return path
+        try:
+            return str(Path(new) / Path(path).relative_to(old))
+        except ValueError:  # not in the old folder: left as it is
+            return path
+
+    moved = {**state, "dirpath": new}
+    for key in PATH_KEYS:
+        if key in moved:
+            moved[key] = move(moved[key])
+    moved["best_k_models"] = {move(k): v for k, v in (state.get("best_k_models") or {}).items()}
+    return moved

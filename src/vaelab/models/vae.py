@@ -12,6 +12,7 @@ of modules, so `VAE.load_from_checkpoint(path)` needs no extra arguments.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
@@ -30,6 +31,8 @@ from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
 from vaelab.objectives import Objective
 from vaelab.schema import Prepared
 
+log = logging.getLogger(__name__)
+
 ELBO_TERMS = ("recon", "kl", "nelbo")
 
 DEFAULT_ENCODER = {"_target_": "vaelab.models.backbones.ConvEncoder"}
@@ -46,6 +49,14 @@ def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[st
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+#: Optimiser arguments that choose an implementation of the same algorithm.
+IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
+def _as_list(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
 
 
 def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -398,6 +409,31 @@ class VAE(L.LightningModule):
         # Reduced over every rank already: what `vaelab.eval` writes to eval.json.
         self.test_latent_stats = {"kl_per_dim": kl_per_dim.cpu(), "mean_variance": variance.cpu()}
         self.log_dict(values)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Resuming: the optimiser settings of this config, not the checkpoint's.
+
+        Lightning restores the optimiser's state dict, whose parameter groups carry the
+        settings it was saved with (lr, betas, ...); the run would train with those while
+        its hyperparameters record the config's. The config's settings are written into
+        the saved groups before Lightning loads them, and each change is logged. The
+        implementation flags (`IMPLEMENTATION_FLAGS`: how a step is computed, not what)
+        stay as saved, with the state they shaped. (Another optimiser class is refused
+        before training starts: its state would not fit.)"""
+        wanted = optimizer_arguments(self.hparams.optimizer)
+        for key in ("_target_", *IMPLEMENTATION_FLAGS):
+            wanted.pop(key, None)
+        for state in checkpoint.get("optimizer_states", []):
+            for group in state.get("param_groups", []):
+                for key, value in wanted.items():
+                    if key in group and _as_list(group[key]) != _as_list(value):
+                        log.info(
+                            "resume: model.optimizer.%s=%s (the checkpoint had %s): applied",
+                            key,
+                            value,
+                            group[key],
+                        )
+                        group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return instantiate(optimizer_arguments(self.hparams.optimizer), params=self.parameters())

@@ -1,0 +1,89 @@
+"""`resume=auto` continues the run it finds, as the config says: the optimiser settings
+of the command line are applied (and said), and a run folder that was moved or copied
+keeps writing its own last.ckpt."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+from helpers import run_train
+
+SMOKE = ["debug=smoke", "logger=csv", "data.resolution=32", "model/encoder=mlp"]
+STEPS_PER_EPOCH = 4  # debug=smoke: limit_train_batches=4
+
+
+def _checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _ok(result) -> None:
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_an_optimiser_setting_given_on_resume_is_applied_and_said(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+
+    _ok(
+        run_train(
+            *SMOKE,
+            "trainer.max_epochs=2",
+            "model.optimizer.lr=0.01",
+            "resume=auto",
+            f"hydra.run.dir={run}",
+        )
+    )
+
+    last = _checkpoint(run / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 2 * STEPS_PER_EPOCH
+    (group,) = last["optimizer_states"][0]["param_groups"]
+    assert group["lr"] == 0.01  # trained with the lr it records
+    assert last["hyper_parameters"]["optimizer"]["lr"] == 0.01
+    log = (run / "train.log").read_text()
+    assert "resume: model.optimizer.lr=0.01 (the checkpoint had 0.001): applied" in log
+
+
+def test_another_optimiser_class_on_resume_is_refused_in_one_line(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    before = (run / "checkpoints" / "last.ckpt").read_bytes()
+
+    result = run_train(
+        *SMOKE,
+        "trainer.max_epochs=2",
+        "model.optimizer._target_=torch.optim.SGD",
+        "resume=auto",
+        f"hydra.run.dir={run}",
+    )
+
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
+    assert "was trained with model.optimizer._target_=torch.optim.Adam" in line
+    assert "Traceback" not in result.stderr
+    assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
+
+
+def test_a_moved_run_folder_resumes_from_and_writes_its_own_last_checkpoint(
+    tmp_path: Path,
+) -> None:
+    first, moved = tmp_path / "first", tmp_path / "elsewhere" / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={first}"))
+    moved.parent.mkdir()
+    shutil.move(first, moved)
+
+    for epochs in (2, 3):
+        _ok(
+            run_train(
+                *SMOKE, f"trainer.max_epochs={epochs}", "resume=auto", f"hydra.run.dir={moved}"
+            )
+        )
+        checkpoints = moved / "checkpoints"
+        assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+        last = _checkpoint(checkpoints / "last.ckpt")
+        assert last["global_step"] == epochs * STEPS_PER_EPOCH  # continued, not restarted
+        (state,) = [v for k, v in last["callbacks"].items() if k.startswith("ModelCheckpoint")]
+        assert state["dirpath"] == str(checkpoints)
+        assert state["last_model_path"] == str(checkpoints / "last.ckpt")
+        assert Path(state["best_model_path"]).parent == checkpoints
