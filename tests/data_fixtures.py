@@ -238,3 +238,22 @@ def dead_base_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def damage_tensor_bytes(checkpoint: Path, n: int = 64, seed: int = 0) -> None:
+    """Overwrite `n` bytes in the middle of the largest tensor stored in a torch.save
+    zip, in place: the file stays a readable zip that unpickles, only the numbers change
+    (what a failing disk or a bad copy does)."""
+    with zipfile.ZipFile(checkpoint) as archive:
+        info = max(
+            (i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size
+        )
+    with open(checkpoint, "r+b") as f:
+        f.seek(info.header_offset + 26)
+        name_len, extra_len = (
+            int.from_bytes(f.read(2), "little"),
+            int.from_bytes(f.read(2), "little"),
+        )
+        start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+        f.seek(start)
+        f.write(np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes())

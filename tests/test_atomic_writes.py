@@ -135,3 +135,52 @@ def test_a_run_whose_folder_fills_up_stops_with_one_line(small_disk: Path) -> No
     assert f"could not write checkpoint {run}/checkpoints/" in line and "free)" in line
     assert list((run / "checkpoints").iterdir()) == []  # no partial checkpoint
     assert json.loads((run / "metrics.json").read_text())["status"] == "failed"
+
+
+def test_a_checkpoint_with_damaged_tensor_bytes_is_refused_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from data_fixtures import damage_tensor_bytes
+
+    from vaelab.checkpoints import read_checkpoint
+    from vaelab.errors import CheckpointError
+
+    path = tmp_path / "best.ckpt"
+    weights = torch.arange(4096, dtype=torch.float32)
+    hparams = {"data_shape": [1, 8, 8], "latent_dim": 2}
+    AtomicCheckpointIO().save_checkpoint(
+        {"state_dict": {"w": weights}, "hyper_parameters": hparams}, path
+    )
+    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], weights)  # intact: loads
+
+    damage_tensor_bytes(path)
+    damaged = torch.load(path, weights_only=False)["state_dict"]["w"]
+    assert not torch.equal(damaged, weights)  # still loads, with other numbers
+
+    with pytest.raises(CheckpointError) as caught:
+        read_checkpoint(path)
+    assert str(caught.value).startswith(f"checkpoint {path} is damaged: its tensors do not match")
+    monkeypatch.setenv("VAELAB_VERIFY_CHECKPOINTS", "0")  # the opt-out the message names
+    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], damaged)
+
+
+def test_the_model_refuses_a_damaged_checkpoint_in_load_from_checkpoint(tmp_path: Path) -> None:
+    from data_fixtures import damage_tensor_bytes
+
+    from vaelab.errors import CheckpointError
+    from vaelab.models import VAE
+
+    mlp = {
+        "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},
+        "decoder": {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]},
+    }
+    model = VAE((1, 8, 8), latent_dim=2, data_levels=2, **mlp)
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    checkpoint["pytorch-lightning_version"] = "2.6.0"
+    path = tmp_path / "model.ckpt"
+    AtomicCheckpointIO().save_checkpoint(checkpoint, path)
+    assert VAE.load_from_checkpoint(path) is not None
+
+    damage_tensor_bytes(path)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        VAE.load_from_checkpoint(path)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from data_fixtures import damage_tensor_bytes
 from helpers import REPO, run_app
 
 #: (app, arguments, a part of the one line it must print). `{run}` is a trained run
@@ -54,6 +55,7 @@ CASES = [
     ("train", ["trainer.log_every_n_steps=-1"], "trainer.log_every_n_steps=-1 must be an integer"),
     ("train", ["data.n_train=10"], "has 10 examples, fewer than one batch of data.batch_size=128"),
     ("train", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    ("train", ["ckpt_path={damaged}"], "is damaged: its tensors do not match the checksum"),
     # ---- train: every group
     ("train", ["model=cnv"], "unknown option 'cnv' for model= (did you mean model=conv?)"),
     ("train", ["model/encoder=transformer"], "unknown option 'transformer' for model/encoder="),
@@ -126,6 +128,7 @@ CASES = [
     ("eval", [CKPT, "model=mlp"], "'model' is a training setting"),
     ("eval", [CKPT, "data=mnist"], "was trained on 1x64x64 data but the chosen data is 1x28x28"),
     ("eval", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    ("eval", ["ckpt_path={damaged}"], "is damaged: its tensors do not match the checksum"),
     (
         "eval",
         ["ckpt_path={corrupt}/checkpoints/best.ckpt"],
@@ -139,6 +142,7 @@ CASES = [
     ("generate", [CKPT, "interpolation.steps=1"], "interpolation.steps=1 must be an integer >= 2"),
     ("generate", [CKPT, "traversal.range=nan"], "traversal.range=nan is not finite"),
     ("generate", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
+    ("generate", ["ckpt_path={damaged}"], "is damaged"),
     (
         "generate",
         ["ckpt_path={corrupt}/checkpoints/best.ckpt"],
@@ -176,10 +180,13 @@ def files(tmp_path_factory) -> dict[str, Path]:
         [sys.executable, "-c", script, str(run / "checkpoints/best.ckpt"), foreign, package],
         check=True,
     )
+    damaged = root / "damaged" / "checkpoints" / "best.ckpt"
+    shutil.copytree(run, damaged.parent.parent)
+    damage_tensor_bytes(damaged)
     corrupt = root / "corrupt"
     shutil.copytree(run, corrupt)
     (corrupt / ".hydra" / "config.yaml").write_text("data: [unclosed\n  key: : x\n")
-    return {"run": run, "foreign": foreign, "corrupt": corrupt}
+    return {"run": run, "foreign": foreign, "corrupt": corrupt, "damaged": damaged}
 
 
 def _assert_one_line_error(result: subprocess.CompletedProcess, message: str) -> str:

@@ -321,10 +321,12 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
     damaged = tmp_path / "run"
     shutil.copytree(run_dir, damaged, ignore=shutil.ignore_patterns("wandb", "generated"))
     path = damaged / "checkpoints" / "best.ckpt"
+    from vaelab.checkpoints import AtomicCheckpointIO
+
     checkpoint = torch.load(path, weights_only=False)
     name = next(k for k in checkpoint["state_dict"] if k.startswith("decoder"))
     checkpoint["state_dict"][name].view(-1)[0] = float("nan")
-    torch.save(checkpoint, path)
+    AtomicCheckpointIO().save_checkpoint(checkpoint, path)  # intact file, diverged weights
 
     result = run_app(
         "eval",

@@ -65,6 +65,21 @@ def test_another_optimiser_class_on_resume_is_refused_in_one_line(tmp_path: Path
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
 
 
+def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
+    from data_fixtures import damage_tensor_bytes
+
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    damage_tensor_bytes(run / "checkpoints" / "last.ckpt")
+
+    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}")
+
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
+    assert f"checkpoint {run}/checkpoints/last.ckpt is damaged" in line
+    assert "Traceback" not in result.stderr
+
+
 def test_a_moved_run_folder_resumes_from_and_writes_its_own_last_checkpoint(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,7 @@ or the new one, and a full disk is one line that keeps the last good checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -25,6 +26,48 @@ from vaelab.errors import CheckpointError
 
 #: Keys every Lightning checkpoint of a `vaelab.models.VAE` has.
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
+#: Where a checkpoint written by vaelab keeps the digest of its own tensors.
+CHECKSUM_KEY = "vaelab_checksum"
+#: Set to 0 to load a checkpoint whose content does not match its checksum.
+VERIFY_ENV = "VAELAB_VERIFY_CHECKPOINTS"
+
+
+def content_digest(checkpoint: Any) -> str:
+    """blake2b of every tensor in a checkpoint (its key path, dtype, shape and bytes),
+    in a fixed order: damaged tensor data in a file that still unpickles changes it."""
+    digest = hashlib.blake2b(digest_size=32)
+
+    def visit(obj: Any, where: str) -> None:
+        if isinstance(obj, torch.Tensor):
+            data = obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+            digest.update(f"{where}|{obj.dtype}|{tuple(obj.shape)}|".encode())
+            digest.update(data)
+        elif isinstance(obj, dict):
+            for key in sorted(obj, key=str):
+                if key != CHECKSUM_KEY:
+                    visit(obj[key], f"{where}/{key}")
+        elif isinstance(obj, list | tuple):
+            for i, item in enumerate(obj):
+                visit(item, f"{where}/{i}")
+
+    visit(checkpoint, "")
+    return digest.hexdigest()
+
+
+def verify_checksum(checkpoint: dict[str, Any], path: Any = "") -> None:
+    """Raise `CheckpointError` if the checkpoint's tensors do not match the checksum it
+    was written with. Checkpoints without one (written by other tools, or before vaelab
+    wrote checksums) are taken as they are: there is nothing to check them against."""
+    saved = checkpoint.get(CHECKSUM_KEY)
+    if saved is None or os.environ.get(VERIFY_ENV, "1") == "0":
+        return
+    if content_digest(checkpoint) != saved.get("blake2b"):
+        where = f"{path} " if path else ""
+        raise CheckpointError(
+            f"checkpoint {where}is damaged: its tensors do not match the checksum written with "
+            "it; use another one (e.g. <run folder>/checkpoints/best.ckpt or last.ckpt), or "
+            f"load it anyway with {VERIFY_ENV}=0"
+        )
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -34,6 +77,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
     ) -> None:
         path = Path(path)
+        checkpoint = {**checkpoint, CHECKSUM_KEY: {"blake2b": content_digest(checkpoint)}}
         try:
             with (
                 atomic_path(
@@ -89,6 +133,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     hparams = checkpoint["hyper_parameters"]
     if "data_shape" not in hparams or "latent_dim" not in hparams:
         raise CheckpointError(f"{path} is a Lightning checkpoint but not of a vaelab VAE")
+    verify_checksum(checkpoint, path)
     return checkpoint
 
 

@@ -419,7 +419,11 @@ class VAE(L.LightningModule):
         the saved groups before Lightning loads them, and each change is logged. The
         implementation flags (`IMPLEMENTATION_FLAGS`: how a step is computed, not what)
         stay as saved, with the state they shaped. (Another optimiser class is refused
-        before training starts: its state would not fit.)"""
+        before training starts: its state would not fit.) First of all, the checkpoint's
+        tensors must match the checksum vaelab wrote with it."""
+        from vaelab.checkpoints import verify_checksum
+
+        verify_checksum(checkpoint)
         wanted = optimizer_arguments(self.hparams.optimizer)
         for key in ("_target_", *IMPLEMENTATION_FLAGS):
             wanted.pop(key, None)
