@@ -4,6 +4,7 @@ epoch), metrics.json "interrupted", one line on stderr, exit 128 + the signal; a
 
 from __future__ import annotations
 
+import csv
 import json
 import signal
 import subprocess
@@ -34,16 +35,21 @@ def summary(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
+def reference_dir(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     result = run_train(*RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
-    return summary(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def reference(reference_dir: Path) -> dict:
+    return summary(reference_dir)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_leaves_a_resumable_checkpoint_at_the_step_it_came(
-    signum: int, reference: dict, tmp_path: Path
+    signum: int, reference: dict, reference_dir: Path, tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen(
@@ -82,3 +88,10 @@ def test_a_signal_leaves_a_resumable_checkpoint_at_the_step_it_came(
     # on (the epoch continues at its next batch): bit-identical on a CPU.
     for key in ("test/nelbo", "test/recon", "test/kl"):
         assert got["metrics"][key] == reference["metrics"][key], key
+    # The CSV history holds every step once, as the uninterrupted run's does.
+    assert train_rows(run_dir) == train_rows(reference_dir)
+
+
+def train_rows(run_dir: Path) -> list[tuple[int, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return [(int(r["step"]), r["train/loss"]) for r in csv.DictReader(f) if r["train/loss"]]

@@ -102,3 +102,41 @@ def test_a_moved_run_folder_resumes_from_and_writes_its_own_last_checkpoint(
         assert state["dirpath"] == str(checkpoints)
         assert state["last_model_path"] == str(checkpoints / "last.ckpt")
         assert Path(state["best_model_path"]).parent == checkpoints
+
+
+def test_resuming_a_finished_run_keeps_its_val_metrics_and_each_logged_step_once(
+    tmp_path: Path,
+) -> None:
+    import csv
+    import json
+
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    before = json.loads((run / "metrics.json").read_text())["metrics"]
+
+    _ok(run_train(*SMOKE, "resume=auto", f"hydra.run.dir={run}"))  # nothing left to train
+
+    after = json.loads((run / "metrics.json").read_text())["metrics"]
+    val = {k: v for k, v in before.items() if k.startswith("val/")}
+    assert val and {k: after[k] for k in val} == val
+    assert after["test/nelbo"] == before["test/nelbo"]
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    train_steps = [int(r["step"]) for r in rows if r["train/loss"]]
+    assert train_steps == list(range(STEPS_PER_EPOCH))  # the first run's, once each
+    assert sum(1 for r in rows if r["test/nelbo"]) == 1  # the test, once
+
+
+def test_the_csv_logger_internals_vaelab_relies_on_still_exist(tmp_path: Path) -> None:
+    """vaelab.loggers reaches into Lightning's CSVLogger: fail here if an upgrade moves it."""
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+
+    from vaelab.loggers import CSVLogger
+
+    logger = CSVLogger(save_dir=tmp_path, name="csv", version="")
+    assert hasattr(logger, "_experiment") and hasattr(logger, "_fs")
+    assert isinstance(logger.root_dir, str) and isinstance(logger.log_dir, str)
+    writer = logger.experiment
+    assert isinstance(writer, ExperimentWriter)
+    assert writer.metrics_keys == [] and writer.metrics_file_path.endswith("metrics.csv")
+    assert callable(getattr(ExperimentWriter.__mro__[1], "_check_log_dir_exists", None))

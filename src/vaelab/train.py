@@ -97,9 +97,13 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)
-    ckpt_path = resolve_checkpoint(cfg, model)
+    ckpt_path, resumed_step = resolve_checkpoint(cfg, model)
     callbacks = without_disabled(instantiate_group(cfg.get("callbacks")), cfg.trainer)
     loggers = instantiate_group(cfg.get("logger"))
+    if ckpt_path is not None:
+        for logger in loggers:  # history files: each step once (vaelab.loggers.CSVLogger)
+            if hasattr(logger, "continue_from_step"):
+                logger.continue_from_step(resumed_step)
     failed = True
     try:
         tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
@@ -152,10 +156,11 @@ def use_flush_denormal(enabled: bool) -> None:
     torch.set_flush_denormal(enabled)
 
 
-def resolve_checkpoint(cfg: DictConfig, model: Any) -> str | None:
-    """The checkpoint to continue from: `ckpt_path`, or with `resume=auto` this run
-    folder's `checkpoints/last.ckpt` if there is one. Checked before training starts:
-    readable, a vaelab checkpoint, and of the same model as the config."""
+def resolve_checkpoint(cfg: DictConfig, model: Any) -> tuple[str | None, int]:
+    """The checkpoint to continue from and its global step: `ckpt_path`, or with
+    `resume=auto` this run folder's `checkpoints/last.ckpt` if there is one ((None, 0)
+    otherwise). Checked before training starts: readable, intact, a vaelab checkpoint,
+    and of the same model as the config."""
     from pathlib import Path
 
     from vaelab.checkpoints import check_same_model, read_checkpoint
@@ -173,13 +178,14 @@ def resolve_checkpoint(cfg: DictConfig, model: Any) -> str | None:
         last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
         if not last.is_file():
             log.info("resume=auto: no %s yet, starting from scratch", last)
-            return None
+            return None, 0
         path = str(last)
         log.info("resume=auto: continuing from %s", path)
     if path is None:
-        return None
-    check_same_model(read_checkpoint(path), model.hparams, path)
-    return str(path)
+        return None, 0
+    checkpoint = read_checkpoint(path)
+    check_same_model(checkpoint, model.hparams, path)
+    return str(path), int(checkpoint.get("global_step", 0))
 
 
 def fit_and_test(

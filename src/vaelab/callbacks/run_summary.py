@@ -93,6 +93,16 @@ class RunSummary(L.Callback):
             if key.startswith(prefix):
                 self.summary["metrics"][key] = _finite_or_none(float(value))
 
+    def _earlier_metrics(self, prefix: str) -> dict[str, Any]:
+        try:
+            earlier = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        metrics = earlier.get("metrics") if isinstance(earlier, dict) else None
+        if not isinstance(metrics, dict):
+            return {}
+        return {k: v for k, v in metrics.items() if str(k).startswith(prefix)}
+
     @rank_zero_only
     def write(self, trainer: L.Trainer, status: str) -> None:
         checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
@@ -134,6 +144,10 @@ class RunSummary(L.Callback):
         write_json(self.path, self.summary)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.ckpt_path and not self.summary["metrics"]:
+            # Resumed: the val/ numbers of the fit so far stay unless this fit replaces
+            # them (a finished fit resumed only to test again trains no epoch).
+            self.summary["metrics"] = self._earlier_metrics("val/")
         # Marks the folder as a run in progress (`compare` says "still running" rather
         # than "no metrics.json"); a resumed run goes back to this state.
         self.write(trainer, "running")
