@@ -3,9 +3,9 @@
 A resumed run writes into the `csv/metrics.csv` of its folder. Lightning's writer
 deletes a metrics.csv it finds when it opens the folder, so the history of the steps
 before the resume was lost (and, had it been kept, the steps logged after the checkpoint
-but before the kill would have been there twice). `CSVLogger` here reads the file's columns when it opens it, and
-`continue_from_step(step)` drops the rows from `step` on, so that each logged step is
-in the file exactly once.
+but before the kill would have been there twice). `CSVLogger` here keeps the file and
+reads its columns when it opens it, and `continue_from_step(step)` drops the rows from
+`step` on, so that each logged step is in the file exactly once.
 
 Upstream code this relies on (lightning.pytorch.loggers.csv_logs and
 lightning.fabric.loggers.csv_logs): `CSVLogger._experiment`, `CSVLogger._fs`,
