@@ -152,3 +152,50 @@ def test_metrics_json_says_running_while_the_run_is_in_progress(tmp_path: Path) 
     trainer.fit(model, datamodule=data)
     assert seen["status"] == "running" and seen["params"] == {"beta": 1.0}
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "fitted"
+
+
+def test_a_run_whose_every_step_is_skipped_fails(tmp_path: Path) -> None:
+    """PoisonAt(0) makes every loss NaN: with action=skip nothing trains, so the run fails
+    instead of "finishing" with the initial weights."""
+
+    class PoisonEveryStep(PoisonAt):  # a NaN loss each step; the weight cleaned after it
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+            with torch.no_grad():
+                pl_module.posterior_head.weight[0, 0] = float("nan")
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            with torch.no_grad():
+                pl_module.posterior_head.weight[0, 0] = 0.0
+
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    guard = NonFiniteGuard(action="skip", max_skips=100)
+    trainer = quiet_trainer(max_epochs=2, callbacks=[guard, PoisonEveryStep(0)])
+    with pytest.raises(NonFiniteLossError, match=r"every one of the 8 training steps had"):
+        trainer.fit(model, datamodule=data)
+    assert guard.skipped == 8 and guard.stepped == 0
+
+
+def test_a_diverging_run_with_skip_stops_before_a_checkpoint_holds_it(tmp_path: Path) -> None:
+    """lr=1e6 keeps the loss finite for a few steps, then the model diverges: the run ends
+    "failed" with one line, counts its skipped steps, and writes no checkpoint of the
+    diverged weights."""
+    from helpers import run_train
+
+    run = tmp_path / "run"
+    result = run_train(
+        "debug=smoke",
+        "logger=csv",
+        "model.optimizer.lr=1e6",
+        "callbacks.nonfinite_guard.action=skip",
+        f"hydra.run.dir={run}",
+        timeout=120,
+    )
+
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
+    assert "the model diverged" in line and "last good checkpoint: none written yet" in line
+    summary = json.loads((run / "metrics.json").read_text())
+    assert summary["status"] == "failed" and summary["skipped_steps"] >= 1
+    assert not (run / "checkpoints").exists() or not any((run / "checkpoints").iterdir())

@@ -99,6 +99,26 @@ def test_iwae_does_not_depend_on_the_chunking_of_decoder_passes() -> None:
     torch.testing.assert_close(chunked, expected)
 
 
+def test_iwae_with_per_example_noise_is_the_same_for_any_chunking_and_batching() -> None:
+    """Each example's draws come from its own stream in fixed blocks: decoding 1, 3 or all
+    of its k = 100 samples per pass, alone or beside other examples, gives the same bound
+    (to float rounding: the per-chunk log-sum-exps are combined in another order)."""
+    model = LinearGaussian()
+    x = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    index = torch.arange(10, 16)
+
+    def bound(rows: slice, max_decoded: int) -> torch.Tensor:
+        q = model.posterior(x[rows])
+        noise = per_example_noise(index[rows], 2, seed=1)
+        return iwae_nll(x[rows], q, model.decode, 100, max_decoded=max_decoded, noise=noise)
+
+    whole = bound(slice(0, 6), 10_000)  # one pass
+    for max_decoded in (6, 18, 250):  # 1, 3 and 41 samples per example and pass
+        torch.testing.assert_close(bound(slice(0, 6), max_decoded), whole, rtol=1e-12, atol=1e-10)
+    split = torch.cat([bound(slice(0, 2), 8), bound(slice(2, 6), 20)])  # other batches
+    torch.testing.assert_close(split, whole, rtol=1e-12, atol=1e-10)
+
+
 def test_iwae_rejects_k_below_one() -> None:
     model = LinearGaussian()
     x = torch.zeros(1, 3, dtype=torch.float64)

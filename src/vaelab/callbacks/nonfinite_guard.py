@@ -1,13 +1,17 @@
 """Stop (or skip the batch) on a non-finite loss, before it reaches the weights.
 
 The check runs on the loss before backward, and a skipped batch has its gradients
-dropped before the optimiser step: no NaN ever lands in the weights or, therefore, in a
-checkpoint. Lightning writes no checkpoint when a run stops with an
-error, so the last good checkpoint stays the newest one.
+dropped before the optimiser step. A finite loss can still take the weights to NaN or
+make the model diverge (a huge learning rate), so before every validation, the point
+where checkpoints are written, the weights and the validation numbers are checked too:
+if either is not finite the run stops before a checkpoint holds them. Lightning writes
+no checkpoint when a run stops with an error, so the last good checkpoint stays the
+newest one. A run whose every step was skipped trained nothing and fails.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Literal
 
@@ -17,6 +21,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vaelab.constraints import NonNegativeInt
 from vaelab.errors import VaelabError
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(VaelabError):
@@ -33,6 +39,7 @@ class NonFiniteGuard(L.Callback):
         self.action = action
         self.max_skips = max_skips
         self.skipped = 0
+        self.stepped = 0
         self._skip_step = False
 
     def on_before_backward(
@@ -44,6 +51,7 @@ class NonFiniteGuard(L.Callback):
         self._skip_step = False
         value = loss.detach().item()
         if math.isfinite(value):
+            self.stepped += 1
             return
         if self.action == "skip" and self.skipped < self.max_skips:
             self.skipped += 1
@@ -55,6 +63,50 @@ class NonFiniteGuard(L.Callback):
             "learning rate, clip gradients (trainer.gradient_clip_val=1) or set "
             "callbacks.nonfinite_guard.action=skip"
         )
+
+    def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or (not trainer.training and trainer.state.fn != "fit"):
+            return
+        bad = next((n for n, p in pl_module.named_parameters() if not p.isfinite().all()), None)
+        if bad is not None:
+            self._diverged(trainer, f"weights ({bad}) are not finite")
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Before ModelCheckpoint, which Lightning runs after every other callback.
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith("val/") and not math.isfinite(float(value)):
+                self._diverged(trainer, f"{key} is {float(value)}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.skipped and not self.stepped:
+            raise NonFiniteLossError(
+                f"every one of the {self.skipped} training steps had a non-finite loss and "
+                "was skipped: nothing was trained; lower the learning rate or check the data"
+            )
+        if self.skipped:
+            log.warning(
+                "skipped %d of %d training steps for a non-finite loss (metrics.json: "
+                "skipped_steps)",
+                self.skipped,
+                self.skipped + self.stepped,
+            )
+
+    def _diverged(self, trainer: L.Trainer, what: str) -> None:
+        raise NonFiniteLossError(
+            f"{what} after step {trainer.global_step} (epoch {trainer.current_epoch}): the "
+            f"model diverged; last good checkpoint: "
+            f"{last_checkpoint(trainer) or 'none written yet'}; lower the learning rate or "
+            "clip gradients (trainer.gradient_clip_val=1)"
+        )
+
+    def state_dict(self) -> dict[str, int]:
+        return {"skipped": self.skipped, "stepped": self.stepped}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        self.skipped = int(state_dict.get("skipped", 0))
+        self.stepped = int(state_dict.get("stepped", 0))
 
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer

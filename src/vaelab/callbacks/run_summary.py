@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from vaelab.atomic import atomic_path
+from vaelab.callbacks.nonfinite_guard import NonFiniteGuard
 from vaelab.callbacks.timing import Timing
 
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
@@ -125,6 +126,9 @@ class RunSummary(L.Callback):
                     if isinstance(v, str | int | float | bool)
                 },
             }
+        guard = next((cb for cb in trainer.callbacks if isinstance(cb, NonFiniteGuard)), None)
+        if guard is not None:
+            self.summary["skipped_steps"] = guard.skipped  # non-finite losses, not trained on
         timing = next((cb for cb in trainer.callbacks if isinstance(cb, Timing)), None)
         if timing is not None:
             self.summary["timing"] = timing.summary()

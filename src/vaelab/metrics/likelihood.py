@@ -23,20 +23,33 @@ from torch.distributions import Distribution, Independent, Normal
 NoiseStream = Callable[[int], Tensor]
 
 
+#: Samples each example's stream draws at a time. Fixed, so that the values do not depend
+#: on how many samples a caller asks for at once (torch's CPU normal kernel fills a long
+#: draw in vectorised blocks: randn(8) then randn(8) is not randn(16)).
+NOISE_BLOCK = 64
+
+
 def per_example_noise(index: Tensor, dim: int, seed: int = 0) -> NoiseStream:
     """Standard normal streams, one per example, seeded from (seed, example index).
 
-    Each example's draws depend only on its index and on how many are drawn at a time,
-    never on which other examples share its batch or its DDP rank, so an evaluation
-    gives the same number for any batch size or number of processes. Seeds follow
-    `vaelab.models.vae.example_noise` (seed * 1_000_003 + index).
+    Each example's j-th draw depends only on its index and on j: never on which other
+    examples share its batch, its DDP rank, or how many draws a caller takes at a time
+    (the stream draws fixed blocks of `NOISE_BLOCK` and hands them out in any chunks).
+    So an evaluation gives the same number for any batch size, `max_decoded` or number
+    of processes. Seeds follow `vaelab.models.vae.example_noise` (seed * 1_000_003 +
+    index); memory is one block per example.
     """
     generators = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in index.tolist()]
+    buffered = torch.zeros(len(generators), 0, dim)
 
     def draw(n: int) -> Tensor:
-        if not generators:
-            return torch.zeros(0, n, dim)
-        return torch.stack([torch.randn(n, dim, generator=g) for g in generators])
+        nonlocal buffered
+        while buffered.shape[1] < n:
+            block = [torch.randn(NOISE_BLOCK, dim, generator=g) for g in generators]
+            fresh = torch.stack(block) if block else torch.zeros(0, NOISE_BLOCK, dim)
+            buffered = torch.cat([buffered, fresh], dim=1)
+        taken, buffered = buffered[:, :n], buffered[:, n:]
+        return taken
 
     return draw
 
