@@ -44,3 +44,21 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
     quality = report["quality"]
     assert min(quality[f"{k}_test_nelbo"] for k in ("hand", "hand_fused", "vaelab")) > 0
     assert 0 < report["startup"]["help_s"] < report["startup"]["command_to_first_step_s"]
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_cache_verification_benchmark_runs(tmp_path: Path) -> None:
+    out = tmp_path / "cache_verify.json"
+    env = {**os.environ, "VAELAB_OFFLINE": "1", "VAELAB_DATA": str(tmp_path / "data")}
+    result = subprocess.run(
+        [sys.executable, "bench/cache_verify.py", "--repeats", "1", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["cache_bytes"] > 50_000_000  # the real 70,000 images and labels
+    assert report["ratio"] == pytest.approx(report["verify_median_s"] / report["epoch_median_s"])

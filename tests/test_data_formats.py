@@ -202,7 +202,11 @@ def test_cache_round_trip_and_memory_map(tmp_path: Path) -> None:
     assert isinstance(mapped, np.memmap) and mapped.flags.writeable
     np.testing.assert_array_equal(mapped, array)
     assert (tmp_path / "c" / "params.json").read_text().count('"test"') == 1
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["params.json", "x.npy"]
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        "manifest.json",
+        "params.json",
+        "x.npy",
+    ]
 
 
 def test_interrupted_write_leaves_nothing(tmp_path: Path) -> None:

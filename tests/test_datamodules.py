@@ -326,3 +326,46 @@ def test_a_resumed_epoch_continues_the_same_permutation_at_its_next_batch() -> N
     assert batches(epoch_fn=lambda: 4, resume_at=(3, 2)) == batches(epoch_fn=lambda: 4)
     loader = BatchLoader(source, 8, shuffle=True, drop_last=True, seed=5, resume_at=(0, 2))
     assert len(list(loader)) == len(whole) - 2 and len(list(loader)) == len(whole)  # once
+
+
+@pytest.mark.parametrize("damage", ["bytes", "float32", "shape"])
+def test_a_damaged_cache_is_rebuilt_from_the_sources_with_one_warning(
+    mnist_dir: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import numpy as np
+
+    from vaelab.data import cache as cache_module
+
+    first = MNISTDataModule(data_dir=mnist_dir, binarize="none", val_size=5)
+    original = first.load_arrays(mmap=False)["test_images"].copy()
+    path = first.cache().path("test_images")
+    if damage == "bytes":  # white out the first test images, in place: still a valid .npy
+        data = bytearray(path.read_bytes())
+        data[-original.size : -original.size + 28 * 28 * 4] = b"\xff" * (28 * 28 * 4)
+        path.write_bytes(bytes(data))
+    elif damage == "float32":
+        np.save(path, original.astype(np.float32))
+    else:
+        np.save(path, original[:5])
+    cache_module._verified.clear()  # a new process: nothing verified yet
+
+    with caplog.at_level("WARNING", logger="vaelab.data.cached"):
+        arrays = MNISTDataModule(data_dir=mnist_dir, binarize="none").load_arrays(mmap=False)
+
+    assert np.array_equal(arrays["test_images"], original)  # rebuilt, not the damage
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert f"cached array {path}" in message and "rebuilding" in message and "\n" not in message
+
+
+def test_an_intact_cache_is_checksummed_once_per_process(mnist_dir: Path, monkeypatch) -> None:
+    from vaelab.data import cache as cache_module
+
+    MNISTDataModule(data_dir=mnist_dir, binarize="none").prepare_data()
+    cache_module._verified.clear()
+    hashed = []
+    real = cache_module.file_digest
+    monkeypatch.setattr(cache_module, "file_digest", lambda p: hashed.append(p) or real(p))
+    for _ in range(3):
+        MNISTDataModule(data_dir=mnist_dir, binarize="none").load_arrays(mmap=False)
+    assert len(hashed) == len(MNISTDataModule.parts)  # each array once, not per load

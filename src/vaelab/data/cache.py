@@ -10,6 +10,12 @@ the data gets a new folder instead of stale arrays.
 Every file is written under a temporary name and renamed into place once complete
 (`vaelab.atomic`): an interrupted run leaves no half-written array to be loaded by the
 next one, and a full disk is one line instead of a SIGBUS.
+
+`manifest.json` records each array's shape, dtype and the blake2b of its file, written
+when the array is. Opening an array checks its shape and dtype every time, and its
+checksum on the first open in a process (bench/cache_verify.py measures what that costs
+against an epoch); a mismatch is a `CacheDamagedError`, on which the data module
+rebuilds the cache from its verified source files.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,28 @@ CACHE_VERSION = 1
 
 #: Arrays at least this large are memory-mapped by default instead of read into memory.
 MMAP_THRESHOLD_BYTES = 1 << 30
+MANIFEST = "manifest.json"
+
+#: Files whose checksum this process has verified: (path, size, mtime) of each.
+_verified: set[tuple[str, int, int]] = set()
+_manifest_lock = threading.Lock()
+
+
+class CacheDamagedError(DataError):
+    """A cached array that does not match what was written (bytes, shape or dtype)."""
+
+    def __init__(self, problem: str, folder: Path) -> None:
+        super().__init__(f"{problem}; delete {folder} to rebuild it")
+        self.problem = problem
+
+
+def file_digest(path: Path) -> str:
+    """blake2b of a file's bytes, read in 8 MB pieces."""
+    digest = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as f:
+        while piece := f.read(8 << 20):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def cache_key(**params: Any) -> str:
@@ -70,8 +99,23 @@ class ArrayCache:
         return self.folder / f"{part}.npy"
 
     def complete(self, parts: Iterable[str]) -> bool:
-        """Whether every named array has been written."""
-        return all(self.path(p).is_file() for p in parts)
+        """Whether every named array has been written (and recorded in the manifest)."""
+        recorded = self._manifest()
+        return all(self.path(p).is_file() and p in recorded for p in parts)
+
+    def _manifest(self) -> dict[str, Any]:
+        try:
+            manifest = json.loads((self.folder / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return {}
+        return manifest if isinstance(manifest, dict) else {}
+
+    def _record(self, part: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        entry = {"shape": list(shape), "dtype": str(dtype), "blake2b": file_digest(self.path(part))}
+        with _manifest_lock:
+            manifest = {**self._manifest(), part: entry}
+            with atomic_path(self.folder / MANIFEST, what="cache manifest") as tmp:
+                tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
     def _write_params(self) -> None:
         target = self.folder / "params.json"
@@ -106,6 +150,7 @@ class ArrayCache:
             yield out
             out.flush()
             del out
+        self._record(part, tuple(shape), np.dtype(dtype))
         self._write_params()
 
     def load(self, part: str, mmap: bool | None = None) -> np.ndarray:
@@ -115,11 +160,29 @@ class ArrayCache:
         warning) whose pages are shared with the page cache until written.
         """
         path = self.path(part)
+        entry = self._manifest().get(part)
+        if entry is None:
+            raise CacheDamagedError(f"cached array {path} is not in its manifest", self.folder)
+        stat = path.stat()
         if mmap is None:
-            mmap = path.stat().st_size >= MMAP_THRESHOLD_BYTES
+            mmap = stat.st_size >= MMAP_THRESHOLD_BYTES
         try:
-            return np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+            array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
-            raise DataError(
-                f"cached array {path} cannot be read ({exc}); delete {self.folder} to rebuild it"
+            raise CacheDamagedError(
+                f"cached array {path} cannot be read ({exc})", self.folder
             ) from exc
+        if list(array.shape) != entry["shape"] or str(array.dtype) != entry["dtype"]:
+            raise CacheDamagedError(
+                f"cached array {path} is {array.dtype} {list(array.shape)}, but "
+                f"{entry['dtype']} {entry['shape']} was written",
+                self.folder,
+            )
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _verified:
+            if file_digest(path) != entry["blake2b"]:
+                raise CacheDamagedError(
+                    f"cached array {path} does not match the checksum written with it", self.folder
+                )
+            _verified.add(key)
+        return array

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from vaelab.constraints import PositiveInt, Seed
-from vaelab.data.cache import ArrayCache, cache_key
+from vaelab.data.cache import ArrayCache, CacheDamagedError, cache_key
 from vaelab.data.download import FileSpec, default_data_dir, locate_or_fetch
 from vaelab.data.memory import InMemoryDataModule
 
@@ -108,8 +109,15 @@ class CachedDataModule(InMemoryDataModule):
         self.decode(cache)
 
     def load_arrays(self, mmap: bool | None = None) -> dict[str, np.ndarray]:
-        """The cached arrays by part, decoding first if needed (e.g. `setup` called alone)."""
+        """The cached arrays by part, decoding first if needed (e.g. `setup` called alone).
+        A damaged cache is rebuilt from the verified source files, with one warning."""
         cache = self.cache()
         if not cache.complete(self.parts):
             self.prepare_data()
-        return {part: cache.load(part, mmap=mmap) for part in self.parts}
+        try:
+            return {part: cache.load(part, mmap=mmap) for part in self.parts}
+        except CacheDamagedError as exc:
+            log.warning("%s; rebuilding %s from the source files", exc.problem, cache.folder)
+            shutil.rmtree(cache.folder, ignore_errors=True)
+            self.prepare_data()
+            return {part: cache.load(part, mmap=mmap) for part in self.parts}
