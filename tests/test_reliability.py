@@ -96,6 +96,29 @@ def test_submitit_local_sweep(tmp_path: Path) -> None:
     assert any((sweep_dir / ".submitit").iterdir())  # jobs went through submitit
 
 
+def test_ddp_jobs_of_a_submitit_local_sweep_run_as_their_own_ddp_groups(tmp_path: Path) -> None:
+    """Under submitit `sys.argv[0]` is submitit's own script: a DDP job must re-run the
+    app's entry point (src/train.py) as its single run, not argv[0]."""
+    result = run_train(
+        "-m",
+        "hydra/launcher=local",
+        "trainer=ddp_cpu",
+        "trainer.devices=2",
+        "beta=1,2",
+        *SMOKE,
+        "logger=csv",
+        f"paths.log_dir={tmp_path}",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
+    found = sorted(p.parent.name for p in sweep_dir.glob("*/metrics.json"))
+    assert found == ["0_beta=1", "1_beta=2"]
+    for name in found:
+        summary = metrics(sweep_dir / name)
+        assert summary["status"] == "finished" and summary["world_size"] == 2
+
+
 RESUMABLE = [
     *SMOKE,
     "logger=csv",

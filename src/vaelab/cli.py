@@ -21,6 +21,17 @@ from vaelab.resolvers import register_resolvers
 register_resolvers()
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+#: The entry points (src/train.py, src/eval.py, src/generate.py).
+SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "src"
+
+
+def entry_point(app: str) -> Path:
+    """The script of an app (its config's name: train, eval, generate). A job that must
+    start again as a process of its own runs this, not `sys.argv[0]`, which under a
+    launcher such as submitit is the launcher's own script."""
+    return SCRIPTS_DIR / f"{app}.py"
+
+
 EXIT_USAGE = 2
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -65,15 +65,18 @@ def needs_own_ddp_group(cfg: DictConfig) -> bool:
 
 
 def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | None:
-    """Run this multirun job as `python <script> <its overrides> hydra.mode=RUN` in its
-    own run folder; return the metric the sweeper optimises, read from metrics.json."""
+    """Run this multirun job as `python src/<app>.py <its overrides> hydra.mode=RUN` in
+    its own run folder (the app's own script: under submitit `sys.argv[0]` is submitit's);
+    return the metric the sweeper optimises, read from metrics.json."""
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    from vaelab.cli import entry_point
+
     command = [
         sys.executable,
-        os.path.abspath(sys.argv[0]),
+        str(entry_point(str(hydra_cfg.job.config_name or "train"))),
         *hydra_cfg.overrides.task,
         "hydra.mode=RUN",
         f"hydra.run.dir={quote_override_value(str(run_dir))}",
