@@ -76,7 +76,8 @@ def test_a_cache_written_in_full_loads_back(tmp_path: Path) -> None:
     array = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
     cache.save("images", array)
     assert np.array_equal(cache.load("images"), array)
-    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["images.npy", "params.json"]
+    names = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert names == ["images.npy", "manifest.json", "params.json"]
 
 
 def _dead_pid() -> int:
