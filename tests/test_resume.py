@@ -77,6 +77,48 @@ def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(tmp_path: 
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
     assert f"checkpoint {run}/checkpoints/last.ckpt is damaged" in line
+    assert "resume=intact" in line  # what to type instead
+    assert "Traceback" not in result.stderr
+
+
+def test_resume_intact_passes_over_a_damaged_last_checkpoint_and_says_which_it_used(
+    tmp_path: Path,
+) -> None:
+    from data_fixtures import damage_tensor_bytes
+
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    checkpoints = run / "checkpoints"
+    best_weights = _checkpoint(checkpoints / "best.ckpt")["state_dict"]
+    damage_tensor_bytes(checkpoints / "last.ckpt")
+
+    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
+
+    _ok(result)
+    log = (run / "train.log").read_text()
+    assert f"resume=intact: passing over {checkpoints}/last.ckpt (checkpoint" in log
+    assert f"resume=intact: continuing from {checkpoints}/best.ckpt (step 4)" in log
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]
+    last = _checkpoint(checkpoints / "last.ckpt")  # written anew over the damaged one
+    assert last["global_step"] == 2 * STEPS_PER_EPOCH
+    # it trained on from best.ckpt's weights: one more epoch moved them
+    assert any(not torch.equal(last["state_dict"][k], v) for k, v in best_weights.items())
+
+
+def test_resume_intact_with_every_checkpoint_damaged_is_one_line(tmp_path: Path) -> None:
+    from data_fixtures import damage_tensor_bytes
+
+    run = tmp_path / "run"
+    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    for name in ("best.ckpt", "last.ckpt"):
+        damage_tensor_bytes(run / "checkpoints" / name)
+
+    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
+
+    assert result.returncode == 2
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
+    assert f"no intact checkpoint in {run}/checkpoints (" in line
+    assert "hydra.run.dir=" in line
     assert "Traceback" not in result.stderr
 
 

@@ -10,6 +10,7 @@ or the new one, and a full disk is one line that keeps the last good checkpoint.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import zipfile
@@ -23,6 +24,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vaelab.atomic import atomic_path
 from vaelab.errors import CheckpointError
+
+log = logging.getLogger(__name__)
 
 #: Keys every Lightning checkpoint of a `vaelab.models.VAE` has.
 REQUIRED_KEYS = ("state_dict", "hyper_parameters")
@@ -65,8 +68,8 @@ def verify_checksum(checkpoint: dict[str, Any], path: Any = "") -> None:
         where = f"{path} " if path else ""
         raise CheckpointError(
             f"checkpoint {where}is damaged: its tensors do not match the checksum written with "
-            "it; use another one (e.g. <run folder>/checkpoints/best.ckpt or last.ckpt), or "
-            f"load it anyway with {VERIFY_ENV}=0"
+            "it; use another one (e.g. <run folder>/checkpoints/best.ckpt, or resume=intact "
+            f"for the run folder's newest intact one), or load it anyway with {VERIFY_ENV}=0"
         )
 
 
@@ -135,6 +138,34 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise CheckpointError(f"{path} is a Lightning checkpoint but not of a vaelab VAE")
     verify_checksum(checkpoint, path)
     return checkpoint
+
+
+def newest_intact_checkpoint(folder: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The checkpoint in `folder` with the highest global step (the newest file among
+    equals) that reads and passes its checksum, with its content; None if the folder
+    has no checkpoint. A damaged one is passed over with one warning line; if every one
+    is damaged, `CheckpointError` names them."""
+    candidates = sorted(folder.glob("*.ckpt"), key=lambda p: p.stat().st_mtime, reverse=True)
+    if not candidates:
+        return None
+    best: tuple[int, Path, dict[str, Any]] | None = None
+    refused: list[str] = []
+    for path in candidates:  # newest first, so a later one of equal step never wins
+        try:
+            checkpoint = read_checkpoint(path)
+        except CheckpointError as exc:
+            log.warning("resume=intact: passing over %s (%s)", path, exc)
+            refused.append(path.name)
+            continue
+        step = int(checkpoint.get("global_step", 0))
+        if best is None or step > best[0]:
+            best = (step, path, checkpoint)
+    if best is None:
+        raise CheckpointError(
+            f"no intact checkpoint in {folder} ({', '.join(refused)} damaged or unreadable); "
+            "start a new run in another folder (hydra.run.dir=...)"
+        )
+    return best[1], best[2]
 
 
 def check_data_shape(checkpoint: dict[str, Any], dims: Sequence[int], path: Any = "") -> None:

@@ -30,7 +30,7 @@ class TrainSettings(BaseModel):
     beta: float
     latent_dim: int
     ckpt_path: str | None
-    resume: Literal["auto"] | None
+    resume: Literal["auto", "intact"] | None
     flush_denormal: bool
     train: bool
     test: bool

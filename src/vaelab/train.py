@@ -157,35 +157,46 @@ def use_flush_denormal(enabled: bool) -> None:
 
 
 def resolve_checkpoint(cfg: DictConfig, model: Any) -> tuple[str | None, int]:
-    """The checkpoint to continue from and its global step: `ckpt_path`, or with
+    """The checkpoint to continue from and its global step: `ckpt_path`; with
     `resume=auto` this run folder's `checkpoints/last.ckpt` if there is one ((None, 0)
-    otherwise). Checked before training starts: readable, intact, a vaelab checkpoint,
-    and of the same model as the config."""
+    otherwise); with `resume=intact` its newest checkpoint that passes its checksum.
+    Checked before training starts: readable, intact, a vaelab checkpoint, and of the
+    same model as the config."""
     from pathlib import Path
 
-    from vaelab.checkpoints import check_same_model, read_checkpoint
+    from vaelab.checkpoints import check_same_model, newest_intact_checkpoint, read_checkpoint
     from vaelab.errors import ConfigError
 
     path = cfg.get("ckpt_path")
     resume = cfg.get("resume")
     if resume is None and path is None and int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
         resume = "auto"  # a requeued SLURM job continues where it stopped
-    if resume is not None:
-        if resume != "auto":
-            raise ConfigError(
-                f"resume={resume!r} is not supported; use resume=auto or ckpt_path=..."
-            )
-        last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    if resume not in (None, "auto", "intact"):
+        raise ConfigError(
+            f"resume={resume!r} is not supported; use resume=auto, resume=intact or ckpt_path=..."
+        )
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    if resume == "intact":
+        found = newest_intact_checkpoint(folder)
+        if found is None:
+            log.info("resume=intact: no checkpoint in %s yet, starting from scratch", folder)
+            return None, 0
+        path, checkpoint = found
+    elif resume == "auto":
+        last = folder / "last.ckpt"
         if not last.is_file():
             log.info("resume=auto: no %s yet, starting from scratch", last)
             return None, 0
-        path = str(last)
-        log.info("resume=auto: continuing from %s", path)
-    if path is None:
+        path, checkpoint = last, read_checkpoint(last)
+    elif path is None:
         return None, 0
-    checkpoint = read_checkpoint(path)
+    else:
+        checkpoint = read_checkpoint(path)
+    step = int(checkpoint.get("global_step", 0))
+    if resume is not None:
+        log.info("resume=%s: continuing from %s (step %d)", resume, path, step)
     check_same_model(checkpoint, model.hparams, path)
-    return str(path), int(checkpoint.get("global_step", 0))
+    return str(path), step
 
 
 def fit_and_test(

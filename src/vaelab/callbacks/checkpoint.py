@@ -13,6 +13,11 @@ last checkpoint) and, finding a `last.ckpt` it did not write, saves `last-v1.ckp
 beside it; every later resume then starts again from the stale `last.ckpt`. Here the
 paths of the old folder are read as the same files in the new one, so the run keeps
 writing its own `last.ckpt` and `best.ckpt`.
+
+The same happens on resuming from `best.ckpt` (`resume=intact` when `last.ckpt` is
+damaged): Lightning writes `best.ckpt` before `last.ckpt` in the same hook, so its state
+names no last checkpoint yet, and the existing `last.ckpt` of this very run would look
+foreign. A resumed run's own `last.ckpt` is taken as the one it writes.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if saved_in and self.dirpath and not _same_folder(saved_in, self.dirpath):
             state_dict = moved_state(state_dict, str(saved_in), str(self.dirpath))
         super().load_state_dict(state_dict)
+        if self.save_last and self.dirpath and not self.last_model_path:
+            last = self.format_checkpoint_name({}, self.CHECKPOINT_NAME_LAST)
+            if os.path.isfile(last):
+                self.last_model_path = last
 
 
 def _same_folder(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
