@@ -136,3 +136,21 @@ def test_loggers_combine(tmp_path: Path) -> None:
     header = (tmp_path / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss", "val/nelbo", "test/nelbo"} <= set(header)
     assert not (tmp_path / "wandb").exists()
+
+
+def test_the_wandb_summary_names_the_metric_it_holds(tmp_path: Path) -> None:
+    """`optimized_metric=val/recon` (which the checkpoint does not monitor) is reported
+    as the final value under final/val_recon, never under best/val_nelbo."""
+    result = run_train(
+        *SMOKE,
+        "trainer.max_epochs=2",
+        "optimized_metric=val/recon",
+        f"hydra.run.dir={tmp_path}",
+        env={"WANDB_MODE": "offline"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (offline,) = (tmp_path / "wandb").glob("offline-run-*")
+    summary = read_wandb_run(offline)["summary"]
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert summary["final/val_recon"] == pytest.approx(saved["metrics"]["val/recon"])
+    assert not [k for k in summary if k.startswith("best/")]

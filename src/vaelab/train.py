@@ -114,16 +114,16 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
         name = cfg.get("optimized_metric")
-        best = _best_score(trainer, name)
+        optimized = _optimized_value(trainer, name, metrics)
         summary = _test_metrics(metrics)
-        if name:  # named after the metric it holds: best/val_nelbo for val/nelbo
-            summary["best/" + name.replace("/", "_")] = best
+        if optimized is not None:
+            summary[optimized[0]] = optimized[1]
         tracking.record_summary(loggers, summary)
         failed = False
     finally:
         # Every job ends its W&B run, a failed one too: a sweep's next job starts fresh.
         tracking.finish_loggers(loggers, failed=failed)
-    return best if best is not None else metrics.get(name) if name else None
+    return optimized[1] if optimized is not None else None
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> Any:
@@ -215,12 +215,21 @@ def fit_and_test(
     return metrics
 
 
-def _best_score(trainer: Any, name: str | None) -> float | None:
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is None or not name or checkpoint.monitor != name:
+def _optimized_value(
+    trainer: Any, name: str | None, metrics: dict[str, float]
+) -> tuple[str, float | None] | None:
+    """What a sweeper optimises, under the summary key that says what it is: the best
+    value the checkpoint callback saw (`best/val_nelbo` for `val/nelbo`) when it
+    monitors `name`, else the last logged one (`final/val_recon`). None without a name."""
+    if not name:
         return None
-    score = checkpoint.best_model_score
-    return None if score is None else float(score)
+    key = name.replace("/", "_")
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and checkpoint.monitor == name:
+        score = checkpoint.best_model_score
+        if score is not None:
+            return "best/" + key, float(score)
+    return "final/" + key, metrics.get(name)
 
 
 def _test_metrics(metrics: dict[str, float]) -> dict[str, float]:
