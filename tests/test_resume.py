@@ -182,3 +182,55 @@ def test_the_csv_logger_internals_vaelab_relies_on_still_exist(tmp_path: Path) -
     assert isinstance(writer, ExperimentWriter)
     assert writer.metrics_keys == [] and writer.metrics_file_path.endswith("metrics.csv")
     assert callable(getattr(ExperimentWriter.__mro__[1], "_check_log_dir_exists", None))
+
+
+def test_a_run_killed_in_its_test_stage_resumes_to_test_and_keeps_its_fit(
+    tmp_path: Path,
+) -> None:
+    import csv
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import REPO
+
+    run = tmp_path / "run"
+    # The whole test split in small batches: a test stage of seconds, to be killed in.
+    slow_test = [*SMOKE, "trainer.limit_test_batches=1.0", "data.eval_batch_size=16"]
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "src" / "train.py"), *slow_test, f"hydra.run.dir={run}"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    summary = run / "metrics.json"
+
+    def status() -> str | None:
+        try:
+            return json.loads(summary.read_text())["status"]
+        except (OSError, ValueError):
+            return None
+
+    deadline = time.monotonic() + 180
+    while status() != "fitted" and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before its test stage was killed"
+    fitted = json.loads(summary.read_text())
+    assert fitted["status"] == "fitted"
+    val = {k: v for k, v in fitted["metrics"].items() if k.startswith("val/")}
+    assert val and not [k for k in fitted["metrics"] if k.startswith("test/")]
+
+    _ok(run_train(*slow_test, "resume=auto", f"hydra.run.dir={run}"))
+
+    done = json.loads(summary.read_text())
+    assert done["status"] == "finished"
+    assert {k: done["metrics"][k] for k in val} == val  # the fit's numbers, kept
+    assert done["metrics"]["test/nelbo"] is not None
+    assert done["global_step"] == STEPS_PER_EPOCH  # nothing trained again
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["train/loss"]] == list(range(STEPS_PER_EPOCH))
+    assert sum(1 for r in rows if r["test/nelbo"]) == 1
