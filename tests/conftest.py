@@ -43,3 +43,23 @@ def small_disk(tmp_path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> dict[str, str]:
+    """The running SLURM cluster that `SLURM_CONF` names (.ci/run starts one with
+    tests/slurm/start_cluster.sh); the SLURM tests are skipped where there is none."""
+    import shutil
+    import subprocess
+
+    conf = os.environ.get("SLURM_CONF")
+    start = "sudo bash tests/slurm/start_cluster.sh; source /tmp/slurm-cluster/env.sh"
+    if not conf or shutil.which("scontrol") is None:
+        pytest.skip(f"no SLURM cluster (start one: {start})")
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    if ping.returncode != 0 or "UP" not in ping.stdout:
+        pytest.skip(f"the SLURM cluster of SLURM_CONF={conf} does not answer (start one: {start})")
+    partition = subprocess.run(
+        ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30
+    ).stdout.split()
+    return {"SLURM_CONF": conf, "partition": partition[0].rstrip("*") if partition else ""}

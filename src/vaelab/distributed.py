@@ -8,7 +8,8 @@ for the basic sweeper and for Optuna alike; the subprocess's metrics.json gives 
 value the sweeper optimises.
 
 Where a cluster starts the ranks itself (SLURM tasks, torchrun) nothing is re-run,
-and the job trains in place.
+and the job trains in place. A SLURM job given fewer tasks than ranks is re-run like a
+local job, its ranks started by Lightning within the job's allocation.
 """
 
 from __future__ import annotations
@@ -83,6 +84,13 @@ def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | 
         "hydra.output_subdir=null",  # the sweep already saved this job's .hydra/
     ]
     env = {**os.environ, **{IDENTITY_ENV[k]: str(v) for k, v in identity.items() if v}}
+    if "SLURM_NTASKS" in env:
+        # A SLURM job with fewer tasks than ranks (hydra.launcher.tasks_per_node <
+        # trainer.devices): the ranks are started here, inside the job's allocation.
+        # Lightning would take the SLURM variables for the ranks' own and refuse the
+        # task count; a job name of "interactive" is its documented way to skip SLURM
+        # detection (SLURMEnvironment.detect), so it launches the ranks itself.
+        env["SLURM_JOB_NAME"] = "interactive"
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
         raise VaelabError(
