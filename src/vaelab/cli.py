@@ -186,6 +186,10 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
         overrides = OverridesParser.create().parse_overrides(args.overrides)
     except OverrideParseException as exc:
         fail(f"cannot parse the overrides: {str(exc).splitlines()[0]}")
+    if any(o.key_or_group.split(".")[0].lstrip("+~") == "beta_schedule" for o in overrides):
+        from vaelab.objectives import BETA_SCHEDULE_REPLACED
+
+        fail(BETA_SCHEDULE_REPLACED)
     if not args.multirun and any(o.is_sweep_override() for o in overrides):
         sweeps = ", ".join(o.input_line for o in overrides if o.is_sweep_override())
         fail(f"{sweeps} lists several values; add -m to run one job per value")

@@ -66,7 +66,7 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
         data_shape=datamodule.dims,
         data_levels=datamodule.levels,
         likelihood=cfg.likelihood,
-        beta_schedule=cfg.beta_schedule,
+        objective=cfg.objective,
         _recursive_=False,
     )
 

@@ -28,7 +28,7 @@ from torchmetrics import MeanMetric, Metric
 from vaelab.constraints import PositiveInt
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
-from vaelab.objectives import Objective
+from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
 from vaelab.schema import Prepared
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,15 @@ ELBO_TERMS = ("recon", "kl", "nelbo")
 DEFAULT_ENCODER = {"_target_": "vaelab.models.backbones.ConvEncoder"}
 DEFAULT_DECODER = {"_target_": "vaelab.models.backbones.ConvDecoder"}
 DEFAULT_LIKELIHOOD = {"_target_": "vaelab.likelihoods.BernoulliLikelihood"}
-DEFAULT_BETA_SCHEDULE = {"_target_": "vaelab.objectives.ConstantBeta", "beta": 1.0}
+DEFAULT_OBJECTIVE = {"_target_": "vaelab.objectives.BetaVAE", "beta": 1.0}
 DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
+
+
+def _build_objective(config: Mapping[str, Any], latent_dim: int) -> Any:
+    """The objective of a config; those that size modules to z get `latent_dim`."""
+    target = get_class(config["_target_"])
+    sized = "latent_dim" in inspect.signature(target).parameters
+    return instantiate(config, **({"latent_dim": latent_dim} if sized else {}))
 
 
 def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,7 +117,7 @@ class VectorMean(Metric):
 
 
 class VAE(L.LightningModule):
-    """A β-VAE with pluggable encoder, decoder, likelihood and β schedule.
+    """A VAE with pluggable encoder, decoder, likelihood and training objective.
 
     Args:
         data_shape: (C, H, W) of one example; the backbones are built for it.
@@ -118,9 +125,10 @@ class VAE(L.LightningModule):
         data_levels: values per pixel of the data (2 binary, 256 8-bit, None continuous);
             the likelihood checks it can model them, and bits/dim are reported only when
             the likelihood is discrete over exactly these levels.
-        encoder, decoder, likelihood, beta_schedule, optimizer: configs with a
-            `_target_` (see `conf/`); defaults give a conv Bernoulli VAE with β=1, Adam.
+        encoder, decoder, likelihood, objective, optimizer: configs with a `_target_`
+            (see `conf/`); defaults give a conv Bernoulli VAE trained on −ELBO, Adam.
         compile: `torch.compile` the encoder and decoder forward passes.
+        beta_schedule: what checkpoints written before `objective` existed call it.
     """
 
     def __init__(
@@ -131,12 +139,15 @@ class VAE(L.LightningModule):
         encoder: Mapping[str, Any] | None = None,
         decoder: Mapping[str, Any] | None = None,
         likelihood: Mapping[str, Any] | None = None,
-        beta_schedule: Mapping[str, Any] | None = None,
+        objective: Mapping[str, Any] | None = None,
         optimizer: OptimizerConfig = None,
         compile: bool = False,
+        beta_schedule: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         data_shape = tuple(int(s) for s in data_shape)
+        if objective is None and beta_schedule is not None:
+            objective = objective_from_beta_schedule(_plain(beta_schedule, {}))
         self.save_hyperparameters(
             {
                 "data_shape": list(data_shape),
@@ -145,7 +156,7 @@ class VAE(L.LightningModule):
                 "encoder": _plain(encoder, DEFAULT_ENCODER),
                 "decoder": _plain(decoder, DEFAULT_DECODER),
                 "likelihood": _plain(likelihood, DEFAULT_LIKELIHOOD),
-                "beta_schedule": _plain(beta_schedule, DEFAULT_BETA_SCHEDULE),
+                "objective": _plain(objective, DEFAULT_OBJECTIVE),
                 "optimizer": _plain(optimizer, DEFAULT_OPTIMIZER),
                 "compile": bool(compile),
             }
@@ -161,14 +172,14 @@ class VAE(L.LightningModule):
         self.posterior_head = nn.Linear(self.encoder.out_features, 2 * self.latent_dim)
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
         self.decoder = instantiate(hp.decoder, latent_dim=self.latent_dim, out_shape=out_shape)
-        self.beta_schedule = instantiate(hp.beta_schedule)
+        self.objective = _build_objective(hp.objective, self.latent_dim)
         # Compiled forward functions, not compiled modules: the state dict keeps its
         # plain keys, so compiled and eager checkpoints load into each other.
         self._encoder_forward = torch.compile(self.encoder.forward) if compile else self.encoder
         self._decoder_forward = torch.compile(self.decoder.forward) if compile else self.decoder
         self.eval_metrics = nn.ModuleDict(
             {
-                stage: nn.ModuleDict({k: MeanMetric() for k in ELBO_TERMS})
+                stage: nn.ModuleDict({k: MeanMetric() for k in (*ELBO_TERMS, "loss")})
                 for stage in ("val", "test")
             }
         )
@@ -181,6 +192,7 @@ class VAE(L.LightningModule):
         self.test_kl_per_dim = VectorMean(self.latent_dim)
         self.test_mean_moments = VectorMean(2 * self.latent_dim)  # E[mu], E[mu^2]
         self.test_latent_stats: dict[str, Tensor] = {}
+        self._eval_beta: dict[str, float] = {}
         self._train_totals = torch.zeros(3)
         self._train_count = 0
         self.last_train_step: dict[str, float] = {}  # the values last sent to the loggers
@@ -220,20 +232,10 @@ class VAE(L.LightningModule):
         With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`.
         `noise` (B, latent_dim): the standard normal draw to reparameterise with
         (default: a fresh one)."""
-        # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
-        # the prior (the tests check them against those), written on tensors: this is
-        # the training step, and distribution objects cost a small model real time.
-        mean, log_var = self.posterior_params(x)
-        std = torch.exp(0.5 * log_var)
-        eps = torch.randn_like(mean) if noise is None else noise.to(mean)
-        z = mean + std * eps
-        recon = -self.likelihood.log_prob(self._decoder_forward(z), x)
-        # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
-        kl_per_dim = 0.5 * (mean.square() + std.square() - 1.0 - log_var)
-        kl = kl_per_dim.sum(-1)
-        terms = {"recon": recon, "kl": kl, "nelbo": recon + kl}
+        batch = self.latent_batch(x, noise=noise)
+        terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}
         if per_dim:
-            terms["kl_per_dim"] = kl_per_dim
+            terms["kl_per_dim"] = batch.kl_per_dim
         return terms
 
     @torch.no_grad()
@@ -247,12 +249,31 @@ class VAE(L.LightningModule):
         """Decode the posterior mean of each image: the likelihood's mean, same shape."""
         return self.decode(self.encode(x).mean).mean
 
-    def objective(self, x: Tensor, step: int = 0) -> tuple[Objective, dict[str, Tensor]]:
-        """The β-weighted training loss on batch `x` at optimiser step `step`, and the
-        batch means of the two ELBO terms it was made from, `recon` and `kl`."""
-        terms = self.elbo(x)
-        means = {"recon": terms["recon"].mean(), "kl": terms["kl"].mean()}
-        return self.beta_schedule(means["recon"], means["kl"], step), means
+    def latent_batch(self, x: Tensor, step: int = 0, noise: Tensor | None = None) -> LatentBatch:
+        """What an objective reads of batch `x` at optimiser step `step`: the posterior's
+        parameters, one reparameterised sample (from `noise` if given), its
+        log-likelihood and the analytic KL per dimension."""
+        # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
+        # the prior (the tests check them against those), written on tensors: this is
+        # the training step, and distribution objects cost a small model real time.
+        mean, log_var = self.posterior_params(x)
+        eps = torch.randn_like(mean) if noise is None else noise.to(mean)
+        z = mean + torch.exp(0.5 * log_var) * eps
+        log_px = self.likelihood.log_prob(self._decoder_forward(z), x)
+        kl_per_dim = 0.5 * (mean.square() + torch.exp(log_var) - 1.0 - log_var)
+        return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, self._log_likelihood)
+
+    def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
+        return self.likelihood.log_prob(self._decoder_forward(z), x)
+
+    def compute_objective(
+        self, x: Tensor, step: int = 0, noise: Tensor | None = None
+    ) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
+        """The training objective on batch `x` at optimiser step `step`, and the batch
+        means of the ELBO terms, `recon` and `kl` (β-free, whatever the objective)."""
+        batch = self.latent_batch(x, step, noise)
+        means = {"recon": batch.recon.mean(), "kl": batch.kl.mean()}
+        return self.objective(batch), means
 
     # ----------------------------------------------------------- the loop hooks
     # Lightning's per-step machinery is a real share of a small model's step on a CPU:
@@ -289,48 +310,53 @@ class VAE(L.LightningModule):
             )
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
-        optimizer = self.optimizers()
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         step = self.global_step  # optimiser steps so far; the step below adds one
-        objective, means = self.objective(batch, step)
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(objective.loss)
-        optimizer.step()
+        out, means = self.compute_objective(batch, step)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        # The objective's own loss (a discriminator's) reaches only its own parameters,
+        # and the VAE's loss only the VAE's: one backward pass serves both.
+        self.manual_backward(out.loss if out.own_loss is None else out.loss + out.own_loss)
+        for optimizer in optimizers:
+            optimizer.step()
         # Per-step bookkeeping is one tensor add; the step's values reach the loggers
         # only on the steps they record, and the epoch means once per epoch.
-        terms = torch.stack([objective.loss, means["recon"], means["kl"]]).detach()
+        terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
         self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
         every = self.trainer.log_every_n_steps
         if every and (step + 1) % every == 0:
-            self._log_train_step(step, objective, terms)
-        return objective.loss.detach()
+            self._log_train_step(step, out, terms)
+        return out.loss.detach()
 
     # Lightning reads training_step's signature on every step (does it take batch_idx?);
     # given here, `inspect` returns it instead of rebuilding it (~30 µs a step on a CPU).
     training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
 
-    def _train_step_values(self, objective: Objective, terms: Tensor) -> dict[str, float]:
-        """The `train/*` values of a step from its (loss, recon, kl) batch means."""
+    def _train_step_values(self, out: ObjectiveOutput, terms: Tensor) -> dict[str, float]:
+        """The `train/*` values of a step: (loss, recon, kl) batch means, −ELBO, and the
+        objective's own terms (β in force, TC estimate, ...)."""
         loss, recon, kl = terms.tolist()
         values = {
             "train/loss": loss,
             "train/recon": recon,
             "train/kl": kl,
             "train/nelbo": (terms[1] + terms[2]).item(),  # float32, as the loss: equal at β=1
-            "train/beta": objective.beta,
         }
-        if objective.capacity is not None:
-            values["train/capacity"] = objective.capacity
+        for name, value in out.terms.items():
+            values[f"train/{name}"] = float(value)
         return values
 
-    def _log_train_step(self, step: int, objective: Objective, terms: Tensor) -> None:
+    def _log_train_step(self, step: int, out: ObjectiveOutput, terms: Tensor) -> None:
         """`train/*` of this step to every logger, as Lightning's logger connector writes
         step values (same keys, same step number, plus `epoch`), and to the progress
         bar (`last_train_step`, which `vaelab.callbacks.ProgressBar` shows). Not
         through `self.log`: each call of it moves its result object's whole state to
         the device, about a millisecond per key on a CPU, and Lightning then converts
         the progress bar's values on every step, logged or not."""
-        values = self._train_step_values(objective, terms)
+        values = self._train_step_values(out, terms)
         for logger in self.loggers:
             logger.log_metrics({**values, "epoch": self.current_epoch}, step=step)
             logger.save()
@@ -427,7 +453,7 @@ class VAE(L.LightningModule):
         wanted = optimizer_arguments(self.hparams.optimizer)
         for key in ("_target_", *IMPLEMENTATION_FLAGS):
             wanted.pop(key, None)
-        for state in checkpoint.get("optimizer_states", []):
+        for state in checkpoint.get("optimizer_states", [])[:1]:  # the VAE's; then the objective's
             for group in state.get("param_groups", []):
                 for key, value in wanted.items():
                     if key in group and _as_list(group[key]) != _as_list(value):
@@ -439,8 +465,25 @@ class VAE(L.LightningModule):
                         )
                         group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return instantiate(optimizer_arguments(self.hparams.optimizer), params=self.parameters())
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The VAE's optimiser (of every parameter but the objective's), then the
+        objective's own (FactorVAE's discriminator), in that order in checkpoints."""
+        own = {id(p) for p in self.objective.parameters()}
+        params = [p for p in self.parameters() if id(p) not in own]
+        vae = instantiate(optimizer_arguments(self.hparams.optimizer), params=params)
+        return [vae, *self.objective.own_optimizers()]
+
+    def on_fit_start(self) -> None:
+        self.objective.set_dataset_size(self._training_examples())
+
+    def _training_examples(self) -> int:
+        """Examples in the training split, for the objectives that weigh with it."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        size = datamodule.train_size() if hasattr(datamodule, "train_size") else None
+        if size:
+            return int(size)
+        batch_size = int(getattr(datamodule, "batch_size", 1) or 1)
+        return int(self.trainer.num_training_batches) * batch_size * self.trainer.world_size
 
     # ----------------------------------------------------------------- helpers
     def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:
@@ -448,19 +491,27 @@ class VAE(L.LightningModule):
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
         # Each example's posterior draw comes from its index, so the numbers do not
         # depend on batch size, rank count or the global RNG.
-        terms = self.elbo(x, per_dim=True, noise=example_noise(index, self.latent_dim))
+        noise = example_noise(index, self.latent_dim)
+        batch = self.latent_batch(x, self.global_step, noise)
+        out = self.objective(batch)
+        self._eval_beta[stage] = float(out.terms.get("beta", 1.0))
+        terms = {
+            "recon": batch.recon,
+            "kl": batch.kl,
+            "nelbo": batch.recon + batch.kl,
+            "kl_per_dim": batch.kl_per_dim,
+        }
         for key, metric in self.eval_metrics[stage].items():
-            metric.update(terms[key])
+            metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])
         return terms
 
     def _compute_eval_metrics(self, stage: str) -> dict[str, float]:
         metrics = self.eval_metrics[stage]
-        means = {k: float(metrics[k].compute()) for k in ELBO_TERMS}
+        means = {k: float(metrics[k].compute()) for k in (*ELBO_TERMS, "loss")}
         for metric in metrics.values():
             metric.reset()
-        recon, kl = torch.tensor(means["recon"]), torch.tensor(means["kl"])
-        objective = self.beta_schedule(recon, kl, self.global_step)
-        values = {**means, "loss": float(objective.loss), "beta": objective.beta}
+        # loss: the objective on each batch, averaged over the examples; beta: in force
+        values = {**means, "beta": self._eval_beta.get(stage, 1.0)}
         n_bins = self.likelihood.discrete_levels()
         if n_bins is not None and n_bins == self.data_levels:
             # bits per dimension: the negative ELBO as a code length per data value.
