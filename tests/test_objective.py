@@ -11,7 +11,7 @@ from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vaelab.errors import ConfigError
 from vaelab.models import VAE
-from vaelab.objectives import CapacityAnnealing, LinearWarmup
+from vaelab.objectives import BetaVAE, Capacity, LatentBatch
 
 MLP_ENC = {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]}
 MLP_DEC = {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]}
@@ -24,7 +24,7 @@ def tiny_vae(beta: float = 1.0, **kwargs) -> VAE:
         latent_dim=3,
         encoder=MLP_ENC,
         decoder=MLP_DEC,
-        beta_schedule={"_target_": "vaelab.objectives.ConstantBeta", "beta": beta},
+        objective={"_target_": "vaelab.objectives.BetaVAE", "beta": beta},
         **kwargs,
     )
 
@@ -51,9 +51,9 @@ def independent_nelbo(model: VAE, x: torch.Tensor, seed: int) -> tuple[torch.Ten
 def test_loss_at_beta_one_is_negative_elbo(binary_batch: torch.Tensor) -> None:
     model = tiny_vae(beta=1.0)
     torch.manual_seed(7)
-    objective, means = model.objective(binary_batch)
+    objective, means = model.compute_objective(binary_batch)
     recon, kl = independent_nelbo(model, binary_batch, seed=7)
-    assert objective.beta == 1.0
+    assert objective.terms["beta"] == 1.0
     torch.testing.assert_close(means["recon"], recon.mean())
     torch.testing.assert_close(means["kl"], kl.mean())
     torch.testing.assert_close(objective.loss, (recon + kl).mean())
@@ -77,9 +77,9 @@ def test_elbo_terms_are_per_example(binary_batch: torch.Tensor) -> None:
 def test_beta_two_minus_beta_one_is_the_kl(binary_batch: torch.Tensor) -> None:
     one, two = tiny_vae(beta=1.0), tiny_vae(beta=2.0)  # same seed: same weights
     torch.manual_seed(5)
-    loss_one, means = one.objective(binary_batch)
+    loss_one, means = one.compute_objective(binary_batch)
     torch.manual_seed(5)
-    loss_two, _ = two.objective(binary_batch)
+    loss_two, _ = two.compute_objective(binary_batch)
     torch.testing.assert_close(loss_two.loss - loss_one.loss, means["kl"])
     assert means["kl"].item() > 0
 
@@ -109,42 +109,59 @@ def test_api_shapes_and_distributions(binary_batch: torch.Tensor) -> None:
     assert model.reconstruct(binary_batch).shape == binary_batch.shape
 
 
-def test_warmup_schedule_ramps_beta_linearly() -> None:
-    schedule = LinearWarmup(beta=4.0, warmup_steps=100)
-    recon, kl = torch.tensor(10.0), torch.tensor(3.0)
-    assert schedule(recon, kl, 0).loss.item() == pytest.approx(10.0)
-    mid = schedule(recon, kl, 25)
-    assert mid.beta == pytest.approx(1.0) and mid.loss.item() == pytest.approx(13.0)
-    assert schedule(recon, kl, 1000).beta == pytest.approx(4.0)
+def _means(recon: float, kl: float, step: int) -> LatentBatch:
+    """A batch of one example whose recon and KL are the given values."""
+    kl_per_dim = torch.tensor([[kl]])
+    zeros = torch.zeros(1, 1)
+    x = torch.zeros(1, 1, 1, 1)
+    log_px = torch.tensor([-recon])
+    return LatentBatch(x, zeros, zeros, zeros, log_px, kl_per_dim, step, lambda z, x: z)
 
 
-def test_capacity_schedule_penalises_distance_from_capacity() -> None:
-    schedule = CapacityAnnealing(gamma=100.0, c_max=20.0, c_steps=1000)
-    recon = torch.tensor(50.0)
-    at_half = schedule(recon, torch.tensor(12.0), 500)  # C = 10
-    assert at_half.capacity == pytest.approx(10.0)
+def test_warmup_ramps_beta_linearly() -> None:
+    objective = BetaVAE(beta=4.0, warmup_steps=100)
+    assert objective(_means(10.0, 3.0, 0)).loss.item() == pytest.approx(10.0)
+    mid = objective(_means(10.0, 3.0, 25))
+    assert mid.terms["beta"] == pytest.approx(1.0) and mid.loss.item() == pytest.approx(13.0)
+    assert objective(_means(10.0, 3.0, 1000)).terms["beta"] == pytest.approx(4.0)
+
+
+def test_capacity_penalises_distance_from_capacity() -> None:
+    objective = Capacity(gamma=100.0, c_max=20.0, c_steps=1000)
+    at_half = objective(_means(50.0, 12.0, 500))  # C = 10
+    assert at_half.terms["capacity"] == pytest.approx(10.0)
     assert at_half.loss.item() == pytest.approx(50.0 + 100.0 * 2.0)
-    below = schedule(recon, torch.tensor(8.0), 500)
-    assert below.loss.item() == pytest.approx(50.0 + 100.0 * 2.0)
-    assert schedule(recon, torch.tensor(20.0), 10_000).loss.item() == pytest.approx(50.0)
+    assert objective(_means(50.0, 8.0, 500)).loss.item() == pytest.approx(50.0 + 100.0 * 2.0)
+    assert objective(_means(50.0, 20.0, 10_000)).loss.item() == pytest.approx(50.0)
 
 
-def test_constant_beta_rejects_negative() -> None:
-    with pytest.raises(ConfigError, match=r"beta_schedule\.beta=-1\.0 must be a number >= 0"):
-        check_arguments("vaelab.objectives.ConstantBeta", "beta_schedule", beta=-1.0)
+def test_beta_vae_rejects_negative() -> None:
+    with pytest.raises(ConfigError, match=r"objective\.beta=-1\.0 must be a number >= 0"):
+        check_arguments("vaelab.objectives.BetaVAE", "objective", beta=-1.0)
+
+
+def test_checkpoints_of_the_beta_schedule_era_load_as_objectives() -> None:
+    """Checkpoints written before `objective=` name a `beta_schedule`; they still load."""
+    legacy = {"_target_": "vaelab.objectives.LinearWarmup", "beta": 4.0, "warmup_steps": 10}
+    model = VAE(
+        data_shape=(1, 8, 8), latent_dim=3, encoder=MLP_ENC, decoder=MLP_DEC, beta_schedule=legacy
+    )
+    assert isinstance(model.objective, BetaVAE)
+    assert (model.objective.beta, model.objective.warmup_steps) == (4.0, 10)
+    assert model.hparams.objective["_target_"] == "vaelab.objectives.BetaVAE"
 
 
 def test_training_reduces_the_loss(binary_batch: torch.Tensor) -> None:
     model = tiny_vae()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     torch.manual_seed(0)
-    first = model.objective(binary_batch)[0].loss.item()
+    first = model.compute_objective(binary_batch)[0].loss.item()
     for _ in range(100):
         optimizer.zero_grad()
-        model.objective(binary_batch)[0].loss.backward()
+        model.compute_objective(binary_batch)[0].loss.backward()
         optimizer.step()
     with torch.no_grad():
         torch.manual_seed(0)
-        last = model.objective(binary_batch)[0].loss.item()
+        last = model.compute_objective(binary_batch)[0].loss.item()
     assert last < first - 5.0, (first, last)
     assert math.isfinite(last)

@@ -165,7 +165,7 @@ def _options(group: str) -> list[str]:
 
 GROUP_OPTIONS = [
     f"{group}={option}"
-    for group in ("data", "model", "likelihood", "beta_schedule", "trainer", "callbacks", "logger")
+    for group in ("data", "model", "likelihood", "objective", "trainer", "callbacks", "logger")
     for option in _options(group)
 ] + [f"model/encoder={o}" for o in _options("model/encoder")]
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from vaelab.callbacks import ModelCheckpoint, ProgressBar
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.models import VAE
-from vaelab.objectives import Objective
+from vaelab.objectives import ObjectiveOutput
 from vaelab.profiler import NullProfiler
 
 MLP = {
@@ -34,8 +34,8 @@ MLP = {
 class SelfLogVAE(VAE):
     """The VAE with its step values sent the plain Lightning way, through `self.log`."""
 
-    def _log_train_step(self, step: int, objective: Objective, terms: torch.Tensor) -> None:
-        self.log_dict(self._train_step_values(objective, terms), on_step=True, on_epoch=False)
+    def _log_train_step(self, step: int, out: ObjectiveOutput, terms: torch.Tensor) -> None:
+        self.log_dict(self._train_step_values(out, terms), on_step=True, on_epoch=False)
 
 
 def csv_rows(model_cls: type[VAE], tmp_path: Path) -> list[dict[str, str]]:
@@ -110,12 +110,12 @@ def test_presets_use_fused_adam(hydra_conf, preset: str) -> None:
 
     cfg = compose_train("debug=smoke", f"model={preset}")
     model = build_model(cfg, ShapesDataModule(resolution=32))
-    optimizer = model.configure_optimizers()
+    (optimizer,) = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"] is True
     # One step updates every parameter, as the per-tensor implementation would.
     before = [p.detach().clone() for p in model.parameters()]
     batch = ShapesDataModule(resolution=32).example_batch(4)
-    model.objective(batch)[0].loss.backward()
+    model.compute_objective(batch)[0].loss.backward()
     optimizer.step()
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
@@ -151,5 +151,5 @@ def test_optimiser_without_a_fused_implementation_takes_the_preset_as_is(hydra_c
     cfg = compose_train("debug=smoke", "model.optimizer._target_=torch.optim.RMSprop")
     assert cfg.model.optimizer.fused is True  # the preset's key is still there
     model = build_model(cfg, ShapesDataModule(resolution=32))
-    optimizer = model.configure_optimizers()
+    (optimizer,) = model.configure_optimizers()
     assert type(optimizer) is torch.optim.RMSprop and optimizer.defaults["lr"] == 1e-3

@@ -46,6 +46,8 @@ class IWAE(Objective):
         self.k = int(k)
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
-        bound = batch.recon + batch.kl if self.k == 1 else iwae_bound(batch, self.k)
-        loss = bound.mean()
+        if self.k == 1:  # the ELBO, summed in the order BetaVAE sums it
+            loss = batch.recon.mean() + batch.kl.mean()
+        else:
+            loss = iwae_bound(batch, self.k).mean()
         return ObjectiveOutput(loss, {"beta": 1.0, "iwae_bound": loss.detach()})
