@@ -18,6 +18,10 @@ The same happens on resuming from `best.ckpt` (`resume=intact` when `last.ckpt` 
 damaged): Lightning writes `best.ckpt` before `last.ckpt` in the same hook, so its state
 names no last checkpoint yet, and the existing `last.ckpt` of this very run would look
 foreign. A resumed run's own `last.ckpt` is taken as the one it writes.
+
+Lightning 2.6 writes `last.ckpt` only on steps where the monitored metric made the top
+k; here it is written at every epoch's save point, so it always holds the newest epoch
+(`vaelab.lightning_internals.save_last_if_stale`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+from vaelab.lightning_internals import save_last_if_stale
 
 #: The entries of Lightning's ModelCheckpoint state that hold a path in its folder.
 PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")
@@ -42,6 +48,14 @@ class ModelCheckpoint(LightningModelCheckpoint):
         if self._cached_state_key is None:
             self._cached_state_key = super().state_key
         return self._cached_state_key
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        save_last_if_stale(self, trainer, at_epoch_end=True)
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_validation_end(trainer, pl_module)
+        save_last_if_stale(self, trainer, at_epoch_end=False)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_in = state_dict.get("dirpath")

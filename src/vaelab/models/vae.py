@@ -26,6 +26,7 @@ from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
 
 from vaelab.constraints import PositiveInt
+from vaelab.lightning_internals import step_uncounted
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
 from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
@@ -319,8 +320,10 @@ class VAE(L.LightningModule):
         # The objective's own loss (a discriminator's) reaches only its own parameters,
         # and the VAE's loss only the VAE's: one backward pass serves both.
         self.manual_backward(out.loss if out.own_loss is None else out.loss + out.own_loss)
-        for optimizer in optimizers:
-            optimizer.step()
+        vae_optimizer, *own_optimizers = optimizers
+        vae_optimizer.step()
+        for optimizer in own_optimizers:  # one batch is one global step, as without them
+            step_uncounted(optimizer)
         # Per-step bookkeeping is one tensor add; the step's values reach the loggers
         # only on the steps they record, and the epoch means once per epoch.
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()

@@ -1,0 +1,55 @@
+"""The Lightning internals vaelab relies on, each named with the upstream code it
+reads, and guarded by tests/test_lightning_internals.py, which fails when an upgrade
+removes one.
+
+- `step_uncounted`: `lightning.pytorch.core.optimizer.LightningOptimizer._on_before_step`
+  and `._on_after_step`, the callbacks through which
+  `lightning.pytorch.loops.optimization.manual._ManualOptimization` counts optimiser
+  steps (`trainer.global_step`) in manual optimisation.
+- `save_last_if_stale`: `lightning.pytorch.callbacks.ModelCheckpoint._save_last_checkpoint`,
+  `._should_skip_saving_checkpoint`, `._should_save_on_train_epoch_end`,
+  `._monitor_candidates` and `._last_global_step_saved`: since Lightning 2.6,
+  `on_train_epoch_end` / `on_validation_end` write `last.ckpt` only when a top-k
+  checkpoint was written at the same step, so a run whose monitored metric stopped
+  improving keeps a stale `last.ckpt`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _do_nothing() -> None:
+    return None
+
+
+def step_uncounted(optimizer: Any) -> None:
+    """`optimizer.step()` for a `LightningOptimizer` — through the strategy, the
+    precision plugin (a 16-bit gradient scaler) and the `on_before_optimizer_step` hooks
+    (gradient clipping, the non-finite guard) — without advancing `trainer.global_step`.
+
+    In manual optimisation Lightning counts every optimiser's step, so a model with a
+    second optimiser (FactorVAE's discriminator) would advance the global step twice a
+    batch: schedules, `max_steps`, `log_every_n_steps` and checkpoint names would all
+    run at double speed. The model's own optimiser is counted; this one is not."""
+    before, after = optimizer._on_before_step, optimizer._on_after_step
+    optimizer._on_before_step = optimizer._on_after_step = _do_nothing
+    try:
+        optimizer.step()
+    finally:
+        optimizer._on_before_step, optimizer._on_after_step = before, after
+
+
+def save_last_if_stale(callback: Any, trainer: Any, at_epoch_end: bool) -> None:
+    """Write `callback`'s `last.ckpt` at this step if Lightning did not.
+
+    Called after ModelCheckpoint's own `on_train_epoch_end` (`at_epoch_end`) or
+    `on_validation_end`: Lightning saves there only if the monitored metric made the top
+    k, so `last.ckpt` fell behind whenever it stopped improving, and `resume=auto` then
+    trained epochs again. Here it is written wherever Lightning would have saved."""
+    if not callback.save_last or callback._should_skip_saving_checkpoint(trainer):
+        return
+    if callback._should_save_on_train_epoch_end(trainer) != at_epoch_end:
+        return  # the other hook is the one that saves in this configuration
+    if callback._last_global_step_saved != trainer.global_step:
+        callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))

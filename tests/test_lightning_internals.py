@@ -1,0 +1,104 @@
+"""vaelab.lightning_internals reaches into Lightning: fail here, not silently, when an
+upgrade moves what it relies on."""
+
+from __future__ import annotations
+
+import torch
+
+
+def test_lightning_optimizer_still_counts_steps_through_its_step_callbacks() -> None:
+    from lightning.pytorch.core.optimizer import LightningOptimizer
+    from lightning.pytorch.loops.optimization.manual import _ManualOptimization
+
+    optimizer = LightningOptimizer(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1))
+    assert callable(optimizer._on_before_step) and callable(optimizer._on_after_step)
+    assert hasattr(_ManualOptimization, "_on_before_step")
+    assert hasattr(_ManualOptimization, "_on_after_step")
+
+
+def test_step_uncounted_steps_without_advancing_the_global_step(tmp_path) -> None:
+    """Two optimisers in manual optimisation: the second, stepped uncounted, moves its
+    parameters while the global step counts batches."""
+    import lightning as L
+
+    from vaelab.lightning_internals import step_uncounted
+
+    class TwoOptimisers(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            first, second = self.optimizers()
+            loss = self.a(batch[0]).sum() + self.b(batch[0]).sum()
+            first.zero_grad()
+            second.zero_grad()
+            self.manual_backward(loss)
+            first.step()
+            step_uncounted(second)
+
+        def configure_optimizers(self):
+            return [
+                torch.optim.SGD(self.a.parameters(), lr=0.1),
+                torch.optim.SGD(self.b.parameters(), lr=0.1),
+            ]
+
+    model = TwoOptimisers()
+    before = model.b.weight.detach().clone()
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(5, 1)))
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+    trainer.fit(model, data)
+    assert trainer.global_step == 5
+    assert not torch.equal(model.b.weight, before)
+
+
+def test_model_checkpoint_still_has_the_methods_save_last_if_stale_calls() -> None:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    callback = ModelCheckpoint(save_last=True)
+    for name in (
+        "_save_last_checkpoint",
+        "_should_skip_saving_checkpoint",
+        "_should_save_on_train_epoch_end",
+        "_monitor_candidates",
+    ):
+        assert callable(getattr(callback, name)), name
+    assert hasattr(callback, "_last_global_step_saved")
+
+
+def test_last_checkpoint_holds_the_newest_epoch_when_the_metric_stops_improving(
+    tmp_path,
+) -> None:
+    """mode=max on val/nelbo, which falls as the model trains: the best checkpoint stays
+    at epoch 0, and last.ckpt must still follow every epoch (Lightning 2.6 alone leaves
+    it at epoch 0)."""
+    import json
+
+    from helpers import run_train
+
+    result = run_train(
+        "debug=smoke",
+        "logger=csv",
+        "data.resolution=32",
+        "model/encoder=mlp",
+        "trainer.max_epochs=3",
+        "callbacks.model_checkpoint.mode=max",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    load = lambda name: torch.load(tmp_path / "checkpoints" / name, weights_only=False)  # noqa: E731
+    assert load("last.ckpt")["global_step"] == 12 and load("last.ckpt")["epoch"] == 2
+    summary = json.loads((tmp_path / "metrics.json").read_text())
+    assert load("best.ckpt")["global_step"] < 12, summary["best_checkpoint"]
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [
+        "best.ckpt",
+        "last.ckpt",
+    ]

@@ -1,0 +1,168 @@
+"""Every objective trains through the real apps: with every backbone, in a sweep of
+comparable run folders, resumed after kill -9 (FactorVAE's discriminator and its
+optimiser included), and evaluated alike on one or two DDP ranks."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import REPO, run_app, run_train
+
+from vaelab.data.shapes import ShapesDataModule
+from vaelab.models import VAE
+
+OBJECTIVES = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
+BACKBONES = ("mlp", "conv", "resnet")
+SMOKE = [
+    "debug=smoke",
+    "logger=csv",
+    "data.resolution=32",
+    "model/encoder=mlp",
+    "model/decoder=mlp",
+]
+#: What each objective logs beside recon, kl and nelbo (the README's Objectives table).
+OWN_TERMS = {
+    "beta_vae": {"train/beta"},
+    "capacity": {"train/beta", "train/capacity"},
+    "beta_tcvae": {"train/mi", "train/tc", "train/dim_kl"},
+    "factor_vae": {"train/tc_estimate", "train/discriminator_accuracy"},
+    "dip_vae_i": {"train/dip_offdiag", "train/dip_diag"},
+    "dip_vae_ii": {"train/dip_offdiag", "train/dip_diag"},
+    "iwae": {"train/iwae_bound"},
+}
+
+
+def test_every_objective_has_its_logged_terms_listed() -> None:
+    assert sorted(OWN_TERMS) == OBJECTIVES
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
+def test_each_objective_trains_a_step_with_each_backbone(
+    objective: str, backbone: str, hydra_conf
+) -> None:
+    from helpers import compose_train
+
+    from vaelab.train import build_model
+
+    cfg = compose_train(f"objective={objective}", f"model={backbone}", "data.resolution=32")
+    data = ShapesDataModule(resolution=32)
+    model: VAE = build_model(cfg, data)
+    model.objective.set_dataset_size(40000)
+    optimizers = model.configure_optimizers()
+    before = [p.detach().clone() for p in model.parameters()]
+    out, means = model.compute_objective(data.example_batch(8), step=10)
+    (out.loss if out.own_loss is None else out.loss + out.own_loss).backward()
+    for optimizer in optimizers:
+        optimizer.step()
+    assert torch.isfinite(out.loss) and means["recon"] > 0
+    assert {f"train/{k}" for k in out.terms} >= OWN_TERMS[objective] - {"train/beta"}
+    moved = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+    assert all(moved)  # the VAE's parameters and the objective's own (a discriminator)
+
+
+def test_a_sweep_over_objectives_gives_comparable_run_folders(tmp_path: Path) -> None:
+    swept = ["beta_vae", "beta_tcvae", "factor_vae", "dip_vae_ii"]
+    result = run_train(
+        "-m", f"objective={','.join(swept)}", *SMOKE, f"paths.log_dir={tmp_path}", timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "multirun").glob("*/*")
+    folders = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
+    assert [p.name for p in folders] == [f"{i}_objective={o}" for i, o in enumerate(swept)]
+    for folder, objective in zip(folders, swept, strict=True):
+        summary = json.loads((folder / "metrics.json").read_text())
+        assert summary["status"] == "finished"
+        for key in ("val/nelbo", "val/recon", "val/kl", "test/nelbo", "test/nll_iwae"):
+            assert isinstance(summary["metrics"][key], float), (objective, key)
+        with open(folder / "csv" / "metrics.csv", newline="") as f:
+            header = set(next(csv.reader(f)))
+        assert {"train/loss", "train/recon", "train/kl", "train/nelbo"} <= header
+        assert OWN_TERMS[objective] <= header, objective
+
+
+RESUMABLE = [
+    *SMOKE,
+    "objective=factor_vae",
+    "objective.hidden=[64,64]",
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=40",
+    "trainer.deterministic=true",
+    "seed=5",
+]
+
+
+def _last(run: Path) -> dict:
+    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+
+
+def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    ok = run_train(*RESUMABLE, f"hydra.run.dir={reference}")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "src" / "train.py"), *RESUMABLE, f"hydra.run.dir={killed}"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert _last(killed)["epoch"] < 2
+
+    resumed = run_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    want, got = _last(reference), _last(killed)
+    assert got["global_step"] == want["global_step"] == 120
+    discriminator = [k for k in want["state_dict"] if k.startswith("objective.discriminator.")]
+    assert discriminator  # saved with the model
+    for key, value in want["state_dict"].items():
+        assert torch.equal(got["state_dict"][key], value), key
+    assert len(want["optimizer_states"]) == 2  # the VAE's Adam and the discriminator's
+    for a, b in zip(want["optimizer_states"], got["optimizer_states"], strict=True):
+        for key, state in a["state"].items():
+            for name, tensor in state.items():
+                assert torch.equal(torch.as_tensor(b["state"][key][name]), torch.as_tensor(tensor))
+    metrics = [
+        json.loads((run / "metrics.json").read_text())["metrics"] for run in (reference, killed)
+    ]
+    assert metrics[1]["test/nelbo"] == metrics[0]["test/nelbo"]
+
+
+def test_a_factor_vae_checkpoint_evaluates_alike_on_one_and_two_ddp_ranks(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    ok = run_train(*SMOKE, "objective=factor_vae", "objective.hidden=[32]", f"hydra.run.dir={run}")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    results = {}
+    for trainer in ("cpu", "ddp_cpu"):
+        output = tmp_path / f"{trainer}.json"
+        result = run_app(
+            "eval",
+            f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
+            f"trainer={trainer}",
+            "eval.iwae_k=4",
+            "eval.disentanglement.enabled=false",
+            "data.n_test=130",
+            f"eval.output={output}",
+            f"hydra.run.dir={tmp_path / trainer}",
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        results[trainer] = json.loads(output.read_text())["metrics"]
+    for key in ("nelbo", "recon", "kl", "nll_iwae"):
+        assert results["ddp_cpu"][key] == pytest.approx(results["cpu"][key], rel=1e-6), key
