@@ -70,7 +70,7 @@ CASES = [
     ("train", ["beta=1,4"], "beta=1,4 lists several values; add -m"),
     ("train", ["-m", "beta=1,-4"], "beta=-4 must be a number >= 0"),
     ("train", ["ckpt_path=x.ckpt", "resume=auto"], "either ckpt_path=... or resume=auto"),
-    ("train", ["resume=yes"], "resume='yes' must be one of auto or null"),
+    ("train", ["resume=yes"], "resume='yes' must be one of auto, intact or null"),
     ("train", ["flush_denormal=maybe"], "flush_denormal='maybe' must be true or false"),
     ("train", ["model.optimizer._target_=torch.optim.Adamm"], "did you mean"),
     ("train", ["model.optimizer.lr=-1"], "model.optimizer: Invalid learning rate: -1"),

@@ -476,17 +476,22 @@ class VAE(L.LightningModule):
         vae = instantiate(optimizer_arguments(self.hparams.optimizer), params=params)
         return [vae, *self.objective.own_optimizers()]
 
-    def on_fit_start(self) -> None:
+    def on_train_start(self) -> None:
+        # After the loaders are set up: the number of training batches is known here.
         self.objective.set_dataset_size(self._training_examples())
 
     def _training_examples(self) -> int:
-        """Examples in the training split, for the objectives that weigh with it."""
+        """Examples in the training split, for the objectives that weigh with it (0 when
+        unknown, e.g. an endless stream: they then take the batch for the data)."""
         datamodule = getattr(self.trainer, "datamodule", None)
         size = datamodule.train_size() if hasattr(datamodule, "train_size") else None
         if size:
             return int(size)
+        batches = self.trainer.num_training_batches
+        if not math.isfinite(batches):
+            return 0
         batch_size = int(getattr(datamodule, "batch_size", 1) or 1)
-        return int(self.trainer.num_training_batches) * batch_size * self.trainer.world_size
+        return int(batches) * batch_size * self.trainer.world_size
 
     # ----------------------------------------------------------------- helpers
     def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:
