@@ -64,6 +64,37 @@ def run_app(
     )
 
 
+def run_sweep(
+    log_dir: Path, *overrides: str, timeout: float = 600, env: dict | None = None
+) -> Path:
+    """Run `python src/train.py -m <overrides>` with `paths.log_dir=log_dir`; assert it
+    succeeded and return its one sweep folder."""
+    result = run_train("-m", *overrides, f"paths.log_dir={log_dir}", timeout=timeout, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (Path(log_dir) / "multirun").glob("*/*")
+    return sweep_dir
+
+
+def kill_train_when(ready, *overrides: str, settle: float = 0.0, timeout: float = 180) -> None:
+    """Start `python src/train.py <overrides>` and SIGKILL it once `ready()` is true (and
+    `settle` seconds later); assert that the kill, not the end of the run, stopped it."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "src" / "train.py"), *overrides],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(settle)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+
+
 def read_wandb_run(run_dir: Path) -> dict:
     """What an offline W&B run recorded: name, group, tags, config and summary.
 

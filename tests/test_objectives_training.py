@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, run_app, run_train
+from helpers import REPO, kill_train_when, run_app, run_sweep, run_train
 
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.models import VAE
@@ -71,11 +67,7 @@ def test_each_objective_trains_a_step_with_each_backbone(
 
 def test_a_sweep_over_objectives_gives_comparable_run_folders(tmp_path: Path) -> None:
     swept = ["beta_vae", "beta_tcvae", "factor_vae", "dip_vae_ii"]
-    result = run_train(
-        "-m", f"objective={','.join(swept)}", *SMOKE, f"paths.log_dir={tmp_path}", timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep,) = (tmp_path / "multirun").glob("*/*")
+    sweep = run_sweep(tmp_path, f"objective={','.join(swept)}", *SMOKE)
     folders = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
     assert [p.name for p in folders] == [f"{i}_objective={o}" for i, o in enumerate(swept)]
     for folder, objective in zip(folders, swept, strict=True):
@@ -110,19 +102,8 @@ def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None
     assert ok.returncode == 0, ok.stderr[-2000:]
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "src" / "train.py"), *RESUMABLE, f"hydra.run.dir={killed}"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     last = killed / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    kill_train_when(last.exists, *RESUMABLE, f"hydra.run.dir={killed}", settle=0.3)
     assert _last(killed)["epoch"] < 2
 
     resumed = run_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")

@@ -189,22 +189,12 @@ def test_a_run_killed_in_its_test_stage_resumes_to_test_and_keeps_its_fit(
 ) -> None:
     import csv
     import json
-    import signal
-    import subprocess
-    import sys
-    import time
 
-    from helpers import REPO
+    from helpers import kill_train_when
 
     run = tmp_path / "run"
     # The whole test split in small batches: a test stage of seconds, to be killed in.
     slow_test = [*SMOKE, "trainer.limit_test_batches=1.0", "data.eval_batch_size=16"]
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "src" / "train.py"), *slow_test, f"hydra.run.dir={run}"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     summary = run / "metrics.json"
 
     def status() -> str | None:
@@ -213,11 +203,7 @@ def test_a_run_killed_in_its_test_stage_resumes_to_test_and_keeps_its_fit(
         except (OSError, ValueError):
             return None
 
-    deadline = time.monotonic() + 180
-    while status() != "fitted" and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait() == -signal.SIGKILL, "the run finished before its test stage was killed"
+    kill_train_when(lambda: status() == "fitted", *slow_test, f"hydra.run.dir={run}")
     fitted = json.loads(summary.read_text())
     assert fitted["status"] == "fitted"
     val = {k: v for k, v in fitted["metrics"].items() if k.startswith("val/")}

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_train
+from helpers import run_sweep
 
 SMOKE = ["debug=smoke", "data.resolution=32", "model/encoder=mlp", "logger=csv"]
 #: sacct states of a job that has not ended yet.
@@ -24,18 +24,7 @@ SMALL = [
 
 
 def _sweep(tmp_path: Path, *overrides: str) -> Path:
-    result = run_train(
-        "-m",
-        "hydra/launcher=slurm",
-        *SMOKE,
-        *SMALL,
-        *overrides,
-        f"paths.log_dir={tmp_path}",
-        timeout=420,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep_dir,) = (tmp_path / "multirun").glob("*/*")
-    return sweep_dir
+    return run_sweep(tmp_path, "hydra/launcher=slurm", *SMOKE, *SMALL, *overrides, timeout=420)
 
 
 def _array_id(sweep_dir: Path) -> str:
