@@ -2,6 +2,7 @@
 
     python bench/speed.py                 # the full benchmark (about 15 minutes on 2 cores)
     python bench/speed.py --quick         # a few steps of everything (the test suite runs it)
+    python bench/speed.py --parts mlp,objectives   # some parts: the others keep their results
 
 (a) is the loop a researcher writes by hand: the split as one uint8 tensor, a randperm
 per epoch, index slices, Adam. (b) is `vaelab.train.train` with the project's config and
@@ -234,6 +235,53 @@ def bench_denormal(quick: bool) -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------ objectives
+def bench_objectives(quick: bool, tmp: Path) -> dict[str, Any]:
+    """Epoch time of each objective (`conf/objective/`, their defaults: FactorVAE's
+    6 x 1000 discriminator, IWAE's k = 5) on the conv preset with 64x64 shapes (the
+    default experiment's data), relative to beta_vae's; objectives alternate within
+    each repeat."""
+    objectives = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
+    batches, epochs, repeats = (3, 2, 1) if quick else (40, 3, 3)
+    runs: dict[str, list[list[float]]] = {name: [] for name in objectives}
+    for r in range(repeats):
+        for name in objectives:
+            run = vaelab_run(
+                [
+                    "model=conv",
+                    "data=shapes",
+                    f"objective={name}",
+                    f"trainer.max_epochs={epochs}",
+                    f"trainer.limit_train_batches={batches}",
+                    "trainer.limit_val_batches=2",
+                    "test=false",
+                    "data.batch_size=128",
+                    "logger=csv",
+                ],
+                tmp / f"objective-{name}{r}",
+            )
+            runs[name].append(run["epoch_s"])
+    base = low_percentile(runs["beta_vae"])
+    return {
+        "protocol": {
+            "batches_per_epoch": batches,
+            "epochs": epochs,
+            "repeats": repeats,
+            "batch": 128,
+            "data": "shapes 1x64x64",
+            "model": "conv",
+        },
+        **{
+            name: {
+                "epoch_s": low_percentile(r),
+                "relative_to_beta_vae": low_percentile(r) / base,
+                "epochs_s": r,
+            }
+            for name, r in runs.items()
+        },
+    }
+
+
 # ------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -247,7 +295,9 @@ def main() -> None:
     parser.add_argument("--quality-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
-        "--parts", default="mlp,quality,images,denormal,startup", help="comma-separated subset"
+        "--parts",
+        default="mlp,quality,images,objectives,denormal,startup",
+        help="comma-separated subset",
     )
     args = parser.parse_args()
     # Before any torch op starts the CPU thread pool (its threads copy the flag from
@@ -314,6 +364,9 @@ def main() -> None:
         results["quality"] = bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp)
     if "images" in parts:
         results["images_3x32x32"] = bench_images(quick, epochs, steps, limit, tmp)
+    if "objectives" in parts:
+        results["objectives_conv_64x64"] = bench_objectives(quick, tmp)
+        print(json.dumps(results["objectives_conv_64x64"], indent=1), flush=True)
     if "denormal" in parts:
         results["denormal"] = bench_denormal(quick)
         print(json.dumps(results["denormal"], indent=1), flush=True)

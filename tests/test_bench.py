@@ -41,6 +41,15 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
     )
     assert len(mlp["hand_fused_epochs_s"]) == len(mlp["vaelab_epochs_s"]) == 1  # one repeat
     assert set(report["images_3x32x32"]) >= {"conv", "resnet", "conv_bf16", "bf16_speedup_conv"}
+    objectives = report["objectives_conv_64x64"]
+    names = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
+    assert set(objectives) == {"protocol", *names}
+    assert objectives["beta_vae"]["relative_to_beta_vae"] == 1.0
+    for name in names:
+        row = objectives[name]
+        assert row["relative_to_beta_vae"] == pytest.approx(
+            row["epoch_s"] / objectives["beta_vae"]["epoch_s"]
+        )
     quality = report["quality"]
     assert min(quality[f"{k}_test_nelbo"] for k in ("hand", "hand_fused", "vaelab")) > 0
     assert 0 < report["startup"]["help_s"] < report["startup"]["command_to_first_step_s"]
