@@ -242,7 +242,7 @@ def bench_objectives(quick: bool, tmp: Path) -> dict[str, Any]:
     default experiment's data), relative to beta_vae's; objectives alternate within
     each repeat."""
     objectives = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
-    batches, epochs, repeats = (3, 2, 1) if quick else (40, 3, 3)
+    batches, epochs, repeats = (3, 2, 1) if quick else (12, 3, 2)
     runs: dict[str, list[list[float]]] = {name: [] for name in objectives}
     for r in range(repeats):
         for name in objectives:

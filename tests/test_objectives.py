@@ -4,6 +4,7 @@ torch.distributions, numpy, and known answers (analytic total correlations)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -211,8 +212,7 @@ def test_iwae_bound_tightens_with_k_and_matches_the_evaluation_bound(trained_dig
 
 def test_warm_up_ramps_each_objective_weight() -> None:
     batch = random_batch()
-    early = LatentBatch(**{**batch.__dict__, "step": 250})
-    late = LatentBatch(**{**batch.__dict__, "step": 5000})
+    early, late = replace(batch, step=250), replace(batch, step=5000)
     assert BetaVAE(beta=4.0, warmup_steps=1000)(early).terms["beta"] == 1.0
     torch.testing.assert_close(
         BetaVAE(beta=4.0, warmup_steps=1000)(early).loss, batch.recon.mean() + batch.kl.mean()

@@ -26,7 +26,7 @@ from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
 
 from vaelab.constraints import PositiveInt
-from vaelab.lightning_internals import step_uncounted
+from vaelab.lightning_internals import CheapHookName, cached_signature, step_uncounted
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
 from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
@@ -117,7 +117,7 @@ class VectorMean(Metric):
         return (self.total / self.count.clamp_min(1)).float()
 
 
-class VAE(L.LightningModule):
+class VAE(CheapHookName, L.LightningModule):
     """A VAE with pluggable encoder, decoder, likelihood and training objective.
 
     Args:
@@ -273,7 +273,7 @@ class VAE(L.LightningModule):
         """The training objective on batch `x` at optimiser step `step`, and the batch
         means of the ELBO terms, `recon` and `kl` (β-free, whatever the objective)."""
         batch = self.latent_batch(x, step, noise)
-        means = {"recon": batch.recon.mean(), "kl": batch.kl.mean()}
+        means = {"recon": batch.recon_mean, "kl": batch.kl_mean}
         return self.objective(batch), means
 
     # ----------------------------------------------------------- the loop hooks
@@ -281,16 +281,9 @@ class VAE(L.LightningModule):
     # bench/speed.py measures it against a hand-written loop. What keeps it small here:
     # manual optimisation (zero_grad, backward and step written out, as in a hand
     # loop, without automatic optimisation's closure layers; every hook, precision,
-    # DDP and checkpoint path is the same); the `_current_fx_name` attribute that
-    # Lightning sets about 40 times a step skipping `nn.Module.__setattr__`'s checks
-    # (it is a string); step values sent to the loggers only on the steps they record,
-    # and not through `self.log`; and training_step's signature computed once.
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
+    # DDP and checkpoint path is the same); step values sent to the loggers only on the
+    # steps they record, and not through `self.log`; and two Lightning internals made
+    # cheap (`CheapHookName`, `cached_signature`, in vaelab.lightning_internals).
     def configure_gradient_clipping_value(
         self, value: float | None, algorithm: str | None = "norm"
     ) -> None:
@@ -310,6 +303,7 @@ class VAE(L.LightningModule):
                 gradient_clip_algorithm=self.gradient_clip_algorithm,
             )
 
+    @cached_signature
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
@@ -333,10 +327,6 @@ class VAE(L.LightningModule):
         if every and (step + 1) % every == 0:
             self._log_train_step(step, out, terms)
         return out.loss.detach()
-
-    # Lightning reads training_step's signature on every step (does it take batch_idx?);
-    # given here, `inspect` returns it instead of rebuilding it (~30 µs a step on a CPU).
-    training_step.__signature__ = inspect.signature(training_step)  # type: ignore[attr-defined]
 
     def _train_step_values(self, out: ObjectiveOutput, terms: Tensor) -> dict[str, float]:
         """The `train/*` values of a step: (loss, recon, kl) batch means, −ELBO, and the

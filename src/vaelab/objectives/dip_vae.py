@@ -57,6 +57,6 @@ class DIPVAE(Objective):
         off_diagonal, diagonal = dip_penalties(batch.mean, batch.log_var, self.variant)
         w = ramp(batch.step, self.warmup_steps)
         penalty = self.lambda_od * off_diagonal + self.lambda_d * diagonal
-        loss = batch.recon.mean() + batch.kl.mean() + w * penalty
+        loss = batch.recon_mean + batch.kl_mean + w * penalty
         terms = {"beta": 1.0, "dip_offdiag": off_diagonal, "dip_diag": diagonal}
         return ObjectiveOutput(loss, terms)

@@ -21,7 +21,7 @@ class BetaVAE(Objective):
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
         beta = self.beta_at(batch.step)
-        loss = batch.recon.mean() + beta * batch.kl.mean()
+        loss = batch.recon_mean + beta * batch.kl_mean
         return ObjectiveOutput(loss, {"beta": beta})
 
 
@@ -43,5 +43,5 @@ class Capacity(Objective):
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
         capacity = self.capacity_at(batch.step)
-        loss = batch.recon.mean() + self.gamma * (batch.kl.mean() - capacity).abs()
+        loss = batch.recon_mean + self.gamma * (batch.kl_mean - capacity).abs()
         return ObjectiveOutput(loss, {"beta": self.gamma, "capacity": capacity})

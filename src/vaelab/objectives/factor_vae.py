@@ -90,7 +90,7 @@ class FactorVAE(Objective):
         joint, product = z[:half].detach(), permute_dims(z[half:].detach())
         d_loss, accuracy = discriminator_loss(self.discriminator, joint, product)
         gamma = self.gamma * ramp(batch.step, self.warmup_steps)
-        loss = batch.recon.mean() + batch.kl.mean() + gamma * tc
+        loss = batch.recon_mean + batch.kl_mean + gamma * tc
         terms = {
             "beta": 1.0,
             "gamma": gamma,

@@ -46,8 +46,6 @@ class IWAE(Objective):
         self.k = int(k)
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
-        if self.k == 1:  # the ELBO, summed in the order BetaVAE sums it
-            loss = batch.recon.mean() + batch.kl.mean()
-        else:
-            loss = iwae_bound(batch, self.k).mean()
+        # k = 1: the ELBO, summed in the order BetaVAE sums it
+        loss = batch.recon_mean + batch.kl_mean if self.k == 1 else iwae_bound(batch, self.k).mean()
         return ObjectiveOutput(loss, {"beta": 1.0, "iwae_bound": loss.detach()})

@@ -108,5 +108,5 @@ class BetaTCVAE(Objective):
         parts = decomposed_kl(batch.z, batch.mean, batch.log_var, n, self.estimator)
         mi, tc, dim_kl = (parts[k].mean() for k in ("mi", "tc", "dim_kl"))
         w = ramp(batch.step, self.warmup_steps)
-        loss = batch.recon.mean() + w * (self.alpha * mi + self.beta * tc + self.gamma * dim_kl)
+        loss = batch.recon_mean + w * (self.alpha * mi + self.beta * tc + self.gamma * dim_kl)
         return ObjectiveOutput(loss, {"beta": self.beta * w, "mi": mi, "tc": tc, "dim_kl": dim_kl})
