@@ -102,7 +102,11 @@ CASES = [
         "trainer.gradient_clip_val=-1 must be a number > 0",
     ),
     ("train", ["trainer.gradient_clip_algorithm=max"], "must be one of norm, value or null"),
-    ("train", ["+trainer.accumulate_grad_batches=4"], "raise data.batch_size instead"),
+    (
+        "train",
+        ["trainer.accumulate_grad_batches=0"],
+        "trainer.accumulate_grad_batches=0 must be an integer >= 1",
+    ),
     ("train", ["trainer.limit_train_batches=0"], "trainer.limit_train_batches=0 trains no step"),
     ("train", ["trainer.limit_val_batches=1.5"], "trainer.limit_val_batches=1.5 must be"),
     ("train", ["data.eval_batch_size=0"], "data.eval_batch_size=0 must be an integer >= 1"),

@@ -66,7 +66,6 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
     """The multi-key rules of a training config."""
     if cfg.get("ckpt_path") is not None and cfg.get("resume") is not None:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")
-    check_optimisation(cfg)
     if here:
         check_devices(cfg.trainer)
     from vaelab.data.memory import check_full_batch
@@ -81,16 +80,6 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
         from vaelab.checkpoints import read_checkpoint
 
         read_checkpoint(str(cfg.ckpt_path))
-
-
-def check_optimisation(cfg: DictConfig) -> None:
-    """The VAE steps its optimiser itself, once per batch (manual optimisation)."""
-    accumulate = OmegaConf.select(cfg, "trainer.accumulate_grad_batches", default=None)
-    if accumulate not in (None, 1):
-        raise ConfigError(
-            f"trainer.accumulate_grad_batches={accumulate!r} is not supported (the VAE steps "
-            "its optimiser itself, once per batch); raise data.batch_size instead"
-        )
 
 
 def build_cheap_parts(cfg: DictConfig) -> Any:

@@ -111,6 +111,7 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
         model.configure_gradient_clipping_value(
             cfg.trainer.get("gradient_clip_val"), cfg.trainer.get("gradient_clip_algorithm")
         )
+        model.configure_accumulation(cfg.trainer.get("accumulate_grad_batches"))
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
         name = cfg.get("optimized_metric")
@@ -141,6 +142,7 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[A
         logger=loggers or False,
         gradient_clip_val=None,
         gradient_clip_algorithm=None,
+        accumulate_grad_batches=1,  # the model accumulates (manual optimisation)
         **profiler,
     )
 

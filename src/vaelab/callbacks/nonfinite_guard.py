@@ -48,14 +48,14 @@ class NonFiniteGuard(L.Callback):
         # One scalar check per step, on the Python float: `torch.isfinite` would build a
         # tensor first (a measurable cost per step on a CPU). Checking every gradient
         # tensor instead costs about as much as a sixth of a small model's step.
-        self._skip_step = False
         value = loss.detach().item()
         if math.isfinite(value):
-            self.stepped += 1
             return
-        if self.action == "skip" and self.skipped < self.max_skips:
-            self.skipped += 1
-            self._skip_step = True
+        if self.action == "skip" and (self._skip_step or self.skipped < self.max_skips):
+            # One skip per optimiser step, however many accumulated batches it drops.
+            if not self._skip_step:
+                self.skipped += 1
+                self._skip_step = True
             return
         raise NonFiniteLossError(
             f"loss {value} at step {trainer.global_step} (epoch {trainer.current_epoch}); "
@@ -111,10 +111,17 @@ class NonFiniteGuard(L.Callback):
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
+        # Per optimiser step (after 1, or n accumulated, batches); with an objective's own
+        # optimiser (FactorVAE) the step ends with the last of the trainer's optimisers.
+        optimizers = trainer.optimizers
         if self._skip_step:
             for group in optimizer.param_groups:
                 for param in group["params"]:
                     param.grad = None  # the optimiser skips parameters without a gradient
+        elif optimizer is optimizers[0]:
+            self.stepped += 1
+        if optimizer is optimizers[-1]:
+            self._skip_step = False
 
 
 def last_checkpoint(trainer: L.Trainer) -> str | None:

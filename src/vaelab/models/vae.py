@@ -201,6 +201,7 @@ class VAE(CheapHookName, L.LightningModule):
         self.automatic_optimization = False  # see the loop hooks below
         self.gradient_clip_val: float | None = None
         self.gradient_clip_algorithm = "norm"
+        self.accumulate_grad_batches = 1
 
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Independent:
@@ -294,6 +295,13 @@ class VAE(CheapHookName, L.LightningModule):
         self.gradient_clip_val = value
         self.gradient_clip_algorithm = algorithm or "norm"
 
+    def configure_accumulation(self, batches: int | None) -> None:
+        """Step the optimiser once every `batches` batches, on the mean of their
+        gradients: `trainer.accumulate_grad_batches` of the config, which the training
+        app hands to the model (Lightning refuses it under manual optimisation). The
+        global step then counts optimiser steps, as Lightning's own accumulation does."""
+        self.accumulate_grad_batches = int(batches or 1)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # After the precision plugin unscales 16-bit gradients, before the step.
         if self.gradient_clip_val is not None:
@@ -309,22 +317,30 @@ class VAE(CheapHookName, L.LightningModule):
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         step = self.global_step  # optimiser steps so far; the step below adds one
         out, means = self.compute_objective(batch, step)
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        total = out.loss if out.own_loss is None else out.loss + out.own_loss
+        n = self.accumulate_grad_batches
+        opens = n == 1 or batch_idx % n == 0
+        last = batch_idx + 1 >= self.trainer.num_training_batches  # a short last group
+        closes = n == 1 or (batch_idx + 1) % n == 0 or last
+        if opens:
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
         # The objective's own loss (a discriminator's) reaches only its own parameters,
-        # and the VAE's loss only the VAE's: one backward pass serves both.
-        self.manual_backward(out.loss if out.own_loss is None else out.loss + out.own_loss)
-        vae_optimizer, *own_optimizers = optimizers
-        vae_optimizer.step()
-        for optimizer in own_optimizers:  # one batch is one global step, as without them
-            step_uncounted(optimizer)
+        # and the VAE's loss only the VAE's: one backward pass serves both. Accumulated,
+        # each batch adds 1/n of its gradient: the step follows the mean over n batches.
+        self.manual_backward(total if n == 1 else total / n)
+        if closes:
+            vae_optimizer, *own_optimizers = optimizers
+            vae_optimizer.step()
+            for optimizer in own_optimizers:  # one batch is one global step, as without them
+                step_uncounted(optimizer)
         # Per-step bookkeeping is one tensor add; the step's values reach the loggers
         # only on the steps they record, and the epoch means once per epoch.
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
         self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
         every = self.trainer.log_every_n_steps
-        if every and (step + 1) % every == 0:
+        if closes and every and (step + 1) % every == 0:
             self._log_train_step(step, out, terms)
         return out.loss.detach()
 
