@@ -14,25 +14,31 @@ from helpers import REPO
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
-def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
-    out = tmp_path / "speed.json"
-    env = {
+def _run_bench(tmp_path: Path, script: str, *args: str, env: dict | None = None) -> dict:
+    """Run `bench/<script> <args> --out <tmp>` offline, on a data root of its own; its
+    report."""
+    out = tmp_path / f"{Path(script).stem}.json"
+    full_env = {
         **os.environ,
         "VAELAB_OFFLINE": "1",
         "VAELAB_DATA": str(tmp_path / "data"),
-        "WANDB_MODE": "disabled",
+        **(env or {}),
     }
     result = subprocess.run(
-        [sys.executable, "bench/speed.py", "--quick", "--out", str(out)],
+        [sys.executable, f"bench/{script}", *args, "--out", str(out)],
         cwd=REPO,
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
+def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
+    report = _run_bench(tmp_path, "speed.py", "--quick", env={"WANDB_MODE": "disabled"})
     mlp = report["mlp_fashion_mnist"]
     assert mlp["hand_epoch_s"] > 0 and mlp["vaelab_epoch_s"] > 0
     assert mlp["ratio_vaelab_to_hand"] == pytest.approx(mlp["vaelab_epoch_s"] / mlp["hand_epoch_s"])
@@ -57,17 +63,6 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_cache_verification_benchmark_runs(tmp_path: Path) -> None:
-    out = tmp_path / "cache_verify.json"
-    env = {**os.environ, "VAELAB_OFFLINE": "1", "VAELAB_DATA": str(tmp_path / "data")}
-    result = subprocess.run(
-        [sys.executable, "bench/cache_verify.py", "--repeats", "1", "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = _run_bench(tmp_path, "cache_verify.py", "--repeats", "1")
     assert report["cache_bytes"] > 50_000_000  # the real 70,000 images and labels
     assert report["ratio"] == pytest.approx(report["verify_median_s"] / report["epoch_median_s"])

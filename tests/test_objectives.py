@@ -223,3 +223,13 @@ def test_warm_up_ramps_each_objective_weight() -> None:
     penalty_full = dip(late).loss - batch.recon.mean() - batch.kl.mean()
     penalty_early = dip(early).loss - batch.recon.mean() - batch.kl.mean()
     torch.testing.assert_close(penalty_early, 0.25 * penalty_full)
+
+
+def test_an_objective_without_forward_cannot_be_built() -> None:
+    from vaelab.objectives import Objective
+
+    class Incomplete(Objective):
+        pass
+
+    with pytest.raises(TypeError, match="abstract"):
+        Incomplete()

@@ -8,6 +8,7 @@ batch into the loss to minimise and the named terms it logs; the model itself lo
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -75,12 +76,14 @@ class ObjectiveOutput:
     own_loss: Tensor | None = None
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, abc.ABC):
     """The training objective of a VAE. A module, so that what it owns (a discriminator)
-    is saved in checkpoints, moved to the device and wrapped by DDP with the model."""
+    is saved in checkpoints, moved to the device and wrapped by DDP with the model.
+    Subclasses define `forward`; one without it cannot be instantiated."""
 
-    def forward(self, batch: LatentBatch) -> ObjectiveOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, batch: LatentBatch) -> ObjectiveOutput:
+        """The loss, the own modules' loss (or None) and the logged terms of `batch`."""
 
     def own_optimizers(self) -> list[torch.optim.Optimizer]:
         """Optimisers of the objective's own parameters, stepped after the VAE's."""
