@@ -259,13 +259,16 @@ class VAE(CheapHookName, L.LightningModule):
         # the prior (the tests check them against those), written on tensors: this is
         # the training step, and distribution objects cost a small model real time.
         mean, log_var = self.posterior_params(x)
+        std = torch.exp(0.5 * log_var)
         eps = torch.randn_like(mean) if noise is None else noise.to(mean)
-        z = mean + torch.exp(0.5 * log_var) * eps
-        log_px = self.likelihood.log_prob(self._decoder_forward(z), x)
-        kl_per_dim = 0.5 * (mean.square() + torch.exp(log_var) - 1.0 - log_var)
+        z = mean + std * eps
+        # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
+        kl_per_dim = 0.5 * (mean.square() + std.square() - 1.0 - log_var)
+        log_px = self._log_likelihood(z, x)
         return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, self._log_likelihood)
 
     def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
+        """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
         return self.likelihood.log_prob(self._decoder_forward(z), x)
 
     def compute_objective(
