@@ -194,7 +194,7 @@ def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     results = {}
     for k, batch_size in ((1, 64), (16, 64), (16, 50)):
-        model.iwae_k = k
+        model.configure_evaluation(iwae_k=k)
         data = ShapesDataModule(resolution=32, n_test=128, eval_batch_size=batch_size)
         trainer = quiet_trainer(accelerator="cpu")
         (results[k, batch_size],) = trainer.test(model, datamodule=data, verbose=False)

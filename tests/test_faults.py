@@ -12,6 +12,7 @@ import pytest
 import torch
 from helpers import check_arguments, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import OmegaConf
 
 from vaelab.atomic import DiskFullError
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
@@ -19,6 +20,7 @@ from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.errors import ConfigError
 from vaelab.models import VAE
+from vaelab.train import build_trainer
 
 MLP = {
     "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},
@@ -116,9 +118,23 @@ def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
     data = ShapesDataModule(resolution=16, n_train=16, n_val=16, n_test=16, batch_size=16)
     sgd = {"_target_": "torch.optim.SGD", "lr": 1.0}
     model = VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=sgd, **MLP)
-    model.configure_gradient_clipping_value(1e-3, algorithm)
     before = [p.detach().clone() for p in model.parameters()]
-    trainer = quiet_trainer(max_steps=1, limit_val_batches=0)
+    # The trainer flags as a config gives them (the VAE optimises manually, where
+    # Lightning itself refuses them): the training app's own Trainer builder.
+    trainer_cfg = OmegaConf.create(
+        {
+            "_target_": "lightning.pytorch.Trainer",
+            "accelerator": "cpu",
+            "max_steps": 1,
+            "limit_val_batches": 0,
+            "enable_progress_bar": False,
+            "enable_checkpointing": False,
+            "enable_model_summary": False,
+            "gradient_clip_val": 1e-3,
+            "gradient_clip_algorithm": algorithm,
+        }
+    )
+    trainer = build_trainer(trainer_cfg, [], [])
     trainer.fit(model, datamodule=data)
     after = list(model.parameters())
     update = torch.cat([(p.detach() - b).flatten() for p, b in zip(after, before, strict=True)])

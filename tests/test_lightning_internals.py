@@ -142,3 +142,44 @@ def test_the_hook_name_skips_module_bookkeeping_and_nothing_else() -> None:
     assert model.__dict__["_current_fx_name"] == "training_step"
     model.extra = torch.nn.Linear(1, 1)  # other attributes still go through nn.Module
     assert "extra" in model._modules
+
+
+def test_callback_metrics_published_by_a_step_reach_the_monitors(tmp_path) -> None:
+    """The dict behind `trainer.callback_metrics` keeps what a step put there, and
+    EarlyStopping reads it: it stops a run whose published value does not improve."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from vaelab.lightning_internals import publish_callback_metrics
+
+    seen: list[float] = []
+
+    class Publishes(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, batch_idx):
+            publish_callback_metrics(self.trainer, {"train/constant": torch.tensor(7.0)})
+            return self.w(batch[0]).sum()
+
+        def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+            seen.append(float(self.trainer.callback_metrics["train/constant"]))
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 1)))
+    stop = EarlyStopping("train/constant", patience=1, check_on_train_epoch_end=True)
+    trainer = L.Trainer(
+        max_epochs=10,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[stop],
+    )
+    trainer.fit(Publishes(), data)
+    assert seen and set(seen) == {7.0}
+    assert trainer.current_epoch == 2 and stop.stopped_epoch == 1  # patience 1: epoch 0 sets it

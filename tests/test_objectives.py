@@ -233,3 +233,35 @@ def test_an_objective_without_forward_cannot_be_built() -> None:
 
     with pytest.raises(TypeError, match="abstract"):
         Incomplete()
+
+
+def test_iwae_decoded_in_chunks_gives_the_same_loss_and_gradient_within_its_memory_bound(
+    trained_digits_vae,
+) -> None:
+    """With `max_decoded`, no decoder pass (forward or the backward's recomputation)
+    sees more latents than the bound, and the loss and every gradient are those of the
+    whole-batch pass on the same draws."""
+    model, x = trained_digits_vae
+    x = x[:50]
+    seen: list[int] = []
+    hook = model.decoder.register_forward_pre_hook(lambda _, args: seen.append(len(args[0])))
+    results = []
+    try:
+        for max_decoded in (None, 120):
+            seen.clear()
+            model.zero_grad()
+            torch.manual_seed(3)
+            loss = IWAE(k=16, max_decoded=max_decoded)(model.latent_batch(x)).loss
+            loss.backward()
+            grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+            results.append((loss.detach(), grads, max(seen[1:]), len(seen)))
+    finally:
+        hook.remove()
+        model.zero_grad()
+    (whole, whole_grads, whole_max, _), (chunked, chunked_grads, chunk_max, passes) = results
+    assert whole_max == 15 * 50  # the k - 1 extra samples of 50 examples in one pass
+    assert chunk_max == 100  # 2 samples of 50 examples: the most that fit in 120
+    assert passes == 1 + 2 * 8  # the batch's own z, then 8 chunks, each decoded twice
+    torch.testing.assert_close(chunked, whole, rtol=1e-6, atol=0)
+    for a, b in zip(chunked_grads, whole_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)

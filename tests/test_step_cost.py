@@ -22,7 +22,6 @@ from tqdm import tqdm
 from vaelab.callbacks import ModelCheckpoint, ProgressBar
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.models import VAE
-from vaelab.objectives import ObjectiveOutput
 from vaelab.profiler import NullProfiler
 
 MLP = {
@@ -34,11 +33,15 @@ MLP = {
 class SelfLogVAE(VAE):
     """The VAE with its step values sent the plain Lightning way, through `self.log`."""
 
-    def _log_train_step(self, step: int, out: ObjectiveOutput, terms: torch.Tensor) -> None:
-        self.log_dict(self._train_step_values(out, terms), on_step=True, on_epoch=False)
+    def _log_train_step(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        self.log_dict(values, on_step=True, on_epoch=False)
 
 
-def csv_rows(model_cls: type[VAE], tmp_path: Path) -> list[dict[str, str]]:
+def csv_rows(
+    model_cls: type[VAE], tmp_path: Path, callback_metrics: dict | None = None
+) -> list[dict[str, str]]:
+    """The logged train rows of a short run; its final `train/*` callback metrics go
+    into `callback_metrics`."""
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=96, n_val=16, n_test=16, batch_size=16)
     model = model_cls((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
@@ -47,13 +50,26 @@ def csv_rows(model_cls: type[VAE], tmp_path: Path) -> list[dict[str, str]]:
         max_epochs=2, logger=logger, log_every_n_steps=4, limit_val_batches=0, deterministic=True
     )
     trainer.fit(model, datamodule=data)
+    if callback_metrics is not None:
+        step_keys = {k: v for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        callback_metrics.update({k: float(v) for k, v in step_keys.items()})
     with open(tmp_path / "csv" / "metrics.csv") as f:
         return [row for row in csv.DictReader(f) if row.get("train/loss")]
 
 
 def test_step_values_reach_the_loggers_as_self_log_would_send_them(tmp_path: Path) -> None:
-    direct = csv_rows(VAE, tmp_path / "direct")
-    via_self_log = csv_rows(SelfLogVAE, tmp_path / "self_log")
+    direct_metrics, self_log_metrics = {}, {}
+    direct = csv_rows(VAE, tmp_path / "direct", direct_metrics)
+    via_self_log = csv_rows(SelfLogVAE, tmp_path / "self_log", self_log_metrics)
+    # The last step (11) is a logged one: the monitors see the same train/ values.
+    assert {k for k in direct_metrics if not k.endswith("_epoch")} == {
+        "train/loss",
+        "train/recon",
+        "train/kl",
+        "train/nelbo",
+        "train/beta",
+    }
+    assert direct_metrics == self_log_metrics
     # 6 steps per epoch, every 4th step logged: global steps 3, 7, 11 (epochs 0, 1, 1).
     assert [(r["epoch"], r["step"]) for r in direct] == [("0", "3"), ("1", "7"), ("1", "11")]
     keys = ["epoch", "step", "train/loss", "train/recon", "train/kl", "train/nelbo", "train/beta"]
@@ -65,6 +81,36 @@ def test_step_values_reach_the_loggers_as_self_log_would_send_them(tmp_path: Pat
         assert float(row["train/nelbo"]) == pytest.approx(total, rel=1e-6)
         assert row["train/loss"] == row["train/nelbo"]  # β = 1: the same float32 number
         assert float(row["train/loss"]) > 0
+
+
+def test_monitors_read_the_step_values_of_every_step(tmp_path: Path) -> None:
+    """`train/loss` is in `trainer.callback_metrics` after every optimiser step, logged
+    or not: a checkpoint every 2 steps monitoring it keeps the lowest of those steps."""
+    from lightning.pytorch.callbacks import Callback
+
+    seen: dict[int, float] = {}
+
+    class Record(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            seen[trainer.global_step] = float(trainer.callback_metrics["train/loss"])
+            assert float(outputs["loss"]) == seen[trainer.global_step]  # this step's own loss
+
+    torch.manual_seed(0)
+    data = ShapesDataModule(resolution=16, n_train=96, n_val=16, n_test=16, batch_size=16)
+    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    best = ModelCheckpoint(
+        dirpath=tmp_path, monitor="train/loss", every_n_train_steps=2, save_top_k=1
+    )
+    trainer = quiet_trainer(
+        max_epochs=1,
+        log_every_n_steps=50,  # no step is logged: the monitor reads callback_metrics
+        limit_val_batches=0,
+        enable_checkpointing=True,
+        callbacks=[Record(), best],
+    )
+    trainer.fit(model, datamodule=data)
+    assert sorted(seen) == [1, 2, 3, 4, 5, 6]
+    assert float(best.best_model_score) == min(seen[s] for s in (2, 4, 6))
 
 
 def test_progress_bar_shows_the_loss_and_redraws_once_per_refresh() -> None:

@@ -192,8 +192,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         return json.loads(path.read_text())
 
     model, datamodule = run.model, run.datamodule
-    model.iwae_k = int(cfg.eval.iwae_k)
-    model.iwae_max_decoded = int(cfg.eval.iwae_max_decoded)
+    model.configure_evaluation(int(cfg.eval.iwae_k), int(cfg.eval.iwae_max_decoded))
     trainer: L.Trainer = build_trainer(
         run.config.trainer, run.overridden, [ReconstructionQuality()]
     )

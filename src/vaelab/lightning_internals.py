@@ -20,6 +20,10 @@ removes one.
 - `cached_signature`: `lightning.pytorch.utilities.signature_utils.is_param_in_hook_signature`,
   which the training loop calls on `training_step` every step (does it take
   `batch_idx`?); `inspect.signature` returns a function's `__signature__` when it has one.
+- `publish_callback_metrics`: `lightning.pytorch.trainer.connectors.logger_connector.
+  logger_connector._LoggerConnector._callback_metrics`, the dict behind
+  `trainer.callback_metrics`, which `self.log` fills from its result collection and
+  monitors (EarlyStopping, ModelCheckpoint) read.
 """
 
 from __future__ import annotations
@@ -65,6 +69,16 @@ def save_last_if_stale(callback: Any, trainer: Any, at_epoch_end: bool) -> None:
         return  # the other hook is the one that saves in this configuration
     if callback._last_global_step_saved != trainer.global_step:
         callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
+
+def publish_callback_metrics(trainer: Any, values: dict[str, Any]) -> None:
+    """Put `values` (0-d tensors) into `trainer.callback_metrics`, as `self.log` does
+    for a value logged on this step, without `self.log`'s per-key cost (see
+    `vaelab.models.vae`). The public `trainer.callback_metrics` recomputes the result
+    collection's values on every read, so the dict behind it is updated directly; it is
+    looked up each time, since Lightning replaces it (moving metrics to the CPU at
+    teardown, resetting them between stages)."""
+    trainer._logger_connector._callback_metrics.update(values)
 
 
 class CheapHookName:

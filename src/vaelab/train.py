@@ -107,10 +107,6 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
     failed = True
     try:
         tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
-        # The model clips its own gradients (it optimises manually, see models/vae.py).
-        model.configure_gradient_clipping_value(
-            cfg.trainer.get("gradient_clip_val"), cfg.trainer.get("gradient_clip_algorithm")
-        )
         model.configure_accumulation(cfg.trainer.get("accumulate_grad_batches"))
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
@@ -128,17 +124,22 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
 
 
 def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> Any:
-    """The Lightning Trainer of `cfg.trainer`. Gradient clipping is left to the model
-    (it optimises manually), and with no `trainer.profiler` chosen the trainer gets
+    """The Lightning Trainer of `cfg.trainer`. The VAE optimises manually, which
+    Lightning's gradient clipping and accumulation refuse: `gradient_clip_val` becomes
+    the `GradientClipping` callback and `accumulate_grad_batches` is the model's
+    (`VAE.configure_accumulation`). With no `trainer.profiler` chosen the trainer gets
     `NullProfiler`, which costs less per step than Lightning's default pass-through."""
     from hydra.utils import instantiate
 
+    from vaelab.callbacks import GradientClipping
     from vaelab.profiler import NullProfiler
 
     profiler = {} if trainer_cfg.get("profiler") else {"profiler": NullProfiler()}
+    clip = trainer_cfg.get("gradient_clip_val")
+    clipping = [GradientClipping(clip, trainer_cfg.get("gradient_clip_algorithm"))] if clip else []
     return instantiate(
         trainer_cfg,
-        callbacks=callbacks,
+        callbacks=[*callbacks, *clipping],
         logger=loggers or False,
         gradient_clip_val=None,
         gradient_clip_algorithm=None,

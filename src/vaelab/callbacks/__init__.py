@@ -1,9 +1,11 @@
 """Lightning callbacks: image grids, the run summary (metrics.json), RNG state in
-checkpoints, the non-finite loss guard, reconstruction quality for evaluation, and
-two lighter-per-step versions of Lightning's own (checkpoint, progress bar)."""
+checkpoints, the non-finite loss guard, gradient clipping for manual optimisation,
+reconstruction quality for evaluation, and two lighter-per-step versions of Lightning's
+own (checkpoint, progress bar)."""
 
 from vaelab.callbacks.checkpoint import ModelCheckpoint
 from vaelab.callbacks.epoch_position import EpochPosition
+from vaelab.callbacks.gradient_clipping import GradientClipping
 from vaelab.callbacks.image_grids import ImageGrids
 from vaelab.callbacks.interruption import Interruption, RunInterrupted
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard, NonFiniteLossError
@@ -15,6 +17,7 @@ from vaelab.callbacks.timing import Timing
 
 __all__ = [
     "EpochPosition",
+    "GradientClipping",
     "ImageGrids",
     "Interruption",
     "ModelCheckpoint",

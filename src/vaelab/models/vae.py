@@ -23,12 +23,16 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
-from torchmetrics import MeanMetric, Metric
+from torchmetrics import MeanMetric
 
 from vaelab.constraints import PositiveInt
-from vaelab.lightning_internals import CheapHookName, cached_signature, step_uncounted
-from vaelab.metrics.latents import active_units, variance_from_moments
-from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
+from vaelab.lightning_internals import (
+    CheapHookName,
+    cached_signature,
+    publish_callback_metrics,
+    step_uncounted,
+)
+from vaelab.metrics.test_stage import TestStageMetrics, VectorMean, kl_dim_values
 from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
 from vaelab.schema import Prepared
 
@@ -95,26 +99,6 @@ def example_noise(index: Tensor, dim: int, samples: int = 1, seed: int = 0) -> T
     ]
     noise = torch.stack(draws) if draws else torch.zeros(0, samples, dim)
     return noise[:, 0] if samples == 1 else noise
-
-
-class VectorMean(Metric):
-    """Mean over examples of a (B, D) tensor, per column; exact under DDP (sum, count)."""
-
-    full_state_update = False
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.add_state(
-            "total", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum"
-        )
-        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
-
-    def update(self, values: Tensor) -> None:
-        self.total += values.detach().double().sum(0)
-        self.count += values.shape[0]
-
-    def compute(self) -> Tensor:
-        return (self.total / self.count.clamp_min(1)).float()
 
 
 class VAE(CheapHookName, L.LightningModule):
@@ -185,22 +169,15 @@ class VAE(CheapHookName, L.LightningModule):
             }
         )
         self.val_kl_per_dim = VectorMean(self.latent_dim)
-        # Test-stage extras (DESIGN.md: test adds nll_iwae, bpd, active_units). Metric
-        # states are not saved in checkpoints, so old checkpoints load unchanged.
-        self.iwae_k = 1  # importance samples for test/nll_iwae (1: the ELBO itself)
-        self.iwae_max_decoded = 4096  # latents decoded per pass: bounds IWAE memory
-        self.test_nll_iwae = MeanMetric()
-        self.test_kl_per_dim = VectorMean(self.latent_dim)
-        self.test_mean_moments = VectorMean(2 * self.latent_dim)  # E[mu], E[mu^2]
-        self.test_latent_stats: dict[str, Tensor] = {}
+        # The test stage's extras (IWAE bound, latent health); `configure_evaluation`.
+        self.test_extras = TestStageMetrics(self.latent_dim)
         self._eval_beta: dict[str, float] = {}
         self._train_totals = torch.zeros(3)
         self._train_count = 0
         self.last_train_step: dict[str, float] = {}  # the values last sent to the loggers
+        self._term_keys: dict[str, str] = {}  # objective term -> its train/ key
         self.example_input_array = torch.zeros(2, *data_shape)
         self.automatic_optimization = False  # see the loop hooks below
-        self.gradient_clip_val: float | None = None
-        self.gradient_clip_algorithm = "norm"
         self.accumulate_grad_batches = 1
 
     # ----------------------------------------------------------------- the model
@@ -288,15 +265,11 @@ class VAE(CheapHookName, L.LightningModule):
     # DDP and checkpoint path is the same); step values sent to the loggers only on the
     # steps they record, and not through `self.log`; and two Lightning internals made
     # cheap (`CheapHookName`, `cached_signature`, in vaelab.lightning_internals).
-    def configure_gradient_clipping_value(
-        self, value: float | None, algorithm: str | None = "norm"
-    ) -> None:
-        """Clip gradients to `value` (by "norm" or "value") before each optimiser step:
-        `trainer.gradient_clip_val` / `trainer.gradient_clip_algorithm` of the config,
-        which the training app hands to the model (manual optimisation clips here).
-        Their ranges are the Trainer's (`vaelab.upstream_ranges`), checked before a run."""
-        self.gradient_clip_val = value
-        self.gradient_clip_algorithm = algorithm or "norm"
+    def configure_evaluation(self, iwae_k: int = 1, max_decoded: int = 4096) -> None:
+        """The test stage's IWAE bound: `iwae_k` importance samples per example (1: the
+        ELBO itself), decoded `max_decoded` latents at a time (`eval.iwae_k`,
+        `eval.iwae_max_decoded` of `src/eval.py`)."""
+        self.test_extras = TestStageMetrics(self.latent_dim, iwae_k, max_decoded).to(self.device)
 
     def configure_accumulation(self, batches: int | None) -> None:
         """Step the optimiser once every `batches` batches, on the mean of their
@@ -304,15 +277,6 @@ class VAE(CheapHookName, L.LightningModule):
         app hands to the model (Lightning refuses it under manual optimisation). The
         global step then counts optimiser steps, as Lightning's own accumulation does."""
         self.accumulate_grad_batches = int(batches or 1)
-
-    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # After the precision plugin unscales 16-bit gradients, before the step.
-        if self.gradient_clip_val is not None:
-            self.clip_gradients(
-                optimizer,
-                gradient_clip_val=self.gradient_clip_val,
-                gradient_clip_algorithm=self.gradient_clip_algorithm,
-            )
 
     @cached_signature
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
@@ -342,37 +306,40 @@ class VAE(CheapHookName, L.LightningModule):
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
         self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
-        every = self.trainer.log_every_n_steps
-        if closes and every and (step + 1) % every == 0:
-            self._log_train_step(step, out, terms)
+        if closes:
+            values = self._train_step_tensors(out, terms)
+            # What `self.log(..., on_step=True)` would leave there: monitors
+            # (EarlyStopping, ModelCheckpoint) read `train/*` after every step.
+            publish_callback_metrics(self.trainer, values)
+            every = self.trainer.log_every_n_steps
+            if every and (step + 1) % every == 0:
+                self._log_train_step(step, values)
         return out.loss.detach()
 
-    def _train_step_values(self, out: ObjectiveOutput, terms: Tensor) -> dict[str, float]:
-        """The `train/*` values of a step: (loss, recon, kl) batch means, −ELBO, and the
-        objective's own terms (β in force, TC estimate, ...)."""
-        loss, recon, kl = terms.tolist()
-        values = {
-            "train/loss": loss,
-            "train/recon": recon,
-            "train/kl": kl,
-            "train/nelbo": (terms[1] + terms[2]).item(),  # float32, as the loss: equal at β=1
-        }
+    def _train_step_tensors(self, out: ObjectiveOutput, terms: Tensor) -> dict[str, Tensor]:
+        """The `train/*` values of a step, as 0-d tensors: (loss, recon, kl) batch means,
+        −ELBO, and the objective's own terms (β in force, TC estimate, ...)."""
+        loss, recon, kl = terms.unbind()
+        values = {"train/loss": loss, "train/recon": recon, "train/kl": kl}
+        values["train/nelbo"] = recon + kl  # float32, as the loss: equal at β = 1
+        keys = self._term_keys
         for name, value in out.terms.items():
-            values[f"train/{name}"] = float(value)
+            key = keys.get(name) or keys.setdefault(name, f"train/{name}")
+            values[key] = value.detach() if isinstance(value, Tensor) else torch.tensor(value)
         return values
 
-    def _log_train_step(self, step: int, out: ObjectiveOutput, terms: Tensor) -> None:
+    def _log_train_step(self, step: int, values: dict[str, Tensor]) -> None:
         """`train/*` of this step to every logger, as Lightning's logger connector writes
         step values (same keys, same step number, plus `epoch`), and to the progress
         bar (`last_train_step`, which `vaelab.callbacks.ProgressBar` shows). Not
         through `self.log`: each call of it moves its result object's whole state to
         the device, about a millisecond per key on a CPU, and Lightning then converts
         the progress bar's values on every step, logged or not."""
-        values = self._train_step_values(out, terms)
+        floats = dict(zip(values, torch.stack(list(values.values())).tolist(), strict=True))
         for logger in self.loggers:
-            logger.log_metrics({**values, "epoch": self.current_epoch}, step=step)
+            logger.log_metrics({**floats, "epoch": self.current_epoch}, step=step)
             logger.save()
-        self.last_train_step = values
+        self.last_train_step = floats
 
     def on_train_epoch_start(self) -> None:
         self._train_totals = torch.zeros(3, device=self.device)
@@ -398,55 +365,33 @@ class VAE(CheapHookName, L.LightningModule):
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, index = batch
         terms = self._update_eval_metrics("test", x, index)
-        self.test_kl_per_dim.update(terms["kl_per_dim"])
-        posterior = self.encode(x)
-        mean = posterior.mean
-        self.test_mean_moments.update(torch.cat([mean, mean * mean], dim=1))
-        if self.iwae_k == 1:
-            # L_1 is the ELBO: report the same estimate as test/nelbo (analytic KL, the
-            # same posterior draw), so that k = 1 reproduces it exactly.
-            nll = terms["nelbo"]
-        else:
-            nll = iwae_nll(
-                x,
-                posterior,
-                self.decode,
-                self.iwae_k,
-                max_decoded=self.iwae_max_decoded,
-                # Per-example streams (seed 1, apart from the ELBO's seed 0): the bound
-                # does not depend on batch size, DDP ranks or the global RNG.
-                noise=per_example_noise(index, self.latent_dim, seed=1),
-            )
-        self.test_nll_iwae.update(nll)
+        self.test_extras.update(
+            x,
+            index,
+            terms["mean"],
+            terms["log_var"],
+            terms["nelbo"],
+            terms["kl_per_dim"],
+            self.decode,
+        )
 
     def on_validation_epoch_end(self) -> None:
         values = self._compute_eval_metrics("val")
         # KL per latent dimension: which dimensions carry information (latent health).
-        kl_per_dim = self.val_kl_per_dim.compute()
+        values.update(kl_dim_values("val", self.val_kl_per_dim.compute()))
         self.val_kl_per_dim.reset()
-        width = len(str(self.latent_dim - 1))
-        values.update({f"val/kl_dim/{i:0{width}d}": float(v) for i, v in enumerate(kl_per_dim)})
         self.log_dict(values)
 
     def on_test_epoch_end(self) -> None:
         values = self._compute_eval_metrics("test")
-        kl_per_dim = self.test_kl_per_dim.compute()
-        moments = self.test_mean_moments.compute()
-        nll_iwae = float(self.test_nll_iwae.compute())
-        for metric in (self.test_kl_per_dim, self.test_mean_moments, self.test_nll_iwae):
-            metric.reset()
-        d = self.latent_dim
-        variance = variance_from_moments(moments[:d], moments[d:])
-        values["test/nll_iwae"] = nll_iwae
-        values["test/iwae_k"] = float(self.iwae_k)
-        if "test/bpd" in values:
-            values["test/bpd_iwae"] = bits_per_dim(nll_iwae, self.data_shape)
-        values["test/active_units"] = float(active_units(variance))
-        width = len(str(d - 1))
-        values.update({f"test/kl_dim/{i:0{width}d}": float(v) for i, v in enumerate(kl_per_dim)})
-        # Reduced over every rank already: what `vaelab.eval` writes to eval.json.
-        self.test_latent_stats = {"kl_per_dim": kl_per_dim.cpu(), "mean_variance": variance.cpu()}
+        values.update(self.test_extras.compute(self.data_shape, with_bpd="test/bpd" in values))
         self.log_dict(values)
+
+    @property
+    def test_latent_stats(self) -> dict[str, Tensor]:
+        """KL per dimension and the variance of the posterior mean over the last test
+        run, reduced over every rank: what `vaelab.eval` writes to eval.json."""
+        return self.test_extras.latent_stats
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming: the optimiser settings of this config, not the checkpoint's.
@@ -517,6 +462,8 @@ class VAE(CheapHookName, L.LightningModule):
             "kl": batch.kl,
             "nelbo": batch.recon + batch.kl,
             "kl_per_dim": batch.kl_per_dim,
+            "mean": batch.mean,
+            "log_var": batch.log_var,
         }
         for key, metric in self.eval_metrics[stage].items():
             metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])

@@ -7,8 +7,13 @@ k = 1 it is the ELBO; vaelab then uses the ELBO's analytic KL (as `test/nll_iwae
 at k = 1), so `objective=iwae objective.k=1` trains exactly as `objective=beta_vae`.
 Logged: `iwae_bound`, the batch mean of −L_k (≤ nelbo in expectation).
 
-Memory: the k·B decoded samples and their graph are held for the backward pass,
-k times the ELBO's. The first sample of each example is the batch's own z.
+Memory: decoded all at once, the k·B samples and their graph are held for the backward
+pass, k times the ELBO's. With `max_decoded`, the samples are decoded at most that many
+latents at a time under activation checkpointing (`torch.utils.checkpoint`): only each
+chunk's log-likelihoods are kept, and the backward pass decodes each chunk again, so
+memory is that of `max_decoded` decoded examples whatever k is, for one more decoder
+forward pass per chunk. The bound and its gradient are the same either way. The first
+sample of each example is the batch's own z.
 """
 
 from __future__ import annotations
@@ -17,19 +22,19 @@ import math
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from vaelab.constraints import PositiveInt
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, gaussian_log_density
 
 
-def iwae_bound(batch: LatentBatch, k: int) -> Tensor:
-    """−L_k per example (B,), k ≥ 2, from z (the first sample) and k − 1 fresh ones."""
+def iwae_bound(batch: LatentBatch, k: int, max_decoded: int | None = None) -> Tensor:
+    """−L_k per example (B,), k ≥ 2, from z (the first sample) and k − 1 fresh ones;
+    `max_decoded`: latents decoded per pass (see the module docstring)."""
     std = torch.exp(0.5 * batch.log_var)
     eps = torch.randn((k - 1, *batch.mean.shape), dtype=std.dtype, device=std.device)
     extra = batch.mean + std * eps  # (k - 1, B, D)
-    b = batch.x.shape[0]
-    targets = batch.x.unsqueeze(0).expand(k - 1, *batch.x.shape).reshape(-1, *batch.x.shape[1:])
-    log_px_extra = batch.log_likelihood(extra.reshape(-1, extra.shape[-1]), targets).view(k - 1, b)
+    log_px_extra = _extra_log_likelihoods(batch, extra, max_decoded)
     z = torch.cat([batch.z.unsqueeze(0), extra])  # (k, B, D)
     log_px = torch.cat([batch.log_px.unsqueeze(0), log_px_extra])
     zeros = torch.zeros_like(batch.mean)
@@ -38,14 +43,35 @@ def iwae_bound(batch: LatentBatch, k: int) -> Tensor:
     return math.log(k) - torch.logsumexp(log_px + log_pz - log_qz, dim=0)
 
 
-class IWAE(Objective):
-    """−L_k with `k` importance samples per example (Burda et al. 2016: k = 5, 50)."""
+def _extra_log_likelihoods(batch: LatentBatch, z: Tensor, max_decoded: int | None) -> Tensor:
+    """log p(x|z) for samples z (S, B, D): (S, B), decoded whole or `max_decoded`
+    latents at a time (whole samples of the batch per chunk, at least one)."""
+    s, b, d = z.shape
 
-    def __init__(self, k: PositiveInt = 5) -> None:
+    def log_px(samples: Tensor) -> Tensor:  # (n, B, D) -> (n, B)
+        n = samples.shape[0]
+        targets = batch.x.unsqueeze(0).expand(n, *batch.x.shape).reshape(-1, *batch.x.shape[1:])
+        return batch.log_likelihood(samples.reshape(n * b, d), targets).view(n, b)
+
+    if max_decoded is None or s * b <= max_decoded:
+        return log_px(z)
+    per_chunk = max(1, max_decoded // b)
+    return torch.cat([checkpoint(log_px, part, use_reentrant=False) for part in z.split(per_chunk)])
+
+
+class IWAE(Objective):
+    """−L_k with `k` importance samples per example (Burda et al. 2016: k = 5, 50);
+    `max_decoded`: at most this many latents decoded per pass (None: all at once)."""
+
+    def __init__(self, k: PositiveInt = 5, max_decoded: PositiveInt | None = None) -> None:
         super().__init__()
         self.k = int(k)
+        self.max_decoded = max_decoded
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
         # k = 1: the ELBO, summed in the order BetaVAE sums it
-        loss = batch.recon_mean + batch.kl_mean if self.k == 1 else iwae_bound(batch, self.k).mean()
+        if self.k == 1:
+            loss = batch.recon_mean + batch.kl_mean
+        else:
+            loss = iwae_bound(batch, self.k, self.max_decoded).mean()
         return ObjectiveOutput(loss, {"beta": 1.0, "iwae_bound": loss.detach()})

@@ -1,0 +1,136 @@
+"""What the test stage adds to the ELBO terms: the IWAE bound, latent health and the
+latent statistics `vaelab.eval` writes to eval.json.
+
+One module with running states (torchmetrics sums and counts, exact across DDP ranks)
+that the VAE's test hooks update per batch and compute once per epoch:
+
+- `nll_iwae`: −L_k with `iwae_k` importance samples per example (Burda et al. 2016),
+  from per-example noise streams, so the number does not depend on batch size, DDP
+  ranks or the global RNG; at k = 1 it is the batch's −ELBO itself.
+- `bpd_iwae`: the same bound in bits per dimension, when the ELBO's bpd is reported.
+- `active_units`: dimensions whose posterior mean varies over the data by more than
+  Burda et al.'s 0.01.
+- `kl_dim/<d>`: KL per latent dimension.
+
+Metric states are not saved in checkpoints, so a checkpoint loads with or without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution, Independent, Normal
+from torchmetrics import MeanMetric, Metric
+
+from vaelab.metrics.latents import active_units, variance_from_moments
+from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
+
+#: The noise stream seed of the importance samples, apart from the ELBO's seed 0.
+IWAE_NOISE_SEED = 1
+
+
+class VectorMean(Metric):
+    """Mean over examples of a (B, D) tensor, per column; exact under DDP (sum, count)."""
+
+    full_state_update = False
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.add_state(
+            "total", default=torch.zeros(size, dtype=torch.float64), dist_reduce_fx="sum"
+        )
+        self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, values: Tensor) -> None:
+        self.total += values.detach().double().sum(0)
+        self.count += values.shape[0]
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp_min(1)).float()
+
+
+def kl_dim_values(prefix: str, kl_per_dim: Tensor) -> dict[str, float]:
+    """`<prefix>/kl_dim/<d>` for each dimension, zero-padded so that the keys sort."""
+    width = len(str(len(kl_per_dim) - 1))
+    return {f"{prefix}/kl_dim/{i:0{width}d}": float(v) for i, v in enumerate(kl_per_dim)}
+
+
+class TestStageMetrics(nn.Module):
+    """The test stage's extras for a VAE with `latent_dim` latents.
+
+    Args:
+        latent_dim: size of z.
+        iwae_k: importance samples per example for `nll_iwae` (1: the ELBO itself).
+        max_decoded: latents decoded per pass of the IWAE bound: bounds its memory
+            whatever k is (see `vaelab.metrics.likelihood.iwae_nll`).
+    """
+
+    __test__ = False  # a class named Test*, not a pytest test
+
+    def __init__(self, latent_dim: int, iwae_k: int = 1, max_decoded: int = 4096) -> None:
+        super().__init__()
+        if iwae_k < 1 or max_decoded < 1:
+            raise ValueError(f"iwae_k and max_decoded must be >= 1, got {iwae_k}, {max_decoded}")
+        self.latent_dim = latent_dim
+        self.iwae_k = int(iwae_k)
+        self.max_decoded = int(max_decoded)
+        self.nll_iwae = MeanMetric()
+        self.kl_per_dim = VectorMean(latent_dim)
+        self.mean_moments = VectorMean(2 * latent_dim)  # E[mu], E[mu^2]
+        #: after `compute`: KL per dimension and the variance of the posterior mean,
+        #: reduced over every rank (what eval.json records).
+        self.latent_stats: dict[str, Tensor] = {}
+
+    def update(
+        self,
+        x: Tensor,
+        index: Tensor,
+        mean: Tensor,
+        log_var: Tensor,
+        nelbo: Tensor,
+        kl_per_dim: Tensor,
+        decode: Callable[[Tensor], Distribution],
+    ) -> None:
+        """One test batch: data `x` with dataset indices `index`, q(z|x)'s parameters,
+        the batch's per-example −ELBO and KL per dimension, and the decoder."""
+        mean, log_var = mean.detach(), log_var.detach()
+        self.kl_per_dim.update(kl_per_dim)
+        self.mean_moments.update(torch.cat([mean, mean * mean], dim=1))
+        if self.iwae_k == 1:
+            # L_1 is the ELBO: the same estimate as test/nelbo (analytic KL, the same
+            # posterior draw), so that k = 1 reproduces it exactly.
+            self.nll_iwae.update(nelbo)
+            return
+        posterior = Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
+        nll = iwae_nll(
+            x,
+            posterior,
+            decode,
+            self.iwae_k,
+            max_decoded=self.max_decoded,
+            noise=per_example_noise(index, self.latent_dim, seed=IWAE_NOISE_SEED),
+        )
+        self.nll_iwae.update(nll)
+
+    def compute(self, data_shape: Sequence[int], with_bpd: bool) -> dict[str, float]:
+        """The epoch's `test/*` extras, then reset for the next test run; `with_bpd`:
+        also `bpd_iwae` (the likelihood is discrete over the data's levels)."""
+        kl_per_dim = self.kl_per_dim.compute()
+        moments = self.mean_moments.compute()
+        nll_iwae = float(self.nll_iwae.compute())
+        for metric in (self.kl_per_dim, self.mean_moments, self.nll_iwae):
+            metric.reset()
+        d = self.latent_dim
+        variance = variance_from_moments(moments[:d], moments[d:])
+        values = {
+            "test/nll_iwae": nll_iwae,
+            "test/iwae_k": float(self.iwae_k),
+            "test/active_units": float(active_units(variance)),
+            **kl_dim_values("test", kl_per_dim),
+        }
+        if with_bpd:
+            values["test/bpd_iwae"] = float(bits_per_dim(nll_iwae, data_shape))
+        self.latent_stats = {"kl_per_dim": kl_per_dim.cpu(), "mean_variance": variance.cpu()}
+        return values
