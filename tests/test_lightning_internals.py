@@ -183,3 +183,62 @@ def test_callback_metrics_published_by_a_step_reach_the_monitors(tmp_path) -> No
     trainer.fit(Publishes(), data)
     assert seen and set(seen) == {7.0}
     assert trainer.current_epoch == 2 and stop.stopped_epoch == 1  # patience 1: epoch 0 sets it
+
+
+def test_lightning_skips_the_per_step_hooks_a_callback_does_not_implement(tmp_path) -> None:
+    """`skip_unused_step_hooks` leaves implemented hooks alone and sets the rest to
+    None, which Lightning's hook caller passes over: the run trains as before."""
+    import lightning as L
+    from lightning.pytorch.trainer import call
+
+    from vaelab.lightning_internals import PER_STEP_CALLBACK_HOOKS, skip_unused_step_hooks
+
+    calls: list[str] = []
+
+    class Counts(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            calls.append("end")
+
+    class Linear(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Linear(1, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.w(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    counts = Counts()
+    skip_unused_step_hooks([counts])
+    assert counts.on_train_batch_end is not None
+    unused = [h for h in PER_STEP_CALLBACK_HOOKS if h != "on_train_batch_end"]
+    assert all(getattr(counts, h) is None for h in unused)
+    for hook in PER_STEP_CALLBACK_HOOKS:
+        assert callable(getattr(L.Callback, hook))  # still hooks of Lightning's Callback
+    called: list[str] = []
+    original = call._call_callback_hooks
+
+    def recording(trainer, hook_name, *args, **kwargs):
+        called.append(hook_name)
+        return original(trainer, hook_name, *args, **kwargs)
+
+    call._call_callback_hooks = recording
+    try:
+        data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 1)))
+        trainer = L.Trainer(
+            max_epochs=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            default_root_dir=tmp_path,
+            callbacks=[counts],
+        )
+        trainer.fit(Linear(), data)
+    finally:
+        call._call_callback_hooks = original
+    assert calls == ["end"] * 3
+    # The None hooks went through Lightning's caller, which passed over them.
+    assert called.count("on_before_backward") == 3 and called.count("on_train_batch_start") == 3

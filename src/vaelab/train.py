@@ -128,16 +128,18 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[A
     Lightning's gradient clipping and accumulation refuse: `gradient_clip_val` becomes
     the `GradientClipping` callback and `accumulate_grad_batches` is the model's
     (`VAE.configure_accumulation`). With no `trainer.profiler` chosen the trainer gets
-    `NullProfiler`, which costs less per step than Lightning's default pass-through."""
+    `NullProfiler`, which costs less per step than Lightning's default pass-through, and
+    callbacks' per-step hooks that do nothing are not called (`skip_unused_step_hooks`)."""
     from hydra.utils import instantiate
 
     from vaelab.callbacks import GradientClipping
+    from vaelab.lightning_internals import skip_unused_step_hooks
     from vaelab.profiler import NullProfiler
 
     profiler = {} if trainer_cfg.get("profiler") else {"profiler": NullProfiler()}
     clip = trainer_cfg.get("gradient_clip_val")
     clipping = [GradientClipping(clip, trainer_cfg.get("gradient_clip_algorithm"))] if clip else []
-    return instantiate(
+    trainer = instantiate(
         trainer_cfg,
         callbacks=[*callbacks, *clipping],
         logger=loggers or False,
@@ -146,6 +148,8 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[A
         accumulate_grad_batches=1,  # the model accumulates (manual optimisation)
         **profiler,
     )
+    skip_unused_step_hooks(trainer.callbacks)  # Lightning's own defaults included
+    return trainer
 
 
 def use_flush_denormal(enabled: bool) -> None:
