@@ -78,7 +78,7 @@ def mig(codes: np.ndarray, factors: np.ndarray, n_bins: int = MIG_BINS) -> dict[
     one code the second largest is 0.
     """
     codes, factors = np.asarray(codes), np.asarray(factors)
-    _check_pair(codes, factors)
+    check_pair(codes, factors)
     mi = mutual_information(histogram_discretize(codes, n_bins), factors)
     if mi.shape[0] == 1:
         mi = np.concatenate([mi, np.zeros_like(mi)])
@@ -248,8 +248,8 @@ def dci(
     Returns {'dci': disentanglement, 'dci/completeness', 'dci/informativeness_train',
     'dci/informativeness_test'} (informativeness: mean classifier accuracy).
     """
-    _check_pair(codes_train, factors_train)
-    _check_pair(codes_test, factors_test)
+    check_pair(codes_train, factors_train)
+    check_pair(codes_test, factors_test)
     importance, train_acc, test_acc = gbt_importance(
         codes_train, factors_train, codes_test, factors_test, n_estimators, seed
     )
@@ -260,7 +260,7 @@ def dci(
     }
 
 
-def _check_pair(codes: np.ndarray, factors: np.ndarray) -> None:
+def check_pair(codes: np.ndarray, factors: np.ndarray) -> None:
     if codes.ndim != 2 or factors.ndim != 2 or len(codes) != len(factors):
         raise ValueError(
             f"expected codes (N, D) and factors (N, K) with the same N, got "
