@@ -257,3 +257,61 @@ def damage_tensor_bytes(checkpoint: Path, n: int = 64, seed: int = 0) -> None:
         start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
         f.seek(start)
         f.write(np.random.default_rng(seed).integers(0, 256, n, dtype=np.uint8).tobytes())
+
+
+# --------------------------------------------------------------- factor-grid sets
+
+
+def grid_images(sizes: tuple[int, ...], shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """Random uint8 images (N, *shape), one per cell of the factor grid, in C order."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(int(np.prod(sizes)), *shape), dtype=np.uint8)
+
+
+def write_dsprites_npz(folder: Path, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """DeepMind's dSprites npz layout for a grid of `sizes` (shape, scale, orientation,
+    x, y): `imgs` (N, 64, 64) uint8 in {0, 1}, `latents_classes` and `latents_values`
+    (N, 6) with the one-level colour column first, and the pickled `metadata` member
+    (an object array, as published). Returns the images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(np.prod(sizes))
+    imgs = np.random.default_rng(seed).integers(0, 2, size=(n, 64, 64), dtype=np.uint8)
+    grid = np.stack(np.unravel_index(np.arange(n), (1, *sizes)), axis=1).astype(np.int64)
+    metadata = np.array({"latents_sizes": np.array((1, *sizes))}, dtype=object)
+    np.savez_compressed(
+        folder / "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
+        imgs=imgs,
+        latents_classes=grid,
+        latents_values=grid.astype(np.float64) / 10,
+        metadata=metadata,
+    )
+    return imgs
+
+
+def write_shapes3d_h5(folder: Path, sizes: tuple[int, ...], seed: int = 0) -> np.ndarray:
+    """DeepMind's 3dshapes.h5 layout: `images` (N, 64, 64, 3) uint8 and `labels` (N, 6)
+    float64 factor values (hues in [0, 1), scales from 0.75, shapes 0..3, orientations
+    from -30), in grid order. Returns the images."""
+    import h5py
+
+    folder.mkdir(parents=True, exist_ok=True)
+    n = int(np.prod(sizes))
+    images = grid_images(sizes, (64, 64, 3), seed)
+    index = np.stack(np.unravel_index(np.arange(n), sizes), axis=1).astype(np.float64)
+    offsets = np.array([0.0, 0.0, 0.0, 0.75, 0.0, -30.0])
+    steps = np.array([0.1, 0.1, 0.1, 0.0714, 1.0, 4.2857])
+    with h5py.File(folder / "3dshapes.h5", "w") as f:
+        f.create_dataset("images", data=images, chunks=(min(n, 8), 64, 64, 3))
+        f.create_dataset("labels", data=offsets + steps * index)
+    return images
+
+
+def write_mpi3d_npz(
+    folder: Path, variant: str, sizes: tuple[int, ...], seed: int = 0
+) -> np.ndarray:
+    """The MPI3D challenge npz layout: one member `images` (N, 64, 64, 3) uint8 in grid
+    order, uncompressed as published. Returns the images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = grid_images(sizes, (64, 64, 3), seed)
+    np.savez(folder / f"mpi3d_{variant}.npz", images=images)
+    return images

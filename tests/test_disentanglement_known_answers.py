@@ -110,20 +110,20 @@ def test_codes_equal_to_the_factors_score_as_the_metrics_define_perfect(scores) 
     assert ideal["factor_vae"] == 1.0
     assert ideal["beta_vae"] == 1.0
     # One linear SVM on one code cannot cut 4-6 levels into intervals: well below 1,
-    # far above the noise case, and every other code scores at chance for the factor.
-    assert 0.45 < ideal["sap"] < 0.8
+    # and far above the noise case.
+    assert 0.35 < ideal["sap"] < 0.8
+    assert ideal["sap"] > 20 * scores["noise"]["sap"]
 
 
 def test_a_permutation_and_rescaling_of_the_codes_changes_no_score(scores) -> None:
     ideal, moved = scores["identity"], scores["permuted_rescaled"]
     for key in ("mig", "dci", "dci/completeness", "modularity", "irs", "factor_vae", "beta_vae"):
         assert moved[key] == pytest.approx(ideal[key], abs=0.01), key
-    # SAP's factor gaps are the same, in factor order; explicitness within the solver's
-    # tolerance (the logistic regression sees standardised codes either way).
-    assert [moved[f"sap/{k}"] for k in range(3)] == pytest.approx(
-        [ideal[f"sap/{k}"] for k in range(3)], abs=0.02
-    )
+    # The logistic regression sees standardised codes either way.
     assert moved["explicitness"] == pytest.approx(ideal["explicitness"], abs=0.01)
+    # SAP's SVM is regularised (C = 0.01), so the scale of a code moves its accuracy a
+    # little: the protocol's own property, not invariance lost here.
+    assert moved["sap"] == pytest.approx(ideal["sap"], abs=0.03)
 
 
 def test_pure_noise_scores_at_chance(scores) -> None:
@@ -133,14 +133,19 @@ def test_pure_noise_scores_at_chance(scores) -> None:
     assert random["sap"] < 0.03
     assert random["explicitness"] < 0.56  # AUC 0.5 is chance
     assert random["factor_vae"] < 0.5 and random["beta_vae"] < 0.5  # 3 factors: chance 1/3
-    assert random["irs"] < 0.2
+    # Noise codes spread as much with a factor fixed as without: the 0.99 quantile of
+    # |z − E z| over the largest |z − E z| (about 2.6 / 3.5 for a normal code).
+    assert random["irs"] < 0.4
+    # Modularity alone is no disentanglement score: noise knows every factor equally
+    # little, a code's MI spread is about even, and it lands mid-range.
+    assert random["modularity"] < scores["identity"]["modularity"] - 0.3
 
 
 def test_a_code_that_mixes_two_factors_is_penalised_by_disentanglement_not_explicitness(
     scores,
 ) -> None:
     ideal, rotated = scores["identity"], scores["mixed"]
-    for key in ("mig", "dci", "sap", "modularity"):
+    for key in ("mig", "dci", "sap", "modularity", "irs", "factor_vae", "beta_vae"):
         assert rotated[key] < ideal[key] - 0.15, key
     # Factor 2 keeps its own code: its MIG and SAP gap stay those of the ideal code.
     assert rotated["mig/2"] == pytest.approx(ideal["mig/2"], abs=0.01)

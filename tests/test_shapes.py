@@ -277,7 +277,7 @@ def test_same_seed_gives_the_same_pixels_and_factors() -> None:
         dm.setup()
     first = torch.arange(64)
     assert torch.equal(dms[0].splits["val"].batch(first), dms[1].splits["val"].batch(first))
-    factors = dms[0].factors("val")
+    factors = dms[0].example_factors("val")
     assert factors.shape == (100, 5) and factors.dtype == torch.int64
     assert torch.equal(factors, index_to_factors(dms[0].splits["val"].indices))
     # Row i of factors() is the i-th example the (unshuffled) val loader serves.

@@ -41,6 +41,7 @@ from pydantic import Field
 from torch import Tensor
 
 from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.data.factors import FactorSpace
 from vaelab.data.memory import BatchSource, InMemoryDataModule
 from vaelab.errors import ConfigError
 
@@ -269,8 +270,8 @@ class ShapesDataModule(InMemoryDataModule):
     it, so the first examples of val (the reconstruction grid) vary in every factor.
     Nothing is rendered at setup; each batch is rendered when the loader asks for it.
 
-    `factor_names` and `factor_sizes` describe the ground truth that `factors(split)`
-    returns, for evaluation code that works on any data set with known factors.
+    Its ground truth (`vaelab.data.factors`): `factor_space()` renders any factor
+    combination, `example_factors(split)` gives the factors of every example.
     """
 
     factor_names: tuple[str, ...] = FACTOR_NAMES
@@ -323,7 +324,14 @@ class ShapesDataModule(InMemoryDataModule):
             for name, indices in self.split_indices().items()
         }
 
-    def factors(self, split: str) -> Tensor:
+    def factor_space(self) -> FactorSpace:
+        """dSprites' five factors, rendered at this module's resolution."""
+        resolution = self.resolution
+        return FactorSpace(
+            self.factor_names, self.factor_sizes, lambda factors: render(factors, resolution)
+        )
+
+    def example_factors(self, split: str) -> Tensor:
         """The factor indices (N, 5) int64 of every example of `split`.
 
         Row i belongs to example i of the split: the order in which the val and test
