@@ -130,6 +130,21 @@ CASES = [
         "eval.iwae_k=0 must be an integer >= 1 (e.g. eval.iwae_k=32)",
     ),
     ("eval", [CKPT, "eval.disentanglement.mig.n_bins=1"], "mig.n_bins=1 must be an integer >= 2"),
+    (
+        "eval",
+        [CKPT, "eval.disentanglement.protocol=slow"],
+        "eval.disentanglement.protocol='slow' must be one of dlib, fast",
+    ),
+    (
+        "eval",
+        [CKPT, "eval.disentanglement.metrics=[mig,migg]"],
+        "eval.disentanglement.metrics",
+    ),
+    (
+        "eval",
+        [CKPT, "eval.disentanglement.irs.quantile=2"],
+        "eval.disentanglement.irs.quantile=2 must be a number > 0 and <= 1",
+    ),
     ("eval", [CKPT, "data.eval_batch_size=abc"], "data.eval_batch_size='abc' must be an integer"),
     ("eval", [CKPT, "trainer.precision=bf17"], "trainer.precision='bf17' must be one of"),
     ("eval", [CKPT, f"trainer.devices={MANY_CPUS}"], f"would start {MANY_CPUS} CPU processes"),

@@ -41,6 +41,15 @@ EVAL = [
     "eval.disentanglement.dci.n_train=200",
     "eval.disentanglement.dci.n_test=100",
     "eval.disentanglement.dci.n_estimators=5",
+    "eval.disentanglement.sap.n_train=200",
+    "eval.disentanglement.sap.n_test=100",
+    "eval.disentanglement.beta_vae.batch_size=16",
+    "eval.disentanglement.beta_vae.n_train=40",
+    "eval.disentanglement.beta_vae.n_eval=20",
+    "eval.disentanglement.modularity.n_train=200",
+    "eval.disentanglement.modularity.n_test=100",
+    "eval.disentanglement.irs.n_samples=500",
+    "eval.disentanglement.unsupervised.n_samples=500",
 ]
 GENERATE = [
     "n_samples=16",
@@ -100,11 +109,18 @@ def test_eval_json_holds_every_metric(run_dir: Path, report: dict) -> None:
         (kl[d] for d in active), reverse=True
     )
     assert 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
-    for key in ("mig", "factor_vae", "dci"):
+    bounded = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "explicitness", "irs")
+    for key in bounded:
         assert 0 <= metrics[key] <= 1, key
+    for key in ("gaussian_total_correlation", "gaussian_wasserstein_correlation"):
+        assert metrics[key] >= -1e-9, key  # zero only for uncorrelated codes
     scores = report["disentanglement"]
     assert scores["factor_names"] == ["shape", "scale", "orientation", "pos_x", "pos_y"]
+    assert scores["protocol"] == "dlib"  # eval's default; the counts above replace its own
     assert scores["settings"]["dci"] == {"n_train": 200, "n_test": 100, "n_estimators": 5}
+    assert scores["settings"]["irs"] == {"n_samples": 500, "quantile": 0.99}  # the preset's
+    # The shared pool: 1000 i.i.d. observations (MIG's count, the largest) encoded once.
+    assert "encode_pool" in report["stage_times_s"]
     assert set(scores["scores"]) >= {f"mig/{k}" for k in range(5)} | {"dci/completeness"}
 
 

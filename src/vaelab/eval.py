@@ -13,51 +13,24 @@ observations from the ground-truth factors) runs afterwards on rank 0 alone.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from vaelab.config_checks import check_config
 from vaelab.errors import VaelabError
+from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
 
 log = logging.getLogger(__name__)
 
 #: The headline numbers of eval.json (and `eval/<name>` in W&B), from the test stage.
 TEST_KEYS = ("nelbo", "recon", "kl", "nll_iwae", "bpd", "bpd_iwae", "active_units", "psnr", "ssim")
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """Data with known factors and a simulator that renders any factor combination."""
-
-    factor_names: tuple[str, ...]
-    factor_sizes: tuple[int, ...]
-    render: Callable[[torch.Tensor], torch.Tensor]  # factor indices (N, K) -> images
-
-
-def ground_truth(datamodule: Any) -> GroundTruth | None:
-    """The ground truth behind `datamodule`, or None for data without known factors."""
-    from vaelab.data.shapes import ShapesDataModule, render
-
-    if isinstance(datamodule, ShapesDataModule):
-        resolution = datamodule.resolution
-        return GroundTruth(
-            tuple(datamodule.factor_names),
-            tuple(datamodule.factor_sizes),
-            lambda factors: render(factors, resolution),
-        )
-    return None
 
 
 def job_output_dir() -> Path:
@@ -85,81 +58,6 @@ def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks
         trainer_cfg.enable_checkpointing = False
     check_devices(trainer_cfg)
     return instantiate(trainer_cfg, logger=False, callbacks=callbacks)
-
-
-def factor_encoder(
-    model: Any, truth: GroundTruth, batch_size: int, device: torch.device
-) -> Callable[[np.ndarray], np.ndarray]:
-    """factor indices (n, K) -> posterior means (n, D): render, then encode in batches."""
-
-    @torch.no_grad()
-    def encode(factors: np.ndarray) -> np.ndarray:
-        index = torch.from_numpy(np.ascontiguousarray(factors)).long()
-        codes = [
-            model.encode(truth.render(index[i : i + batch_size]).to(device)).mean.cpu()
-            for i in range(0, len(index), batch_size)
-        ]
-        return torch.cat(codes).double().numpy()
-
-    return encode
-
-
-class StageTimes(dict[str, float]):
-    """Seconds per evaluation stage, each announced in the log when it starts and ends
-    (a stage that takes a minute shows that it is running, and what it cost)."""
-
-    @contextlib.contextmanager
-    def stage(self, name: str, detail: str = "") -> Iterator[None]:
-        log.info("%s%s ...", name, f" ({detail})" if detail else "")
-        started = time.perf_counter()
-        yield
-        self[name] = round(time.perf_counter() - started, 3)
-        log.info("%s done in %.1f s", name, self[name])
-
-
-def disentanglement_scores(
-    encode: Callable[[np.ndarray], np.ndarray],
-    sizes: Sequence[int],
-    cfg: DictConfig,
-    times: StageTimes | None = None,
-) -> dict[str, float]:
-    """MIG, FactorVAE score and DCI with the sample counts of `cfg`
-    (`eval.disentanglement`). Each metric draws from its own `RandomState(seed)`, as
-    each is a separate evaluation in disentanglement_lib, so changing one metric's
-    sample count leaves the others' samples as they were. `times` gets each one's time."""
-    from vaelab.metrics import disentanglement as dis
-
-    times = StageTimes() if times is None else times
-    scores: dict[str, float] = {}
-    with times.stage("mig", f"{cfg.mig.n_samples} samples"):
-        rng = np.random.RandomState(cfg.seed)
-        factors = dis.sample_factors(sizes, cfg.mig.n_samples, rng)
-        scores.update(dis.mig(encode(factors), factors, n_bins=cfg.mig.n_bins))
-
-    fv = cfg.factor_vae
-    with times.stage("factor_vae", f"{fv.n_train} + {fv.n_eval} votes of {fv.batch_size}"):
-        scores.update(
-            dis.factor_vae_score(
-                encode,
-                sizes,
-                np.random.RandomState(cfg.seed),
-                batch_size=fv.batch_size,
-                n_train=fv.n_train,
-                n_eval=fv.n_eval,
-                n_variance=fv.n_variance,
-                prune_threshold=fv.prune_threshold,
-            )
-        )
-
-    dci = cfg.dci
-    with times.stage("dci", f"{dci.n_train} / {dci.n_test} points, {dci.n_estimators} trees"):
-        rng = np.random.RandomState(cfg.seed)
-        train = dis.sample_factors(sizes, dci.n_train, rng)
-        test = dis.sample_factors(sizes, dci.n_test, rng)
-        scores.update(
-            dis.dci(encode(train), train, encode(test), test, dci.n_estimators, seed=int(cfg.seed))
-        )
-    return scores
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -209,24 +107,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "iwae_k": int(cfg.eval.iwae_k),
         **summarise_test(trainer, model),
     }
-    truth = ground_truth(datamodule)
-    dis_cfg = cfg.eval.disentanglement
-    if truth is not None and dis_cfg.enabled:
-        device = trainer.strategy.root_device
-        model.to(device).eval()
-        batch_size = int(getattr(datamodule, "eval_batch_size", 256))
-        scores = disentanglement_scores(
-            factor_encoder(model, truth, batch_size, device), truth.factor_sizes, dis_cfg, times
-        )
-        results["metrics"].update({k: scores[k] for k in ("mig", "factor_vae", "dci")})
-        results["disentanglement"] = {
-            "factor_names": list(truth.factor_names),
-            "factor_sizes": list(truth.factor_sizes),
-            "scores": scores,
-            "settings": OmegaConf.to_container(dis_cfg, resolve=True),
-        }
-    elif truth is None:
-        log.info("no known factors for this data: disentanglement metrics skipped")
+    report = evaluate_disentanglement(
+        model,
+        datamodule,
+        cfg.eval.disentanglement,
+        trainer.strategy.root_device,
+        int(getattr(datamodule, "eval_batch_size", 256)),
+        times,
+    )
+    if report is not None:
+        results["metrics"].update(headline_scores(report["scores"]))
+        results["disentanglement"] = report
 
     results["stage_times_s"] = dict(times)
     results["wall_time_s"] = round(time.time() - started, 3)

@@ -58,8 +58,17 @@ def job_label(hydra_cfg: Any) -> str:
     return ",".join(sorted(items)).replace("/", ".")
 
 
+def _protocol_count(key: str, _root_: Any) -> Any:
+    from vaelab.metrics.protocol import protocol_value
+
+    return protocol_value(key, str(_root_.eval.disentanglement.protocol))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", run_uid, use_cache=True)
+    if not OmegaConf.has_resolver("protocol"):
+        # `${protocol:mig.n_samples}`: the count of eval.disentanglement.protocol's preset.
+        OmegaConf.register_new_resolver("protocol", _protocol_count)
     if not OmegaConf.has_resolver("job_label"):
         OmegaConf.register_new_resolver("job_label", lambda _root_: job_label(_root_.hydra))

@@ -14,10 +14,75 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from vaelab.metrics.protocol import METRICS, PROTOCOLS
 from vaelab.schema import Seed
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Positive = Annotated[float, Field(gt=0)]
+
+
+class MIGSettings(BaseModel):
+    n_samples: Annotated[int, Field(ge=2)]
+    n_bins: Annotated[int, Field(ge=2)]
+
+
+class FactorVAESettings(BaseModel):
+    batch_size: Annotated[int, Field(ge=2)]
+    n_train: PositiveInt
+    n_eval: PositiveInt
+    n_variance: Annotated[int, Field(ge=2)]
+    prune_threshold: Annotated[float, Field(ge=0, lt=1)]
+
+
+class TrainTestSettings(BaseModel):
+    """A metric trained on one i.i.d. sample and scored on another."""
+
+    n_train: Annotated[int, Field(ge=2)]
+    n_test: PositiveInt
+
+
+class DCISettings(TrainTestSettings):
+    n_estimators: PositiveInt
+
+
+class BetaVAEScoreSettings(BaseModel):
+    batch_size: PositiveInt
+    n_train: Annotated[int, Field(ge=2)]
+    n_eval: PositiveInt
+
+
+class IRSSettings(BaseModel):
+    n_samples: Annotated[int, Field(ge=2)]
+    quantile: Annotated[float, Field(gt=0, le=1)]
+
+
+class SampleSettings(BaseModel):
+    n_samples: Annotated[int, Field(ge=2)]
+
+
+Metric = Literal[METRICS]  # type: ignore[valid-type]  # the names, from where they live
+Protocol = Literal[tuple(PROTOCOLS)]  # type: ignore[valid-type]
+
+
+class DisentanglementSettings(BaseModel):
+    enabled: bool
+    protocol: Protocol
+    seed: Seed
+    metrics: list[Metric]
+    mig: MIGSettings
+    factor_vae: FactorVAESettings
+    dci: DCISettings
+    sap: TrainTestSettings
+    beta_vae: BetaVAEScoreSettings
+    modularity: TrainTestSettings
+    irs: IRSSettings
+    unsupervised: SampleSettings
+
+
+class TrainEvalOptions(BaseModel):
+    """What training evaluates at its end, beside the test split (conf/disentanglement)."""
+
+    disentanglement: DisentanglementSettings
 
 
 class TrainSettings(BaseModel):
@@ -35,33 +100,7 @@ class TrainSettings(BaseModel):
     train: bool
     test: bool
     optimized_metric: str | None
-
-
-class MIGSettings(BaseModel):
-    n_samples: Annotated[int, Field(ge=2)]
-    n_bins: Annotated[int, Field(ge=2)]
-
-
-class FactorVAESettings(BaseModel):
-    batch_size: Annotated[int, Field(ge=2)]
-    n_train: PositiveInt
-    n_eval: PositiveInt
-    n_variance: Annotated[int, Field(ge=2)]
-    prune_threshold: Annotated[float, Field(ge=0, lt=1)]
-
-
-class DCISettings(BaseModel):
-    n_train: Annotated[int, Field(ge=2)]
-    n_test: PositiveInt
-    n_estimators: PositiveInt
-
-
-class DisentanglementSettings(BaseModel):
-    enabled: bool
-    seed: Seed
-    mig: MIGSettings
-    factor_vae: FactorVAESettings
-    dci: DCISettings
+    eval: TrainEvalOptions
 
 
 class EvalOptions(BaseModel):

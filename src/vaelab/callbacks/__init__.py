@@ -1,9 +1,10 @@
 """Lightning callbacks: image grids, the run summary (metrics.json), RNG state in
-checkpoints, the non-finite loss guard, gradient clipping for manual optimisation,
-reconstruction quality for evaluation, and two lighter-per-step versions of Lightning's
-own (checkpoint, progress bar)."""
+checkpoints, the non-finite loss guard, gradient clipping for manual optimisation, the
+disentanglement metrics after testing, reconstruction quality for evaluation, and two
+lighter-per-step versions of Lightning's own (checkpoint, progress bar)."""
 
 from vaelab.callbacks.checkpoint import ModelCheckpoint
+from vaelab.callbacks.disentanglement import DisentanglementMetrics
 from vaelab.callbacks.epoch_position import EpochPosition
 from vaelab.callbacks.gradient_clipping import GradientClipping
 from vaelab.callbacks.image_grids import ImageGrids
@@ -16,6 +17,7 @@ from vaelab.callbacks.run_summary import RunSummary
 from vaelab.callbacks.timing import Timing
 
 __all__ = [
+    "DisentanglementMetrics",
     "EpochPosition",
     "GradientClipping",
     "ImageGrids",

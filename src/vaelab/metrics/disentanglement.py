@@ -22,6 +22,7 @@ and encodes them (see `vaelab.eval`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -139,6 +140,7 @@ def factor_vae_score(
     n_eval: int = 5000,
     n_variance: int = 10000,
     prune_threshold: float = FACTOR_VAE_PRUNE,
+    variance_codes: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The FactorVAE disentanglement metric (Kim & Mnih 2018), as disentanglement_lib.
 
@@ -152,12 +154,18 @@ def factor_vae_score(
         n_variance: samples for the global variance that normalises each dimension.
         prune_threshold: dimensions with global standard deviation below this take no
             part (collapsed dimensions would otherwise win every vote).
+        variance_codes: codes of i.i.d. observations to take the global variance from
+            (a sample shared with other metrics); None draws `n_variance` of them.
 
     Returns {'factor_vae': eval accuracy, 'factor_vae/train_accuracy',
     'factor_vae/active_dims'}; all 0 when no dimension survives pruning.
     """
     n_factors = len(factor_sizes)
-    global_codes = encode(sample_factors(factor_sizes, n_variance, rng))
+    global_codes = (
+        encode(sample_factors(factor_sizes, n_variance, rng))
+        if variance_codes is None
+        else variance_codes
+    )
     global_variance = np.var(global_codes, axis=0, ddof=1)
     active = np.sqrt(global_variance) >= prune_threshold
     if not active.any():
@@ -189,26 +197,38 @@ def gbt_importance(
     factors_test: np.ndarray,
     n_estimators: int = 100,
     seed: int = 0,
+    n_jobs: int = -1,
 ) -> tuple[np.ndarray, float, float]:
     """Importance matrix (D, K) from one sklearn GradientBoostingClassifier per factor,
-    and the mean train and test accuracy of those classifiers (DCI informativeness)."""
+    and the mean train and test accuracy of those classifiers (DCI informativeness);
+    `n_jobs` processes fit them (-1: one per CPU, at most one per factor)."""
+    from joblib import Parallel, delayed
     from sklearn.ensemble import GradientBoostingClassifier
 
-    n_codes, n_factors = codes_train.shape[1], factors_train.shape[1]
-    importance = np.zeros((n_codes, n_factors))
-    train_acc, test_acc = [], []
-    for k in range(n_factors):
+    def one_factor(k: int) -> tuple[np.ndarray, float, float]:
         if len(np.unique(factors_train[:, k])) < 2:
             # One level in the sample: nothing to predict, no code is important for it.
-            train_acc.append(1.0)
-            test_acc.append(float(np.mean(factors_test[:, k] == factors_train[0, k])))
-            continue
+            test_acc = float(np.mean(factors_test[:, k] == factors_train[0, k]))
+            return np.zeros(codes_train.shape[1]), 1.0, test_acc
         model = GradientBoostingClassifier(n_estimators=n_estimators, random_state=seed)
         model.fit(codes_train, factors_train[:, k])
-        importance[:, k] = np.abs(model.feature_importances_)
-        train_acc.append(float(np.mean(model.predict(codes_train) == factors_train[:, k])))
-        test_acc.append(float(np.mean(model.predict(codes_test) == factors_test[:, k])))
-    return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
+        return (
+            np.abs(model.feature_importances_),
+            float(np.mean(model.predict(codes_train) == factors_train[:, k])),
+            float(np.mean(model.predict(codes_test) == factors_test[:, k])),
+        )
+
+    # One classifier per factor, independent: fitted in parallel processes (the trees of
+    # one classifier are sequential). Results come back in factor order.
+    n_factors = factors_train.shape[1]
+    jobs = min(n_factors, n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
+    fitted = Parallel(n_jobs=jobs)(delayed(one_factor)(k) for k in range(n_factors))
+    importance = np.stack([f[0] for f in fitted], axis=1)
+    return (
+        importance,
+        float(np.mean([f[1] for f in fitted])),
+        float(np.mean([f[2] for f in fitted])),
+    )
 
 
 def _normalised_entropy(p: np.ndarray, axis: int) -> np.ndarray:

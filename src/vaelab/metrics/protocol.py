@@ -1,0 +1,323 @@
+"""The disentanglement protocol: which metrics, on how many samples, sharing what.
+
+Two presets, chosen with `eval.disentanglement.protocol`:
+
+- `dlib`: disentanglement_lib's sample counts (Locatello et al. 2019), the numbers
+  published results use: MIG 10,000 points in 20 bins; FactorVAE 10,000 / 5,000 votes
+  of 64 and 10,000 points for the variances; DCI 10,000 / 5,000; SAP 10,000 / 5,000;
+  β-VAE score 10,000 / 5,000 pairs of batches of 64; modularity and explicitness
+  10,000 / 5,000; IRS 10,000; the unsupervised scores 10,000.
+- `fast`: smaller counts for CPU checks and for the end of every training run (its
+  numbers are noisier and, for DCI and the classifier scores, lower than `dlib`'s).
+
+Each count is one config key (`eval.disentanglement.<metric>.<count>`) whose default
+comes from the preset through the `protocol` resolver, so a single count can still be
+set by hand. The presets live here, once.
+
+What is shared: every metric that reads i.i.d. observations of the factor grid (MIG,
+DCI, SAP, modularity/explicitness, IRS, the unsupervised scores and FactorVAE's
+variance sample) takes the first n rows of one pool of sampled factors and their
+codes, a training pool and a test pool, each encoded once. disentanglement_lib draws
+a fresh sample per metric; the distribution each metric sees is the same. FactorVAE's
+votes and the β-VAE score's batch pairs hold a factor fixed, so they draw their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from vaelab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vaelab.data.factors import FactorSpace
+
+log = logging.getLogger(__name__)
+
+METRICS = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "irs", "unsupervised")
+
+PROTOCOLS: dict[str, dict[str, dict[str, float]]] = {
+    "dlib": {
+        "mig": {"n_samples": 10000, "n_bins": 20},
+        "factor_vae": {
+            "batch_size": 64,
+            "n_train": 10000,
+            "n_eval": 5000,
+            "n_variance": 10000,
+            "prune_threshold": 0.05,
+        },
+        "dci": {"n_train": 10000, "n_test": 5000, "n_estimators": 100},
+        "sap": {"n_train": 10000, "n_test": 5000},
+        "beta_vae": {"batch_size": 64, "n_train": 10000, "n_eval": 5000},
+        "modularity": {"n_train": 10000, "n_test": 5000},
+        "irs": {"n_samples": 10000, "quantile": 0.99},
+        "unsupervised": {"n_samples": 10000},
+    },
+    "fast": {
+        "mig": {"n_samples": 10000, "n_bins": 20},
+        "factor_vae": {
+            "batch_size": 64,
+            "n_train": 500,
+            "n_eval": 250,
+            "n_variance": 5000,
+            "prune_threshold": 0.05,
+        },
+        "dci": {"n_train": 1000, "n_test": 500, "n_estimators": 100},
+        "sap": {"n_train": 1000, "n_test": 500},
+        "beta_vae": {"batch_size": 64, "n_train": 300, "n_eval": 150},
+        "modularity": {"n_train": 1000, "n_test": 500},
+        "irs": {"n_samples": 5000, "quantile": 0.99},
+        "unsupervised": {"n_samples": 5000},
+    },
+}
+
+
+def protocol_value(key: str, protocol: str) -> float:
+    """The preset count `key` ("mig.n_samples") of `protocol`: what the config's
+    `${protocol:mig.n_samples}` resolves to."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(
+            f"eval.disentanglement.protocol={protocol} is not a protocol; use one of "
+            f"{', '.join(PROTOCOLS)} (e.g. eval.disentanglement.protocol=dlib)"
+        )
+    metric, _, count = key.partition(".")
+    return PROTOCOLS[protocol][metric][count]
+
+
+class StageTimes(dict[str, float]):
+    """Seconds per evaluation stage, each announced in the log when it starts and ends
+    (a stage that takes a minute shows that it is running, and what it cost)."""
+
+    @contextlib.contextmanager
+    def stage(self, name: str, detail: str = "") -> Iterator[None]:
+        log.info("%s%s ...", name, f" ({detail})" if detail else "")
+        started = time.perf_counter()
+        yield
+        self[name] = round(time.perf_counter() - started, 3)
+        log.info("%s done in %.1f s", name, self[name])
+
+
+Encode = Callable[[np.ndarray], np.ndarray]
+
+
+class _Samples:
+    """What the metrics of one evaluation share: the encoder, the grid's sizes, the
+    counts, the seed and the two i.i.d. pools (factors and their codes)."""
+
+    def __init__(self, encode: Encode, sizes: Sequence[int], cfg: Mapping[str, Any]) -> None:
+        self.encode, self.sizes, self.cfg = encode, list(sizes), cfg
+        self.seed = int(cfg["seed"])
+
+    def fill(self, n_train: int, n_test: int) -> None:
+        from vaelab.metrics.disentanglement import sample_factors
+
+        rng = np.random.RandomState(self.seed)
+        self.f_train = sample_factors(self.sizes, n_train, rng)
+        self.f_test = sample_factors(self.sizes, n_test, rng)
+        self.z_train = self.encode(self.f_train) if n_train else None
+        self.z_test = self.encode(self.f_test) if n_test else None
+
+    def train(self, n: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The first `n` training-pool codes and factors."""
+        assert self.z_train is not None
+        return self.z_train[: int(n)], self.f_train[: int(n)]
+
+    def test(self, n: Any) -> tuple[np.ndarray, np.ndarray]:
+        assert self.z_test is not None
+        return self.z_test[: int(n)], self.f_test[: int(n)]
+
+    def rng(self, offset: int) -> np.random.RandomState:
+        """A metric's own random state: FactorVAE and β-VAE draw their own batches."""
+        return np.random.RandomState(self.seed + offset)
+
+
+def _mig(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.disentanglement import mig
+
+    return mig(*s.train(c["n_samples"]), n_bins=int(c["n_bins"]))
+
+
+def _factor_vae(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.disentanglement import factor_vae_score
+
+    return factor_vae_score(
+        s.encode,
+        s.sizes,
+        s.rng(1),
+        batch_size=int(c["batch_size"]),
+        n_train=int(c["n_train"]),
+        n_eval=int(c["n_eval"]),
+        variance_codes=s.train(c["n_variance"])[0],
+        prune_threshold=float(c["prune_threshold"]),
+    )
+
+
+def _dci(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.disentanglement import dci
+
+    return dci(*s.train(c["n_train"]), *s.test(c["n_test"]), int(c["n_estimators"]), s.seed)
+
+
+def _sap(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.sap import sap
+
+    return sap(*s.train(c["n_train"]), *s.test(c["n_test"]))
+
+
+def _beta_vae(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.beta_vae_score import beta_vae_score
+
+    return beta_vae_score(
+        s.encode,
+        s.sizes,
+        s.rng(2),
+        batch_size=int(c["batch_size"]),
+        n_train=int(c["n_train"]),
+        n_eval=int(c["n_eval"]),
+    )
+
+
+def _modularity(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.modularity import modularity_explicitness
+
+    return modularity_explicitness(*s.train(c["n_train"]), *s.test(c["n_test"]))
+
+
+def _irs(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.irs import irs
+
+    return irs(*s.train(c["n_samples"]), quantile=float(c["quantile"]))
+
+
+def _unsupervised(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
+    from vaelab.metrics.unsupervised import unsupervised_scores
+
+    return unsupervised_scores(s.train(c["n_samples"])[0])
+
+
+#: Each metric's runner; all read their counts from `eval.disentanglement.<metric>`.
+RUNNERS: dict[str, Callable[[_Samples, Mapping[str, Any]], dict[str, float]]] = {
+    "mig": _mig,
+    "factor_vae": _factor_vae,
+    "dci": _dci,
+    "sap": _sap,
+    "beta_vae": _beta_vae,
+    "modularity": _modularity,
+    "irs": _irs,
+    "unsupervised": _unsupervised,
+}
+#: The counts of each metric read from the shared i.i.d. pools (training, test).
+POOL_KEYS = {
+    "mig": ("n_samples", None),
+    "factor_vae": ("n_variance", None),
+    "dci": ("n_train", "n_test"),
+    "sap": ("n_train", "n_test"),
+    "modularity": ("n_train", "n_test"),
+    "irs": ("n_samples", None),
+    "unsupervised": ("n_samples", None),
+}
+
+
+def _describe(c: Mapping[str, Any]) -> str:
+    """A metric's sample counts, for the log."""
+    return ", ".join(f"{k} {v}" for k, v in c.items() if k.startswith("n_") or k == "batch_size")
+
+
+def disentanglement_scores(
+    encode: Encode,
+    sizes: Sequence[int],
+    cfg: Mapping[str, Any],
+    times: StageTimes | None = None,
+) -> dict[str, float]:
+    """Every metric of `cfg["metrics"]` (default: all) with the counts of `cfg`
+    (`eval.disentanglement`, resolved), on codes from `encode` (factor indices (n, K)
+    -> posterior means (n, D)). `times` gets each stage's seconds."""
+    times = StageTimes() if times is None else times
+    chosen = list(cfg.get("metrics") or METRICS)
+    unknown = [m for m in chosen if m not in RUNNERS]
+    if unknown:
+        raise ConfigError(
+            f"eval.disentanglement.metrics names {', '.join(unknown)}, which are not metrics; "
+            f"choose from {', '.join(METRICS)}"
+        )
+    n_train = max((int(cfg[m][POOL_KEYS[m][0]]) for m in chosen if m in POOL_KEYS), default=0)
+    n_test = max(
+        (int(cfg[m][k]) for m in chosen if m in POOL_KEYS and (k := POOL_KEYS[m][1])), default=0
+    )
+    samples = _Samples(encode, sizes, cfg)
+    with times.stage("encode_pool", f"{n_train} + {n_test} i.i.d. observations"):
+        samples.fill(n_train, n_test)
+    scores: dict[str, float] = {}
+    for metric in chosen:
+        with times.stage(metric, _describe(cfg[metric])):
+            scores.update(RUNNERS[metric](samples, cfg[metric]))
+    return scores
+
+
+def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any) -> Encode:
+    """factor indices (n, K) -> posterior means (n, D) of `model` (anything with
+    `encode(x).mean`): observe, then encode, `batch_size` observations at a time."""
+    import torch
+
+    @torch.no_grad()
+    def encode(factors: np.ndarray) -> np.ndarray:
+        index = torch.from_numpy(np.ascontiguousarray(factors)).long()
+        codes = [
+            model.encode(space.observe(index[i : i + batch_size]).to(device)).mean.cpu()
+            for i in range(0, len(index), batch_size)
+        ]
+        return torch.cat(codes).double().numpy() if codes else np.zeros((0, model.latent_dim))
+
+    return encode
+
+
+def headline_scores(scores: Mapping[str, float]) -> dict[str, float]:
+    """Each metric's headline numbers (`mig`, `dci`, `sap`, ...), without the per-factor
+    and diagnostic entries (`mig/0`, `dci/completeness`, ...)."""
+    return {k: float(v) for k, v in scores.items() if "/" not in k}
+
+
+def evaluate_disentanglement(
+    model: Any,
+    datamodule: Any,
+    cfg: Any,
+    device: Any,
+    batch_size: int,
+    times: StageTimes | None = None,
+) -> dict[str, Any] | None:
+    """The disentanglement report of `model` on `datamodule`'s ground truth with the
+    settings `cfg` (`eval.disentanglement`): factor names and sizes, the protocol, every
+    score and the resolved settings. None, with a log line, for data without known
+    factors or with the metrics disabled."""
+    from omegaconf import DictConfig, OmegaConf
+
+    from vaelab.data.factors import factor_space_of
+
+    space = factor_space_of(datamodule)
+    if space is None:
+        log.info("no known factors for this data: disentanglement metrics skipped")
+        return None
+    resolved = isinstance(cfg, DictConfig)
+    settings: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True) if resolved else dict(cfg)  # type: ignore[assignment]
+    if not settings.get("enabled", True):
+        return None
+    was_training = model.training
+    model.to(device).eval()
+    try:
+        scores = disentanglement_scores(
+            factor_encoder(model, space, batch_size, device), space.sizes, settings, times
+        )
+    finally:
+        model.train(was_training)
+    return {
+        "factor_names": list(space.names),
+        "factor_sizes": list(space.sizes),
+        "protocol": settings.get("protocol"),
+        "scores": scores,
+        "settings": settings,
+    }
