@@ -422,3 +422,95 @@ def test_real_single_run_folder(real_sweep: Path, tmp_path: Path) -> None:
     assert result.swept == [] and result.constants["beta"] == 0.5
     assert_real_image(result.plots["rate_distortion"])
     assert_real_image(result.plots["metrics_vs_beta"], min_size=(1500, 600))
+
+
+# ------------------------------------------------- eval.json and disentanglement
+
+
+def write_eval(run: Path, metrics: dict[str, float], protocol: str, age_s: float = 0.0) -> Path:
+    """An eval.json beside the run's checkpoints, as `src/eval.py` writes it; `age_s`
+    back-dates it against metrics.json (positive: older)."""
+    path = run / "checkpoints" / "eval.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "status": "finished",
+        "metrics": metrics,
+        "disentanglement": {"protocol": protocol, "scores": dict(metrics)},
+    }
+    path.write_text(json.dumps(report))
+    summary_time = (run / "metrics.json").stat().st_mtime
+    os.utime(path, (summary_time - age_s, summary_time - age_s))
+    return path
+
+
+def write_training_protocol(run: Path, protocol: str) -> None:
+    (run / ".hydra" / "config.yaml").write_text(
+        f"eval:\n  disentanglement:\n    protocol: {protocol}\n"
+    )
+
+
+def test_eval_json_joins_the_run_and_the_newer_file_wins_each_key(tmp_path: Path) -> None:
+    fast = {"test/mig": 0.10, "test/dci": 0.20, "test/recon": 90.0, "test/kl": 9.0}
+    newer = write_run(tmp_path / "newer", beta=1, metrics=dict(fast))
+    write_training_protocol(newer, "fast")
+    write_eval(newer, {"mig": 0.31, "nll_iwae": 97.5}, "dlib", age_s=-5)
+    older = write_run(tmp_path / "older", beta=4, metrics=dict(fast))
+    write_training_protocol(older, "fast")
+    write_eval(older, {"mig": 0.99, "sap": 0.05}, "dlib", age_s=5)
+
+    runs = {run.name: run for run in collect_runs([tmp_path])[0]}
+    a, b = runs["newer"], runs["older"]
+    assert a.metrics["test/mig"] == 0.31 and a.metrics["test/nll_iwae"] == 97.5
+    assert a.metrics["test/dci"] == 0.20  # only metrics.json has it
+    assert a.sources["test/mig"] == "eval.json" and a.sources["test/dci"] == "metrics.json"
+    assert a.protocol == "dlib+fast"  # mig from the dlib eval, dci from training's fast
+    assert b.metrics["test/mig"] == 0.10  # eval.json is older: metrics.json's stays
+    assert b.metrics["test/sap"] == 0.05 and b.sources["test/sap"] == "eval.json"
+
+    result = compare([tmp_path], out=tmp_path / "out")
+    rows = {row["run"]: row for row in table_rows(result.table)}
+    assert_close_to_shown(rows["newer"]["test/mig"], 0.31)
+    assert rows["newer"]["protocol"] == "dlib+fast"
+    assert "test/dci" in result.metrics and "test/sap" in result.metrics
+    with open(result.csv_path) as f:
+        csv_rows = {row["run"]: row for row in csv.DictReader(f)}
+    assert csv_rows["newer"]["disentanglement_protocol"] == "dlib+fast"
+    assert set(csv_rows["newer"]["from_eval_json"].split()) == {"test/mig", "test/nll_iwae"}
+
+
+def test_a_damaged_eval_json_is_left_out_with_a_note(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r", metrics={"test/recon": 1.0, "test/kl": 2.0})
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "eval.json").write_text('{"metrics": {"mig": 0.')
+    result = compare([tmp_path], plots=False, save_csv=False)
+    assert result.runs[0].metrics == {"test/recon": 1.0, "test/kl": 2.0}
+    assert any("eval.json is unreadable" in note for note in result.notes)
+
+
+def test_disentanglement_against_beta_and_the_trade_off_are_plotted(tmp_path: Path) -> None:
+    """A β × objective sweep with scores: one line per objective in the score-vs-β
+    plot, reconstruction against each score coloured by β."""
+    for beta in (1, 4, 16):
+        for objective in ("beta_vae", "beta_tcvae"):
+            bonus = 0.1 if objective == "beta_tcvae" else 0.0
+            metrics = {
+                "test/recon": 80.0 + 5 * beta,
+                "test/kl": 30.0 / beta,
+                "test/nelbo": 80.0 + 5 * beta + 30.0 / beta,
+                "test/mig": min(1.0, 0.05 * beta + bonus),
+                "test/dci": min(1.0, 0.04 * beta + bonus),
+                "test/factor_vae": 0.5 + 0.02 * beta,
+            }
+            run = write_run(
+                tmp_path / f"{objective}_b{beta}",
+                beta=beta,
+                metrics=metrics,
+                extra_overrides=(f"objective={objective}",),
+            )
+            write_training_protocol(run, "fast")
+    result = compare([tmp_path])
+    assert result.swept == ["beta", "objective"]
+    for key in ("test/mig", "test/dci", "test/factor_vae"):
+        assert key in result.metrics
+    assert_real_image(result.plots["disentanglement_vs_beta"], min_size=(1500, 600))
+    assert_real_image(result.plots["reconstruction_vs_disentanglement"], min_size=(1500, 600))

@@ -275,7 +275,9 @@ def test_overrides_replace_only_what_they_name(hydra_conf, run_dir: Path) -> Non
     assert merged.trainer.accelerator == "cpu"
     # The whole group was replaced: the run's limits (15 train, 2 test batches) are gone.
     assert merged.trainer.limit_test_batches == 1.0 and merged.trainer.limit_train_batches == 1.0
-    assert merged.latent_dim == 4 and "eval" not in merged
+    assert merged.latent_dim == 4
+    # The run's own end-of-training evaluation settings stay the run's.
+    assert merged.eval.disentanglement.protocol == "fast" and "iwae_k" not in merged.eval
 
 
 def test_interpolation_paths() -> None:
@@ -402,9 +404,17 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
 
 def test_each_evaluation_stage_is_announced_and_timed(run_dir: Path, report: dict) -> None:
     times = report["stage_times_s"]
-    assert set(times) == {"test", "mig", "factor_vae", "dci"}
+    metrics = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "irs", "unsupervised")
+    assert set(times) == {"test", "encode_pool", *metrics}
     assert all(t >= 0 for t in times.values())
     assert sum(times.values()) <= report["wall_time_s"]
     log = (Path(report["eval_dir"]) / "eval.log").read_text()
-    for line in ("test (ELBO, IWAE with k=16", "mig (1000 samples) ...", "dci done in"):
+    expected = (
+        "test (ELBO, IWAE with k=16",
+        "encode_pool (1000 + 100 i.i.d. observations) ...",
+        "mig (n_samples 1000, n_bins 20) ...",
+        "dci done in",
+        "beta_vae (batch_size 16, n_train 40, n_eval 20) ...",
+    )
+    for line in expected:
         assert line in log, log[-2000:]

@@ -4,7 +4,9 @@
     python -m vaelab.compare outputs/multirun/*/* --sort test/nelbo --metrics test/kl,test/bpd
 
 Every run folder below the given folders is read through its `metrics.json` (written
-by `vaelab.callbacks.RunSummary`); W&B is not needed. Parameters that differ between
+by `vaelab.callbacks.RunSummary`) and, where `src/eval.py` wrote one beside its
+checkpoints, its `eval.json` (the newer file wins for a key both hold; see
+`vaelab.eval_results`); W&B is not needed. Parameters that differ between
 the runs (from each run's overrides and recorded params) become the table's leading
 columns; those that are the same everywhere are printed once above it. Folders that
 cannot be compared (no metrics.json, a failed or unfinished run, a broken file) are
@@ -31,17 +33,36 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
+from vaelab.eval_results import merge_results
+from vaelab.metrics.names import SCORE_KEYS, SUPERVISED_SCORES
 from vaelab.summary_file import summary_problem
 
 METRICS_FILE = "metrics.json"
 CSV_NAME = "comparison.csv"
 RATE_DISTORTION_PNG = "rate_distortion.png"
 METRICS_VS_BETA_PNG = "metrics_vs_beta.png"
+DISENTANGLEMENT_VS_BETA_PNG = "disentanglement_vs_beta.png"
+TRADEOFF_PNG = "reconstruction_vs_disentanglement.png"
 
 DEFAULT_METRICS = ("val/nelbo", "test/nelbo", "test/recon", "test/kl")
-OPTIONAL_METRICS = ("test/bpd", "test/nll_iwae", "test/active_units")
+OPTIONAL_METRICS = (
+    "test/bpd",
+    "test/nll_iwae",
+    "test/active_units",
+    *(f"test/{k}" for k in SUPERVISED_SCORES),
+)
 # Within a stage, metrics in the order a reader expects them; others follow by name.
-METRIC_ORDER = ("nelbo", "recon", "kl", "loss", "beta", "bpd", "nll_iwae", "active_units")
+METRIC_ORDER = (
+    "nelbo",
+    "recon",
+    "kl",
+    "loss",
+    "beta",
+    "bpd",
+    "nll_iwae",
+    "active_units",
+    *SCORE_KEYS,
+)
 STAGE_ORDER = ("val", "test", "train")
 # Overrides that say where a run wrote its files, not what it computed.
 IGNORED_KEY_PREFIXES = ("hydra.", "paths.")
@@ -80,6 +101,11 @@ class Run:
     choices: dict[str, Any]
     metrics: dict[str, float | None]
     summary: dict[str, Any]
+    #: the file each metric came from ("metrics.json" or "eval.json")
+    sources: dict[str, str] = field(default_factory=dict)
+    #: the protocol of its disentanglement numbers (dlib, fast), if it has any
+    protocol: str | None = None
+    notes: list[str] = field(default_factory=list)
     _config: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def value(self, key: str) -> Any:
@@ -294,15 +320,20 @@ def _make_run(folder: Path, resolved: Path, root: Path, summary: dict[str, Any])
     if isinstance(recorded, dict):
         params.update(recorded)
     choices = summary.get("choices") or {}
-    return Run(
+    run = Run(
         path=folder,
         name=name,
         status=str(summary["status"]),
         params=params,
         choices=dict(choices) if isinstance(choices, dict) else {},
-        metrics={k: None if v is None else float(v) for k, v in summary["metrics"].items()},
+        metrics={},
         summary=summary,
     )
+    protocol = run.value("eval.disentanglement.protocol")
+    merged = merge_results(folder, summary["metrics"], protocol if protocol else None)
+    run.metrics, run.sources, run.protocol = merged.metrics, merged.sources, merged.protocol
+    run.notes = [f"{name}: {note}" for note in merged.notes]
+    return run
 
 
 # --------------------------------------------------------------------------- analysis
@@ -472,6 +503,9 @@ def render_table(runs: Sequence[Run], swept: Sequence[str], metrics: Sequence[st
             for run, v, c in zip(runs, values, cells, strict=True)
         ]
         columns.append((key, cells, True))
+    if any(run.protocol for run in runs) and any(m.split("/")[-1] in SCORE_KEYS for m in metrics):
+        # Which protocol produced each run's disentanglement numbers (dlib, fast).
+        columns.append(("protocol", [run.protocol or MISSING for run in runs], False))
     columns.append(("run", [run.name for run in runs], False))
     widths = [max(len(header), *(len(c) for c in cells)) for header, cells, _ in columns]
 
@@ -508,12 +542,22 @@ def write_csv(
     """comparison.csv: one row a run, in table order, with every parameter and metric.
 
     Columns: run, status, the swept and constant parameters, the table's metrics then
-    every other metric, wall_time_s, path. A metric recorded as non-finite is 'nan'; a
+    every other metric, the protocol of the disentanglement numbers, the metrics taken
+    from eval.json, wall_time_s, path. A metric recorded as non-finite is 'nan'; a
     missing value is empty.
     """
     all_metrics = [*metrics, *(k for k in available_metrics(runs) if k not in metrics)]
     params = [*swept, *constants]
-    header = ["run", "status", *params, *all_metrics, "wall_time_s", "path"]
+    header = [
+        "run",
+        "status",
+        *params,
+        *all_metrics,
+        "disentanglement_protocol",
+        "from_eval_json",
+        "wall_time_s",
+        "path",
+    ]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -530,6 +574,8 @@ def write_csv(
                     run.status,
                     *(csv_text(run.value(k)) for k in params),
                     *metric_cells,
+                    csv_text(run.protocol),
+                    " ".join(k for k in all_metrics if run.sources.get(k) == "eval.json"),
                     csv_text(run.summary.get("wall_time_s")),
                     str(run.path.resolve()),
                 ]
@@ -576,6 +622,9 @@ def _draw_plots(
         # Legend entries give values only; the legend's title names the keys.
         values = [latent, *(run.value(k) for k in others)]
         label = ", ".join("n/a" if v is None else format_param(v) for v in values)
+        scores = {
+            k: v for k in SUPERVISED_SCORES if (v := run.metrics.get(f"test/{k}")) is not None
+        }
         points.append(
             plots.PlotPoint(
                 beta=_beta(run),
@@ -584,6 +633,7 @@ def _draw_plots(
                 recon=recon,
                 kl=kl,
                 nelbo=recon + kl if nelbo is None else nelbo,
+                scores=scores,
             )
         )
     written: dict[str, Path] = {}
@@ -598,6 +648,18 @@ def _draw_plots(
         notes.append("no run records β: metric-vs-β plot not drawn")
     else:
         written["metrics_vs_beta"] = curves
+    scored = [k for k in SUPERVISED_SCORES if any(k in p.scores for p in points)]
+    if scored:
+        protocols = ", ".join(sorted({r.protocol for r in runs if r.protocol})) or "unknown"
+        args = (scored, out / DISENTANGLEMENT_VS_BETA_PNG, title, group_title, protocols)
+        if (drawn := plots.disentanglement_vs_beta(points, *args)) is not None:
+            written["disentanglement_vs_beta"] = drawn
+        # The trade-off: test reconstruction, whatever stage the other plots use.
+        tradeoff = plots.tradeoff(
+            points, scored, out / TRADEOFF_PNG, title, stage, group_title, protocols
+        )
+        if tradeoff is not None:
+            written["reconstruction_vs_disentanglement"] = tradeoff
     return stage, written
 
 
@@ -648,6 +710,7 @@ def compare(
         # Ties (e.g. --sort latent_dim) stay in the order of the swept parameters.
         runs = sort_runs(sort_runs(runs, swept), sort_keys, descending)
     result = Comparison(
+        notes=[note for run in runs for note in run.notes],
         runs=runs,
         skipped=skipped,
         swept=swept,

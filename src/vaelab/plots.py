@@ -1,4 +1,6 @@
-"""Comparison plots for `vaelab.compare`: rate–distortion and metrics against β.
+"""Comparison plots for `vaelab.compare`: rate–distortion, metrics against β, and on
+data with known factors each disentanglement score against β and the trade-off of
+reconstruction against each score.
 
 The functions take plain `PlotPoint`s, one per run, and know nothing of run folders.
 They draw on a bare `matplotlib.figure.Figure` (rendered by Agg when saved) instead of
@@ -12,8 +14,8 @@ from __future__ import annotations
 import math
 import textwrap
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +43,8 @@ class PlotPoint:
     recon: float
     kl: float
     nelbo: float
+    #: disentanglement scores by name (`mig`, `dci`, ...), where the run has them
+    scores: Mapping[str, float] = field(default_factory=dict)
 
 
 def _fmt(value: Any) -> str:
@@ -149,7 +153,6 @@ def rate_distortion(
     the group: the latent size, plus any other swept setting but the seed. Runs
     without a recorded β are drawn grey.
     """
-    from matplotlib.colors import LogNorm
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7.5, 5.5), dpi=DPI, layout="constrained")
@@ -183,14 +186,7 @@ def rate_distortion(
             ax.scatter(xs, ys, color=NO_BETA_COLOUR, zorder=3, **style)
 
     if mappable is not None:
-        bar = fig.colorbar(mappable, ax=ax, pad=0.02)
-        bar.set_label("β (weight of the KL term)")
-        if len(distinct_betas) <= MAX_TICKED:
-            bar.set_ticks(distinct_betas)
-            bar.set_ticklabels([_fmt(b) for b in distinct_betas])
-            bar.ax.minorticks_off()
-        elif isinstance(norm, LogNorm):
-            _plain_log_ticks(bar.ax.yaxis)
+        _beta_colour_bar(fig, mappable, ax, distinct_betas, norm)
 
     handles = []
     if not (len(groups) == 1 and points[0].latent is None and group_title == "latent size"):
@@ -212,6 +208,22 @@ def rate_distortion(
     ax.margins(0.12)
     fig.savefig(path)
     return path
+
+
+def _beta_colour_bar(
+    fig: Any, mappable: Any, ax: Any, distinct_betas: Sequence[float], norm: Any
+) -> None:
+    """The β colour bar, ticked at the swept values when there are few of them."""
+    from matplotlib.colors import LogNorm
+
+    bar = fig.colorbar(mappable, ax=ax, pad=0.02)
+    bar.set_label("β (weight of the KL term)")
+    if len(distinct_betas) <= MAX_TICKED:
+        bar.set_ticks(list(distinct_betas))
+        bar.set_ticklabels([_fmt(b) for b in distinct_betas])
+        bar.ax.minorticks_off()
+    elif isinstance(norm, LogNorm):
+        _plain_log_ticks(bar.ax.yaxis)
 
 
 def _legend_marker(marker: str, face: Any, label: str) -> Any:
@@ -247,13 +259,60 @@ def metrics_vs_beta(
     (seeds) are drawn as faint points and joined at their mean. Returns None, drawing
     nothing, when no run has a β.
     """
+    panels = [
+        (f"{stage} {panel_title}", "nats per example", _attribute(key))
+        for key, panel_title in METRIC_PANELS
+    ]
+    suptitle = f"{stage.capitalize()} metrics against β: {title}"
+    return _lines_against_beta(points, panels, path, suptitle, group_title, figure_width=14)
+
+
+def disentanglement_vs_beta(
+    points: Sequence[PlotPoint],
+    metrics: Sequence[str],
+    path: Path,
+    title: str,
+    group_title: str,
+    protocols: str,
+) -> Path | None:
+    """Each disentanglement score against β, one panel a score, one line per group (an
+    objective, a latent size, ...), as `metrics_vs_beta` draws them. `protocols` says
+    which protocol produced the numbers. None when no run has both β and a score."""
+    panels = [(f"test {m}", "score", _score(m)) for m in metrics]
+    suptitle = f"Disentanglement against β ({protocols} protocol): {title}"
+    width = min(4.2 * len(panels) + 2.5, 24)
+    return _lines_against_beta(points, panels, path, suptitle, group_title, figure_width=width)
+
+
+def _attribute(key: str) -> Callable[[PlotPoint], float | None]:
+    return lambda p: getattr(p, key)
+
+
+def _score(name: str) -> Callable[[PlotPoint], float | None]:
+    return lambda p: p.scores.get(name)
+
+
+Panel = tuple[str, str, Callable[[PlotPoint], "float | None"]]  # title, y label, value
+
+
+def _lines_against_beta(
+    points: Sequence[PlotPoint],
+    panels: Sequence[Panel],
+    path: Path,
+    suptitle: str,
+    group_title: str,
+    figure_width: float,
+) -> Path | None:
+    """One panel per (title, y label, value of a point), β on a log x axis, one line per
+    group joining the mean at each β; a point without the panel's value is left out of
+    that panel."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     all_groups = list(group_runs(points))
     markers = markers_for(all_groups)  # from every run, so markers match the other plot
     points = [p for p in points if p.beta is not None]
-    if not points:
+    if not points or not panels:
         return None
     groups = group_runs(points)
     palette = _group_colours(len(groups))
@@ -263,22 +322,32 @@ def metrics_vs_beta(
         for p in members
     )
 
-    fig = Figure(figsize=(14, 4.8), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, len(METRIC_PANELS), sharex=True)
+    fig = Figure(figsize=(figure_width, 4.8), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(panels), sharex=True, squeeze=False)[0]
     handles = []
     for (group, members), colour in zip(groups.items(), palette, strict=True):
         marker = markers[group]
-        by_beta: dict[float, list[PlotPoint]] = defaultdict(list)
-        for p in members:
-            by_beta[float(p.beta)].append(p)  # type: ignore[arg-type]
-        xs = sorted(by_beta)
-        for ax, (key, _) in zip(axes, METRIC_PANELS, strict=True):
-            means = [_mean([getattr(p, key) for p in by_beta[b]]) for b in xs]
-            ax.plot(xs, means, color=colour, marker=marker, markersize=7, linewidth=1.8)
+        for ax, (_, _, value) in zip(axes, panels, strict=True):
+            by_beta: dict[float, list[float]] = defaultdict(list)
+            for p in members:
+                v = value(p)
+                if v is not None and math.isfinite(v):
+                    by_beta[float(p.beta)].append(v)  # type: ignore[arg-type]
+            xs = sorted(by_beta)
+            if not xs:
+                continue
+            ax.plot(
+                xs,
+                [_mean(by_beta[b]) for b in xs],
+                color=colour,
+                marker=marker,
+                markersize=7,
+                linewidth=1.8,
+            )
             if averaged:
                 ax.scatter(
-                    [float(p.beta) for p in members],  # type: ignore[arg-type]
-                    [getattr(p, key) for p in members],
+                    [b for b in xs for _ in by_beta[b]],
+                    [v for b in xs for v in by_beta[b]],
                     color=colour,
                     marker=marker,
                     s=18,
@@ -288,18 +357,81 @@ def metrics_vs_beta(
         handles.append(Line2D([], [], color=colour, marker=marker, label=group))
 
     betas = [float(p.beta) for p in points]  # type: ignore[arg-type]
-    for ax, (_, panel_title) in zip(axes, METRIC_PANELS, strict=True):
+    for ax, (panel_title, ylabel, _) in zip(axes, panels, strict=True):
         _set_beta_axis(ax, betas)
-        ax.set_title(f"{stage} {panel_title}", fontsize=11)
+        ax.set_title(panel_title, fontsize=11)
         ax.set_xlabel("β (weight of the KL term)")
-        ax.set_ylabel("nats per example")
+        ax.set_ylabel(ylabel)
         ax.grid(True, color="0.9")
         ax.margins(x=0.08, y=0.1)
     fig.legend(handles=handles, title=group_title, loc="outside right upper", framealpha=0.9)
-    suptitle = f"{stage.capitalize()} metrics against β: {title}"
     if averaged:
         suptitle += "  (lines: mean over runs with the same settings, e.g. seeds)"
     fig.suptitle(_wrap_title(suptitle, 120), fontsize=12)
+    fig.savefig(path)
+    return path
+
+
+def tradeoff(
+    points: Sequence[PlotPoint],
+    metrics: Sequence[str],
+    path: Path,
+    title: str,
+    stage: str,
+    group_title: str,
+    protocols: str,
+) -> Path | None:
+    """Reconstruction against each disentanglement score, one panel a score, one point
+    a run: colour = β (as in the rate–distortion plot), marker = group. None when no
+    run has a score."""
+    from matplotlib.figure import Figure
+
+    scored = [p for p in points if any(p.scores.get(m) is not None for m in metrics)]
+    if not scored or not metrics:
+        return None
+    groups = group_runs(scored)
+    markers = markers_for(list(group_runs(points)))
+    betas = [p.beta for p in scored if p.beta is not None]
+    norm = _beta_norm(betas) if len(set(betas)) > 1 else None
+    cmap = _viridis()
+    width = min(4.2 * len(metrics) + 2.5, 24)
+    fig = Figure(figsize=(width, 4.8), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    mappable = None
+    for ax, metric in zip(axes, metrics, strict=True):
+        for group, members in groups.items():
+            have = [p for p in members if p.scores.get(metric) is not None]
+            if not have:
+                continue
+            style = {"marker": markers[group], "s": 70, "edgecolors": "black", "linewidths": 0.6}
+            xs = [p.scores[metric] for p in have]
+            ys = [p.recon for p in have]
+            if norm is not None and all(p.beta is not None for p in have):
+                mappable = ax.scatter(
+                    xs, ys, c=[p.beta for p in have], cmap=cmap, norm=norm, zorder=3, **style
+                )
+            else:
+                ax.scatter(xs, ys, color=cmap(0.35), zorder=3, **style)
+        ax.set_title(f"{stage} {metric}", fontsize=11)
+        ax.set_xlabel(f"{metric} (higher: more disentangled)")
+        ax.grid(True, color="0.9", zorder=0)
+        ax.margins(0.12)
+    axes[0].set_ylabel(f"distortion: {stage} −E log p(x|z)  [nats]")
+    if mappable is not None:
+        _beta_colour_bar(fig, mappable, list(axes), sorted(set(betas)), norm)
+    if len(groups) > 1 or group_title != "latent size":
+        handles = [_legend_marker(markers[g], "white", g) for g in groups]
+        fig.legend(
+            handles=handles,
+            title=group_title,
+            loc="outside lower center",
+            ncols=min(len(handles), 6),
+            framealpha=0.9,
+        )
+    fig.suptitle(
+        _wrap_title(f"Reconstruction against disentanglement ({protocols} protocol): {title}", 120),
+        fontsize=12,
+    )
     fig.savefig(path)
     return path
 

@@ -14,7 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from vaelab.metrics.protocol import METRICS, PROTOCOLS
+from vaelab.metrics.names import METRICS
+from vaelab.metrics.protocol import PROTOCOLS
 from vaelab.schema import Seed
 
 PositiveInt = Annotated[int, Field(ge=1)]

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from vaelab.errors import ConfigError
+from vaelab.metrics.names import METRICS, SCORE_KEYS
 
 if TYPE_CHECKING:
     from vaelab.data.factors import FactorSpace
 
 log = logging.getLogger(__name__)
 
-METRICS = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "irs", "unsupervised")
 
 PROTOCOLS: dict[str, dict[str, dict[str, float]]] = {
     "dlib": {
@@ -277,9 +277,9 @@ def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any)
 
 
 def headline_scores(scores: Mapping[str, float]) -> dict[str, float]:
-    """Each metric's headline numbers (`mig`, `dci`, `sap`, ...), without the per-factor
-    and diagnostic entries (`mig/0`, `dci/completeness`, ...)."""
-    return {k: float(v) for k, v in scores.items() if "/" not in k}
+    """Each metric's headline numbers (`vaelab.metrics.names.SCORE_KEYS`: `mig`, `dci`,
+    `sap`, ...), without the per-factor and diagnostic entries (`mig/0`, ...)."""
+    return {k: float(scores[k]) for k in SCORE_KEYS if k in scores}
 
 
 def evaluate_disentanglement(
