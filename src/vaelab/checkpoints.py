@@ -247,3 +247,33 @@ def vae_from_checkpoint(checkpoint: dict[str, Any], path: Any = "") -> Any:
             "use a checkpoint written by `python src/train.py`"
         ) from exc
     return model.eval()
+
+
+#: The checkpoint of each run that a folder evaluation takes, in order of preference.
+RUN_CHECKPOINTS = ("best.ckpt", "last.ckpt")
+
+
+def run_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
+    """One checkpoint per run folder below `folder` (a sweep, or a single run): its
+    `checkpoints/best.ckpt`, else `checkpoints/last.ckpt`, in natural order of the run
+    folders (job 2 before job 10). Raises `CheckpointError` when there is none."""
+    import re
+
+    root = Path(folder)
+
+    def natural(path: Path) -> list[Any]:
+        return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.as_posix())]
+
+    found = []
+    for checkpoints in sorted(root.glob("**/checkpoints"), key=natural):
+        for name in RUN_CHECKPOINTS:
+            if (checkpoints / name).is_file():
+                found.append(checkpoints / name)
+                break
+    if not found:
+        raise CheckpointError(
+            f"no run checkpoints below {root} (looked for */checkpoints/"
+            f"{' or '.join(RUN_CHECKPOINTS)}); give a sweep or run folder, or "
+            "ckpt_path=<run>/checkpoints/best.ckpt"
+        )
+    return found

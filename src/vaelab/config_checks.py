@@ -165,13 +165,19 @@ def check_devices(trainer_cfg: DictConfig) -> None:
 
 
 def check_checkpoint_path(cfg: DictConfig, script: str) -> None:
-    """`ckpt_path` is given and names a file (its contents are checked when opened)."""
+    """`ckpt_path` is given and names a file (its contents are checked when opened), or,
+    for eval, a folder of runs that holds at least one run checkpoint."""
     if OmegaConf.is_missing(cfg, "ckpt_path") or cfg.get("ckpt_path") in (None, ""):
         raise ConfigError(
             f"ckpt_path is required: python src/{script}.py "
             "ckpt_path=<run folder>/checkpoints/last.ckpt"
         )
     path = Path(str(cfg.ckpt_path))
+    if path.is_dir() and script == "eval":
+        from vaelab.checkpoints import run_checkpoints
+
+        run_checkpoints(path)  # a sweep or run folder: one line if it holds no checkpoint
+        return
     if not path.is_file():
         found = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
         hint = f" (in {path.parent}: {', '.join(found)})" if found else ""
@@ -193,6 +199,8 @@ def check_trained_run(
     from vaelab.runs import load_trained_run
 
     check_checkpoint_path(cfg, task)
+    if Path(str(cfg.ckpt_path)).is_dir():
+        return None  # a folder of runs: each is checked when `vaelab.eval` reaches it
     run = load_trained_run(cfg, overrides, defaults)
     if task == "eval" and here and "trainer" in run.config:
         check_devices(run.config.trainer)

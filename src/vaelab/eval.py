@@ -61,11 +61,14 @@ def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate `cfg.ckpt_path`; write and return the contents of eval.json.
+    """Evaluate `cfg.ckpt_path`; write and return the contents of eval.json. A folder
+    (a sweep, or a run) evaluates each of its runs' checkpoints (`evaluate_folder`).
 
     On DDP ranks other than 0 the test is run (each rank its shard) and an empty dict
     returned; rank 0 writes the file.
     """
+    if Path(str(cfg.ckpt_path)).is_dir():
+        return evaluate_folder(cfg)
     run = check_config(cfg, "eval")  # opens the checkpoint and the run's data
     import lightning as L
 
@@ -134,6 +137,41 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     log.info("wrote %s: %s", path, _headline(results["metrics"]))
     report_to_wandb(run, results)
+    return results
+
+
+class EvaluationsFailedError(VaelabError):
+    """Some checkpoints of a folder could not be evaluated (the others were)."""
+
+
+def evaluate_folder(cfg: DictConfig) -> dict[str, Any]:
+    """Evaluate every run below the folder `cfg.ckpt_path`, one after the other, with
+    the same eval settings: each run's `best.ckpt` (else `last.ckpt`) gets its own
+    eval.json beside it. A run that fails is reported and the others still run; the
+    command then fails with one line naming them. Returns {checkpoint: its results}."""
+    from vaelab.checkpoints import run_checkpoints
+
+    checkpoints = run_checkpoints(str(cfg.ckpt_path))
+    log.info("evaluating %d run checkpoint(s) below %s", len(checkpoints), cfg.ckpt_path)
+    results: dict[str, Any] = {}
+    failed: list[str] = []
+    for number, checkpoint in enumerate(checkpoints, 1):
+        job = cfg.copy()
+        with open_dict(job):
+            job.ckpt_path = str(checkpoint)
+        log.info("[%d/%d] %s", number, len(checkpoints), checkpoint)
+        try:
+            results[str(checkpoint)] = evaluate(job)
+        except VaelabError as exc:
+            failed.append(f"{checkpoint} ({exc})")
+            log.error("[%d/%d] %s failed: %s", number, len(checkpoints), checkpoint, exc)
+    for checkpoint, report in results.items():
+        log.info("evaluated %s: %s", checkpoint, _headline(report.get("metrics", {})))
+    if failed:
+        raise EvaluationsFailedError(
+            f"{len(failed)} of {len(checkpoints)} checkpoints could not be evaluated (the "
+            f"others wrote their eval.json): {'; '.join(failed)}"
+        )
     return results
 
 
