@@ -315,3 +315,66 @@ def write_mpi3d_npz(
     images = grid_images(sizes, (64, 64, 3), seed)
     np.savez(folder / f"mpi3d_{variant}.npz", images=images)
     return images
+
+
+def norb_matrix_bytes(array: np.ndarray) -> bytes:
+    """smallNORB's binary matrix layout: int32 magic (the dtype), int32 ndim, at least
+    three int32 sizes (unused ones 1), then the little-endian data."""
+    magic = {np.dtype(np.uint8): 0x1E3D4C55, np.dtype("<i4"): 0x1E3D4C54}[array.dtype]
+    sizes = [*array.shape, *[1] * max(0, 3 - array.ndim)]
+    header = np.array([magic, array.ndim, *sizes], dtype="<i4").tobytes()
+    return header + np.ascontiguousarray(array).tobytes()
+
+
+def write_smallnorb(
+    folder: Path, sizes: tuple[int, ...], test_instances: tuple[int, ...], seed: int = 0
+) -> np.ndarray:
+    """Both official splits' gzipped `-dat`, `-cat`, `-info` files for a grid of `sizes`
+    (category, instance, elevation, azimuth index, lighting), rows shuffled as the real
+    files are not in grid order, azimuths stored doubled. Returns the left-camera
+    images (N, 96, 96) in grid order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    n = int(np.prod(sizes))
+    grid = np.stack(np.unravel_index(np.arange(n), sizes), axis=1)
+    left = rng.integers(0, 256, size=(n, 96, 96), dtype=np.uint8)
+    chunks = {"train": "5x46789x9x18x6x2x96x96-training", "test": "5x01235x9x18x6x2x96x96-testing"}
+    is_test = np.isin(grid[:, 1], test_instances)
+    for split, chunk in chunks.items():
+        rows = np.flatnonzero(is_test if split == "test" else ~is_test)
+        rows = rng.permutation(rows)
+        pairs = np.stack([left[rows], 255 - left[rows]], axis=1)  # (m, 2, 96, 96)
+        info = np.stack(
+            [grid[rows, 1], grid[rows, 2], 2 * grid[rows, 3], grid[rows, 4]], axis=1
+        ).astype("<i4")
+        for part, array in (("dat", pairs), ("cat", grid[rows, 0].astype("<i4")), ("info", info)):
+            path = folder / f"smallnorb-{chunk}-{part}.mat.gz"
+            with gzip.GzipFile(path, "wb", mtime=0) as f:
+                f.write(norb_matrix_bytes(array))
+    return left
+
+
+def write_cars3d_tarball(
+    folder: Path, n_cars: int, elevations: int = 4, azimuths: int = 24, seed: int = 0
+) -> np.ndarray:
+    """The Cars3D tarball layout: `data/cars/car_NNN_mesh.mat` (MATLAB v5, written with
+    scipy.io) with `im` (128, 128, 3, azimuths, elevations) uint8, plus an unrelated
+    member. Returns the images (cars, elevations, azimuths, 128, 128, 3)."""
+    from scipy.io import savemat
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n_cars, elevations, azimuths, 128, 128, 3), dtype=np.uint8)
+    with tarfile.open(folder / "nips2015-analogy-data.tar.gz", "w:gz") as tar:
+        readme = b"analogy data"
+        info = tarfile.TarInfo("data/README")
+        info.size = len(readme)
+        tar.addfile(info, io.BytesIO(readme))
+        for car in range(n_cars):
+            buffer = io.BytesIO()
+            savemat(buffer, {"im": np.einsum("eahwc->hwcae", images[car])})
+            data = buffer.getvalue()
+            info = tarfile.TarInfo(f"data/cars/car_{car + 1:03d}_mesh.mat")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return images

@@ -66,3 +66,30 @@ def test_cache_verification_benchmark_runs(tmp_path: Path) -> None:
     report = _run_bench(tmp_path, "cache_verify.py", "--repeats", "1")
     assert report["cache_bytes"] > 50_000_000  # the real 70,000 images and labels
     assert report["ratio"] == pytest.approx(report["verify_median_s"] / report["epoch_median_s"])
+
+
+def test_disentanglement_benchmark_quick_mode(tmp_path: Path) -> None:
+    report = _run_bench(tmp_path, "disentanglement.py", "--quick")
+    for protocol in ("fast", "dlib"):
+        run = report[protocol]
+        stages = run["stages"]
+        assert set(stages) == {
+            "encode_pool",
+            "mig",
+            "factor_vae",
+            "dci",
+            "sap",
+            "beta_vae",
+            "modularity",
+            "irs",
+            "unsupervised",
+        }
+        # The encoder's work, stage by stage, adds up to the total it counted: the pool
+        # (300 + 100), β-VAE's pairs (2 x 30 x 16), FactorVAE's votes (30 x 16; none
+        # when every dimension of the briefly trained model is pruned as collapsed).
+        assert sum(s["encoded"] for s in stages.values()) == run["encoded"]
+        assert stages["encode_pool"]["encoded"] == 400
+        assert stages["beta_vae"]["encoded"] == 2 * 30 * 16
+        assert stages["factor_vae"]["encoded"] in (0, 30 * 16)
+        assert stages["mig"]["encoded"] == 0 and stages["dci"]["encoded"] == 0
+        assert 0 <= run["scores"]["mig"] <= 1

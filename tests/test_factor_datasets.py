@@ -9,7 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_fixtures import fixture_specs, write_dsprites_npz, write_mpi3d_npz, write_shapes3d_h5
+from data_fixtures import (
+    fixture_specs,
+    norb_matrix_bytes,
+    write_cars3d_tarball,
+    write_dsprites_npz,
+    write_mpi3d_npz,
+    write_shapes3d_h5,
+    write_smallnorb,
+)
 
 from vaelab.data import cache as cache_module
 from vaelab.data.dsprites import DSpritesDataModule
@@ -163,3 +171,97 @@ def test_a_missing_file_offline_names_it_and_its_url(tmp_path: Path) -> None:
 def test_splits_that_leave_no_training_data_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"data\.n_val \+ data\.n_test = 737280 leaves no"):
         DSpritesDataModule(n_val=700000, n_test=37280)
+
+
+# ------------------------------------------------------------ smallNORB, Cars3D
+
+
+def lanczos_64(image: np.ndarray) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((64, 64), Image.Resampling.LANCZOS))
+
+
+def test_smallnorb_reads_both_official_splits_into_its_grid_and_hides_the_instance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaelab.data.smallnorb import SmallNORBDataModule
+
+    sizes, test_instances = (2, 3, 2, 2, 2), (0, 2)
+    monkeypatch.setattr(SmallNORBDataModule, "factor_sizes", sizes)
+    monkeypatch.setattr(SmallNORBDataModule, "test_instances", test_instances)
+    folder = tmp_path / "data" / "smallnorb"
+    left = write_smallnorb(folder, sizes, test_instances)
+    monkeypatch.setattr(
+        SmallNORBDataModule, "files", fixture_specs(SmallNORBDataModule.files, folder)
+    )
+    dm = SmallNORBDataModule(data_dir=tmp_path / "data", n_val=2)
+    dm.setup()
+    grid = np.stack(np.unravel_index(np.arange(len(left)), sizes), axis=1)
+    # The official split: the test split is exactly the test instances' photographs.
+    test_rows = dm.split_rows()["test"].numpy()
+    assert sorted(set(grid[test_rows, 1])) == list(test_instances)
+    assert dm.split_sizes() == {"train": 16 - 2, "val": 2, "test": 32}
+    # Each stored image is the left camera's, resized as disentanglement_lib resizes.
+    served = dm.splits["test"].batch(torch.arange(3))
+    for i, row in enumerate(test_rows[:3]):
+        expected = torch.from_numpy(lanczos_64(left[row])).float() / 255
+        torch.testing.assert_close(served[i, 0], expected)
+    space = dm.factor_space()
+    assert space.names == ("category", "elevation", "azimuth", "lighting")
+    assert space.sizes == (2, 2, 2, 2)
+    # Observing one factor combination many times: only the instance varies, so every
+    # image is one of that combination's three photographs.
+    factors = torch.tensor([[1, 0, 1, 1]] * 60)
+    seen = {space.observe(factors)[i].numpy().tobytes() for i in range(60)}
+    cells = [np.ravel_multi_index((1, inst, 0, 1, 1), sizes) for inst in range(3)]
+    photographs = {
+        (torch.from_numpy(lanczos_64(left[c])).float().div_(255))[None].numpy().tobytes()
+        for c in cells
+    }
+    assert seen == photographs
+    assert dm.example_factors("val").shape == (2, 4)
+
+
+def test_smallnorb_refuses_a_matrix_whose_data_does_not_fit_its_header(tmp_path: Path) -> None:
+    from vaelab.data.array_formats import read_norb_matrix
+
+    path = tmp_path / "m.mat"
+    path.write_bytes(norb_matrix_bytes(np.zeros((4, 3), dtype="<i4"))[:-4])
+    with pytest.raises(DataError, match=r"holds 44 data bytes, but its header \(4, 3\) needs 48"):
+        read_norb_matrix(path)
+    path.write_bytes(b"\x00" * 40)
+    with pytest.raises(DataError, match="has no smallNORB matrix header"):
+        read_norb_matrix(path)
+
+
+def test_cars3d_reads_its_tarball_of_matlab_files_into_the_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaelab.data.cars3d import Cars3DDataModule
+
+    monkeypatch.setattr(Cars3DDataModule, "factor_sizes", (2, 3, 4))
+    folder = tmp_path / "data" / "cars3d"
+    images = write_cars3d_tarball(folder, n_cars=4, elevations=2, azimuths=3)
+    monkeypatch.setattr(Cars3DDataModule, "files", fixture_specs(Cars3DDataModule.files, folder))
+    dm = Cars3DDataModule(data_dir=tmp_path / "data", n_val=2, n_test=2)
+    dm.setup()
+    space = dm.factor_space()
+    assert space.names == ("elevation", "azimuth", "object")
+    observed = space.observe(torch.tensor([[1, 2, 3], [0, 1, 0]]))
+    for i, (e, a, car) in enumerate([(1, 2, 3), (0, 1, 0)]):
+        expected = torch.from_numpy(lanczos_64(images[car, e, a])).permute(2, 0, 1).float() / 255
+        torch.testing.assert_close(observed[i], expected)
+
+
+def test_cars3d_with_the_wrong_number_of_cars_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vaelab.data.cars3d import Cars3DDataModule
+
+    monkeypatch.setattr(Cars3DDataModule, "factor_sizes", (2, 3, 5))
+    folder = tmp_path / "data" / "cars3d"
+    write_cars3d_tarball(folder, n_cars=4, elevations=2, azimuths=3)
+    monkeypatch.setattr(Cars3DDataModule, "files", fixture_specs(Cars3DDataModule.files, folder))
+    with pytest.raises(DataError, match="holds 4 car meshes, not Cars3D's 5"):
+        Cars3DDataModule(data_dir=tmp_path / "data", n_val=2, n_test=2).prepare_data()

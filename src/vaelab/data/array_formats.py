@@ -5,6 +5,9 @@
   whole, and nothing is unpickled (dSprites' `metadata` member is a pickled object
   array; it is never opened).
 - HDF5 (3dshapes): a dataset sliced in row blocks through h5py.
+- smallNORB's binary matrices (`.mat`, gzipped): a magic number giving the dtype, the
+  number of dimensions, their sizes (at least three stored), then the data.
+- Cars3D's tarball of MATLAB files, one per car, read with scipy.io.
 
 A file that is truncated, lacks a member or is not what its name says stops with a
 one-line `DataError` naming the file and what is wrong, never a traceback from inside
@@ -157,3 +160,89 @@ def _h5_dataset(f, path: Path, key: str):
     if not isinstance(item, h5py.Dataset):
         raise _damaged(path, f"has no dataset {key!r} (it holds: {', '.join(sorted(f.keys()))})")
     return item
+
+
+# ------------------------------------------------------------- smallNORB matrices
+
+#: smallNORB's binary matrix magic numbers (little-endian int32) and their dtypes.
+NORB_DTYPES = {
+    0x1E3D4C55: np.dtype(np.uint8),
+    0x1E3D4C54: np.dtype("<i4"),
+    0x1E3D4C51: np.dtype("<f4"),
+    0x1E3D4C53: np.dtype("<f8"),
+}
+
+
+def read_norb_matrix(path: Path | str) -> np.ndarray:
+    """A smallNORB `.mat` binary matrix, gzipped or not: int32 magic (the dtype), int32
+    ndim, max(3, ndim) int32 sizes (only the first ndim count), then the data."""
+    import gzip
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _damaged(path, f"is not a readable gzip file ({exc})") from exc
+    if len(raw) < 20:
+        raise _damaged(path, "is too short for a smallNORB matrix header")
+    magic, ndim = (int(v) for v in np.frombuffer(raw, "<i4", 2))
+    if magic not in NORB_DTYPES or not 1 <= ndim <= 8:
+        raise _damaged(path, f"has no smallNORB matrix header (magic {magic:#x}, ndim {ndim})")
+    stored = max(3, ndim)
+    shape = tuple(int(v) for v in np.frombuffer(raw, "<i4", stored, 8)[:ndim])
+    dtype = NORB_DTYPES[magic]
+    offset = 8 + 4 * stored
+    expected = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - offset != expected:
+        raise _damaged(
+            path, f"holds {len(raw) - offset} data bytes, but its header {shape} needs {expected}"
+        )
+    return np.frombuffer(raw, dtype, offset=offset).reshape(shape)
+
+
+# ------------------------------------------------------------------ Cars3D meshes
+
+
+def cars3d_meshes(path: Path | str) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, images) for each `data/cars/car_*_mesh.mat` of the Cars3D tarball, in
+    name order: `im` (128, 128, 3, 24 azimuths, 4 elevations) uint8 as
+    (4, 24, 128, 128, 3)."""
+    import io
+    import tarfile
+
+    from scipy.io import loadmat
+
+    path = Path(path)
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = sorted(
+                (m for m in tar.getmembers() if _is_car_mesh(m.name)), key=lambda m: m.name
+            )
+            if not members:
+                raise _damaged(path, "holds no data/cars/car_*_mesh.mat files")
+            for member in members:
+                stream = tar.extractfile(member)
+                if stream is None:
+                    raise _damaged(path, f"cannot read {member.name}")
+                try:
+                    image = loadmat(io.BytesIO(stream.read()))["im"]
+                except (KeyError, ValueError, TypeError) as exc:
+                    raise _damaged(path, f"holds no image array 'im' in {member.name}") from exc
+                if image.ndim != 5 or image.shape[2] != 3:
+                    raise _damaged(path, f"{member.name} holds 'im' of shape {image.shape}")
+                yield member.name, np.ascontiguousarray(np.einsum("hwcae->eahwc", image))
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise _damaged(path, f"is not a readable tar archive ({exc})") from exc
+
+
+def _is_car_mesh(name: str) -> bool:
+    parts = name.split("/")
+    return (
+        len(parts) >= 2
+        and parts[-2] == "cars"
+        and parts[-1].startswith("car_")
+        and parts[-1].endswith("_mesh.mat")
+    )

@@ -117,21 +117,27 @@ class FactorGridDataModule(CachedDataModule):
         val, test = self.n_val, self.n_val + self.n_test
         return {"val": perm[:val], "test": perm[val:test], "train": perm[test:]}
 
+    @property
+    def pixel_scale(self) -> float:
+        """Stored value of a white pixel: 1 for a binary set stored as {0, 1}, else 255."""
+        return 1.0 if self.pixel_levels == 2 else 255.0
+
     def build_splits(self) -> dict[str, BatchSource]:
-        images = self.images()
-        scale = 1.0 if self.pixel_levels == 2 else 255.0
+        images, scale = self.images(), self.pixel_scale
         return {name: RowSource(images, rows, scale) for name, rows in self.split_rows().items()}
+
+    def grid_lookup(self) -> GridLookup:
+        """Factor indices of the whole stored grid -> their images, as batches are."""
+        images, scale = self.images(), self.pixel_scale
+
+        def rows_to_images(rows: Tensor) -> Tensor:
+            return images.index_select(0, rows).float().div_(scale)
+
+        return GridLookup(self.factor_sizes, rows_to_images)
 
     def factor_space(self) -> FactorSpace:
         """The grid's factors; `observe` looks the images up in the stored grid."""
-        images = self.images()
-        scale = 1.0 if self.pixel_levels == 2 else 255.0
-
-        def observe(rows: Tensor) -> Tensor:
-            return images.index_select(0, rows).float().div_(scale)
-
-        lookup = GridLookup(self.factor_sizes, observe)
-        return FactorSpace(self.factor_names, self.factor_sizes, lookup)
+        return FactorSpace(self.factor_names, self.factor_sizes, self.grid_lookup())
 
     def example_factors(self, split: str) -> Tensor:
         """The factor indices (N, K) int64 of every example of `split`, in loader order."""
