@@ -48,20 +48,60 @@ def reports_errors(task: F) -> F:
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from vaelab import sweeps
+
         try:
-            return task(*args, **kwargs)
+            result = task(*args, **kwargs)
         except Exception as exc:
             user_error = find_user_error(exc)
+            code = getattr(user_error, "exit_code", EXIT_USAGE)
+            if sweeps.in_sweep() and code not in INTERRUPTED_CODES:
+                return _job_failed(exc, user_error)
             if user_error is None:
                 raise
-            fail(str(user_error), getattr(user_error, "exit_code", EXIT_USAGE))
+            if sweeps.in_sweep():
+                sweeps.end_job("interrupted", str(user_error))
+            fail(str(user_error), code)
         except SystemExit as exc:
             interrupted = _interruption(exc)
             if interrupted is None:
+                if sweeps.in_sweep():
+                    sweeps.end_job("failed", f"exited with code {exc.code}")
                 raise
+            if sweeps.in_sweep():
+                sweeps.end_job("interrupted", str(interrupted))
             fail(str(interrupted), interrupted.exit_code)
+        sweeps.end_job("finished")
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Exit codes of a run stopped by a signal (128 + SIGINT, 128 + SIGTERM): in a sweep
+#: they stop the sweep, as the signal asked, where any other failure stops only its job.
+INTERRUPTED_CODES = (130, 143)
+
+
+def _job_failed(exc: Exception, user_error: BaseException | None) -> None:
+    """A job of a sweep failed: its log gets the reason (the traceback of an unexpected
+    error), stderr one line, its record the status; the sweep goes on. A sweeper that
+    searches (Optuna) gets the exception, to record the trial as failed."""
+    import logging
+
+    from vaelab import sweeps
+
+    message = str(user_error) if user_error is not None else f"{type(exc).__name__}: {exc}"
+    message = " ".join(message.split())
+    logger = logging.getLogger("vaelab")
+    if user_error is None:
+        logger.error("job failed", exc_info=exc)
+    else:
+        logger.error("job failed: %s", message)
+    sweeps.end_job("failed", message)
+    print(f"vaelab: error: {message}", file=sys.stderr)
+    if sweeps.sweeper_searches():
+        raise exc
+    return None
 
 
 def _interruption(exc: SystemExit) -> Any:

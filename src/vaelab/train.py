@@ -75,7 +75,16 @@ def train(cfg: DictConfig) -> float | None:
     """Fit and test one experiment; return `cfg.optimized_metric` (e.g. best val/nelbo)."""
     check_config(cfg)
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
-    from vaelab import distributed, run_lock, tracking
+    from vaelab import distributed, run_lock, sweeps, tracking
+
+    plan = sweeps.start_job(cfg)  # a continued sweep: skip a finished job, resume a killed one
+    if plan.skip:
+        return plan.value
+    if plan.resume and cfg.get("resume") is None and cfg.get("ckpt_path") is None:
+        from omegaconf import open_dict
+
+        with open_dict(cfg):
+            cfg.resume = "auto"
 
     if distributed.needs_own_ddp_group(cfg):
         return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
