@@ -46,3 +46,22 @@ def test_optuna_search_reports_the_best_trial(tmp_path: Path) -> None:
             "latent_dim",
             "model.optimizer.lr",
         ]
+
+
+def test_the_slurm_preset_asks_for_gpus_only_for_a_gpu_trainer(hydra_conf) -> None:
+    from hydra import compose
+
+    from vaelab.resolvers import register_resolvers
+
+    register_resolvers()
+
+    def gpus(*overrides: str) -> int:
+        overrides = ("hydra/launcher=slurm", *overrides)
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+        return cfg.hydra.launcher.gpus_per_node  # resolved against the whole config, as Hydra does
+
+    assert gpus("trainer=cpu") == 0  # a CPU partition refuses a request for GPUs
+    assert gpus("trainer=ddp_cpu", "trainer.devices=2") == 0
+    assert gpus("trainer=gpu") == 1
+    assert gpus("trainer=ddp", "trainer.devices=4") == 4
+    assert gpus("trainer=default") == 0  # accelerator auto: name the GPU trainer

@@ -58,6 +58,27 @@ def job_label(hydra_cfg: Any) -> str:
     return ",".join(sorted(items)).replace("/", ".")
 
 
+#: Trainer accelerators that run on GPUs, so that a SLURM job asks for them.
+GPU_ACCELERATORS = ("gpu", "cuda")
+
+
+def gpus_per_node(accelerator: Any, devices: Any) -> int:
+    """The GPUs a SLURM job asks for per node: the trainer's devices on a GPU
+    accelerator, none otherwise (a CPU partition refuses a request for GPUs).
+    `accelerator: auto` asks for none: name the GPU trainer (trainer=gpu) or set
+    hydra.launcher.gpus_per_node."""
+    from vaelab.errors import ConfigError
+
+    if str(accelerator) not in GPU_ACCELERATORS:
+        return 0
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    raise ConfigError(
+        f"trainer.devices={devices} does not say how many GPUs a SLURM job needs; give a "
+        "count (trainer.devices=4) or hydra.launcher.gpus_per_node=4"
+    )
+
+
 def _protocol_count(key: str, _root_: Any) -> Any:
     from vaelab.metrics.protocol import protocol_value
 
@@ -67,6 +88,8 @@ def _protocol_count(key: str, _root_: Any) -> Any:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("uid"):
         OmegaConf.register_new_resolver("uid", run_uid, use_cache=True)
+    if not OmegaConf.has_resolver("gpus_per_node"):
+        OmegaConf.register_new_resolver("gpus_per_node", gpus_per_node)
     if not OmegaConf.has_resolver("protocol"):
         # `${protocol:mig.n_samples}`: the count of eval.disentanglement.protocol's preset.
         OmegaConf.register_new_resolver("protocol", _protocol_count)
