@@ -514,3 +514,59 @@ def test_disentanglement_against_beta_and_the_trade_off_are_plotted(tmp_path: Pa
         assert key in result.metrics
     assert_real_image(result.plots["disentanglement_vs_beta"], min_size=(1500, 600))
     assert_real_image(result.plots["reconstruction_vs_disentanglement"], min_size=(1500, 600))
+
+
+# ------------------------------------------------------------------ seeds folded
+
+
+def seed_sweep(folder: Path) -> dict[tuple[float, int], float]:
+    """β ∈ {1, 4} × seed ∈ {0, 1, 2}; returns each run's test/nelbo."""
+    nelbo = {}
+    for beta in (1, 4):
+        for seed in (0, 1, 2):
+            value = 100.0 + 10 * beta + 1.5 * seed**2
+            metrics = {"test/nelbo": value, "test/recon": value - 20, "test/kl": 20.0}
+            write_run(
+                folder / f"b{beta}_s{seed}",
+                beta=beta,
+                seed=seed,
+                metrics=metrics,
+                extra_overrides=(f"seed={seed}",),
+            )
+            nelbo[beta, seed] = value
+    return nelbo
+
+
+def test_runs_that_differ_only_in_seed_become_mean_and_std_rows(tmp_path: Path) -> None:
+    import statistics
+
+    nelbo = seed_sweep(tmp_path / "sweep")
+    result = compare([tmp_path / "sweep"], out=tmp_path / "out")
+    assert result.swept == ["beta", "seed"]
+    rows = table_rows(result.table)
+    assert [row["beta"] for row in rows] == ["1", "4"] and all(row["n"] == "3" for row in rows)
+    for row, beta in zip(rows, (1, 4), strict=True):
+        values = [nelbo[beta, s] for s in (0, 1, 2)]
+        mean, _, std = row["test/nelbo"].partition(" ± ")
+        assert_close_to_shown(mean, statistics.fmean(values))
+        assert_close_to_shown(std, statistics.stdev(values))
+        assert "seeds 0,1,2" in row["run"]
+    with open(result.seeds_csv_path) as f:
+        by_beta = {row["beta"]: row for row in csv.DictReader(f)}
+    exact = [nelbo[4, s] for s in (0, 1, 2)]
+    assert float(by_beta["4"]["test/nelbo_mean"]) == statistics.fmean(exact)
+    assert float(by_beta["4"]["test/nelbo_std"]) == statistics.stdev(exact)
+    assert by_beta["4"]["n"] == "3" and by_beta["4"]["seeds"] == "0 1 2"
+    assert_real_image(result.plots["metrics_vs_beta"], min_size=(1500, 600))
+
+    per_run = compare([tmp_path / "sweep"], plots=False, save_csv=False, aggregate=False)
+    assert len(table_rows(per_run.table)) == 6 and per_run.groups is None
+
+
+def test_cli_no_aggregate_keeps_one_row_per_run(tmp_path: Path) -> None:
+    seed_sweep(tmp_path / "sweep")
+    folded = run_compare(str(tmp_path / "sweep"), "--no-plots")
+    per_run = run_compare(str(tmp_path / "sweep"), "--no-plots", "--no-aggregate")
+    assert folded.returncode == 0 and per_run.returncode == 0, folded.stderr + per_run.stderr
+    assert " ± " in folded.stdout and " ± " not in per_run.stdout
+    assert "comparison_seeds.csv" in folded.stderr

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vaelab.compare_seeds import SeedGroup, group_by_seed, group_rows, spread_cell
 from vaelab.errors import VaelabError
 from vaelab.eval_results import merge_results
 from vaelab.metrics.names import SCORE_KEYS, SUPERVISED_SCORES
@@ -39,6 +40,7 @@ from vaelab.summary_file import summary_problem
 
 METRICS_FILE = "metrics.json"
 CSV_NAME = "comparison.csv"
+SEEDS_CSV_NAME = "comparison_seeds.csv"
 RATE_DISTORTION_PNG = "rate_distortion.png"
 METRICS_VS_BETA_PNG = "metrics_vs_beta.png"
 DISENTANGLEMENT_VS_BETA_PNG = "disentanglement_vs_beta.png"
@@ -164,6 +166,9 @@ class Comparison:
     descending: bool
     table: str
     csv_path: Path | None = None
+    #: runs folded over their seeds (None: one row per run), and their CSV
+    groups: list[SeedGroup] | None = None
+    seeds_csv_path: Path | None = None
     plots: dict[str, Path] = field(default_factory=dict)
     stage: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -483,20 +488,35 @@ def format_metric_column(values: Sequence[float | None], count: bool = False) ->
     return [MISSING if v is None else f"{v:.{decimals}f}" for v in values]
 
 
-def render_table(runs: Sequence[Run], swept: Sequence[str], metrics: Sequence[str]) -> str:
+def render_table(
+    runs: Sequence[Run],
+    swept: Sequence[str],
+    metrics: Sequence[str],
+    groups: Sequence[SeedGroup] | None = None,
+) -> str:
     """An aligned text table: swept parameters, metrics, then the run folder's name.
 
     Numbers are right-aligned, text left-aligned. A metric a run does not have, or
-    recorded as non-finite (null in metrics.json), shows as '-' or 'nan'.
+    recorded as non-finite (null in metrics.json), shows as '-' or 'nan'. With
+    `groups` (runs folded over their seeds, one row each, `runs` their rows), an `n`
+    column follows the parameters and each metric shows mean ± standard deviation.
     """
     columns: list[tuple[str, list[str], bool]] = []  # (header, cells, right-aligned)
     for key in swept:
         values = [run.value(key) for run in runs]
         numeric = all(isinstance(v, int | float) or v is None for v in values)
         columns.append((key, [format_param(v) for v in values], numeric))
+    if groups is not None:
+        columns.append(("n", [str(g.n) for g in groups], True))
     for key in metrics:
         values = [run.metrics.get(key) for run in runs]
         cells = format_metric_column(values, count=key.endswith(COUNT_METRICS))
+        if groups is not None:
+            decimals = _decimals([v for v in values if v is not None])
+            cells = [
+                spread_cell(g.spreads[key], decimals) if key in g.spreads else MISSING
+                for g in groups
+            ]
         # null in metrics.json means the value was non-finite; absent means not logged.
         cells = [
             "nan" if key in run.metrics and v is None else c
@@ -580,6 +600,30 @@ def write_csv(
                     str(run.path.resolve()),
                 ]
             )
+    return path
+
+
+def write_seeds_csv(path: Path, groups: Sequence[SeedGroup], params: Sequence[str]) -> Path:
+    """comparison_seeds.csv: one row per setting, its n and seeds, and for each metric
+    `<metric>_mean`, `<metric>_std` (sample, n − 1) and `<metric>_n`."""
+    metrics = sorted({k for g in groups for k in g.spreads}, key=metric_sort_key)
+    header = [*params, "n", "seeds"]
+    header += [f"{m}_{part}" for m in metrics for part in ("mean", "std", "n")]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for group in groups:
+            first = group.runs[0]
+            cells = [csv_text(first.value(k)) for k in params]
+            cells += [str(group.n), " ".join(csv_text(s) for s in group.seeds)]
+            for m in metrics:
+                value = group.spreads.get(m)
+                cells += (
+                    ["", "", "0"]
+                    if value is None
+                    else [csv_text(value.mean), csv_text(value.std), str(value.n)]
+                )
+            writer.writerow(cells)
     return path
 
 
@@ -677,13 +721,16 @@ def compare(
     out: str | Path | None = None,
     plots: bool = True,
     save_csv: bool = True,
+    aggregate: bool = True,
 ) -> Comparison:
     """Compare the runs below `folders`: table, comparison.csv and plots in `out`.
 
     `sort`: a metric or parameter column (default: the swept parameters, in order);
     `metrics`: the table's metric columns (comma-separated items allowed; 'all' for
     every metric); `out`: where the CSV and PNGs go (default: the first given folder);
-    `plots`, `save_csv`: False writes no PNGs, no CSV. Raises `NoRunsError` (with the
+    `plots`, `save_csv`: False writes no PNGs, no CSV; `aggregate`: runs that differ
+    only in `seed` become one row, each metric mean ± standard deviation (False: one row
+    per run; comparison.csv always has one). Raises `NoRunsError` (with the
     skipped folders) when no run is usable, `CompareError` when an option names no
     column.
     """
@@ -709,6 +756,12 @@ def compare(
             chosen.append(sort)  # a table sorted by a column it does not show reads as unsorted
         # Ties (e.g. --sort latent_dim) stay in the order of the swept parameters.
         runs = sort_runs(sort_runs(runs, swept), sort_keys, descending)
+    groups = group_by_seed(runs, swept) if aggregate else None
+    if groups is not None:
+        table_columns = [k for k in swept if k != "seed"]
+        table = render_table(group_rows(groups), table_columns, chosen, groups)
+    else:
+        table = render_table(runs, swept, chosen)
     result = Comparison(
         notes=[note for run in runs for note in run.notes],
         runs=runs,
@@ -718,7 +771,8 @@ def compare(
         metrics=chosen,
         sort=sort_keys,
         descending=descending,
-        table=render_table(runs, swept, chosen),
+        table=table,
+        groups=groups,
     )
     if save_csv or plots:
         given = _given_folders(folders)
@@ -727,6 +781,10 @@ def compare(
         out_dir.mkdir(parents=True, exist_ok=True)
         if save_csv:
             result.csv_path = write_csv(out_dir / CSV_NAME, runs, swept, constants, chosen)
+            if groups is not None:
+                result.seeds_csv_path = write_seeds_csv(
+                    out_dir / SEEDS_CSV_NAME, groups, [k for k in swept if k != "seed"]
+                )
         if plots:
             title = _title(given)
             result.stage, result.plots = _draw_plots(runs, swept, out_dir, title, result.notes)
@@ -781,6 +839,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", metavar="DIR", help="folder for the CSV and PNGs (default: the first FOLDER)"
     )
     parser.add_argument("--no-plots", action="store_true", help="write the CSV only")
+    parser.add_argument(
+        "--no-aggregate",
+        action="store_true",
+        help="one row per run, even for runs that differ only in seed (default: one row "
+        "per setting, each metric mean ± std over the seeds)",
+    )
     return parser
 
 
@@ -797,6 +861,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=args.metrics,
             out=args.out,
             plots=not args.no_plots,
+            aggregate=not args.no_aggregate,
         )
     except CompareError as exc:
         for item in getattr(exc, "skipped", []):
@@ -809,7 +874,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(result.table)
     for note in result.notes:
         print(f"note: {note}", file=sys.stderr)
-    written = [p for p in (result.csv_path, *result.plots.values()) if p is not None]
+    files = (result.csv_path, result.seeds_csv_path, *result.plots.values())
+    written = [p for p in files if p is not None]
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -336,13 +336,18 @@ def _lines_against_beta(
             xs = sorted(by_beta)
             if not xs:
                 continue
-            ax.plot(
+            # Several runs at one β (seeds): the mean, and their sample standard
+            # deviation as an error bar.
+            errors = [_std(by_beta[b]) for b in xs] if averaged else None
+            ax.errorbar(
                 xs,
                 [_mean(by_beta[b]) for b in xs],
+                yerr=errors,
                 color=colour,
                 marker=marker,
                 markersize=7,
                 linewidth=1.8,
+                capsize=3 if averaged else 0,
             )
             if averaged:
                 ax.scatter(
@@ -366,7 +371,7 @@ def _lines_against_beta(
         ax.margins(x=0.08, y=0.1)
     fig.legend(handles=handles, title=group_title, loc="outside right upper", framealpha=0.9)
     if averaged:
-        suptitle += "  (lines: mean over runs with the same settings, e.g. seeds)"
+        suptitle += "  (lines: mean ± sample std over runs with the same settings, e.g. seeds)"
     fig.suptitle(_wrap_title(suptitle, 120), fontsize=12)
     fig.savefig(path)
     return path
@@ -438,6 +443,14 @@ def tradeoff(
 
 def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
+
+
+def _std(values: Sequence[float]) -> float:
+    """Sample standard deviation (n − 1); 0 for a single value."""
+    if len(values) < 2:
+        return 0.0
+    mean = _mean(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
 def _group_colours(n: int) -> list[Any]:
