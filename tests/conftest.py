@@ -63,3 +63,93 @@ def slurm_cluster() -> dict[str, str]:
         ["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=30
     ).stdout.split()
     return {"SLURM_CONF": conf, "partition": partition[0].rstrip("*") if partition else ""}
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on 127.0.0.1 (Debian's postgresql package), its
+    database `vaelab`; stopped by the PID in its postmaster.pid afterwards. As root the
+    server runs as the `postgres` user (it refuses root). Skipped without initdb."""
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    bindir = Path("/usr/lib/postgresql")
+    initdb = shutil.which("initdb") or next(iter(sorted(bindir.glob("*/bin/initdb"))), None)
+    if initdb is None:
+        pytest.skip("no PostgreSQL server (apt-get install postgresql)")
+    bin_dir = Path(initdb).resolve().parent  # /usr/local/bin links only some of them
+    import tempfile
+
+    # Not pytest's tmp_path: its folders are private to the user running the tests, and
+    # the server (as root: the postgres user) must reach its own data folder.
+    root = Path(tempfile.mkdtemp(prefix="vaelab-postgres-"))
+    as_user: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        **run,
+    )
+    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1"
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+        ],
+        **run,
+    )
+    pid = int((data / "postmaster.pid").read_text().split()[0])
+    try:
+        subprocess.run(
+            [
+                *as_user,
+                str(bin_dir / "createdb"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                "postgres",
+                "vaelab",
+            ],
+            **run,
+        )
+        yield f"postgresql://postgres@127.0.0.1:{port}/vaelab"
+    finally:
+        os.kill(pid, signal.SIGTERM)  # smart shutdown of the server this fixture started
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        shutil.rmtree(root, ignore_errors=True)

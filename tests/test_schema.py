@@ -138,7 +138,6 @@ def test_every_upstream_range_names_a_parameter_lightning_still_has() -> None:
     ("module", "conf_class"),
     [
         ("hydra_plugins.hydra_submitit_launcher.config", "SlurmQueueConf"),
-        ("hydra_plugins.hydra_optuna_sweeper.config", "OptunaSweeperConf"),
     ],
 )
 def test_every_plugin_range_names_a_setting_the_plugin_still_has(

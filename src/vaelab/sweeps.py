@@ -90,8 +90,10 @@ def _job_identity() -> tuple[int, str, Path]:
     from hydra.core.hydra_config import HydraConfig
 
     hydra_cfg = HydraConfig.get()
-    label = str(hydra_cfg.job.override_dirname or hydra_cfg.job.num)
-    return int(hydra_cfg.job.num), label, Path(hydra_cfg.runtime.output_dir)
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    # The folder's name is the job's number and its swept values (conf/hydra): the label.
+    label = run_dir.name.partition("_")[2] or str(hydra_cfg.job.override_dirname)
+    return int(hydra_cfg.job.num), label, run_dir
 
 
 def read_record(run_dir: Path) -> JobRecord | None:
@@ -238,7 +240,6 @@ class SweepSummary(_HydraCallback):  # type: ignore[misc,valid-type]
         if not records:
             return
         for line in summary_lines(records):
-            log.info("%s", line)
             print(line, file=sys.stderr)
         failed = [r for r in records if r.status == "failed"]
         if failed:

@@ -1,7 +1,7 @@
 """Ranges for arguments of code vaelab does not own, whose signatures give only types.
 
-Here: Lightning's `Trainer`, the submitit launchers' queue settings, the Optuna
-sweeper's trial counts. A test (tests/test_schema.py) fails if an upgrade renames or
+Here: Lightning's `Trainer` and the submitit launchers' queue settings (vaelab's own
+Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if an upgrade renames or
 drops an argument listed here.
 
 `vaelab.schema` reads every argument's rule from its target's signature. Lightning's
@@ -64,14 +64,6 @@ def _launcher_ranges() -> dict[str, Any]:
     }
 
 
-def _optuna_sweeper_ranges() -> dict[str, Any]:
-    return {
-        "n_trials": _Count,
-        "n_jobs": _Count,
-        "max_failure_rate": Annotated[float, Field(ge=0, le=1)],
-    }
-
-
 #: (module, class) of each upstream class with ranges here, and its ranges.
 UPSTREAM: tuple[tuple[str, str, Any], ...] = (
     ("lightning.pytorch", "Trainer", _trainer_ranges),
@@ -80,7 +72,6 @@ UPSTREAM: tuple[tuple[str, str, Any], ...] = (
         "BaseSubmititLauncher",
         _launcher_ranges,
     ),
-    ("hydra_plugins.hydra_optuna_sweeper.optuna_sweeper", "OptunaSweeper", _optuna_sweeper_ranges),
 )
 
 
