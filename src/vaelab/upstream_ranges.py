@@ -1,8 +1,8 @@
 """Ranges for arguments of code vaelab does not own, whose signatures give only types.
 
 Here: Lightning's `Trainer` and the submitit launchers' queue settings (vaelab's own
-Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if an upgrade renames or
-drops an argument listed here.
+Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if an
+upgrade renames or drops an argument listed here.
 
 `vaelab.schema` reads every argument's rule from its target's signature. Lightning's
 `Trainer` types its arguments (`max_epochs: Optional[int]`) but does not say that
