@@ -136,3 +136,28 @@ def test_a_killed_sweep_continues_with_only_the_unfinished_jobs(tmp_path: Path) 
     assert "2 skipped" in result.stderr and "2 finished" in result.stderr
     logged = steps_logged(jobs[2])
     assert logged == sorted(set(logged)) and logged[-1] == 15  # went on, not again
+
+
+def test_parallel_jobs_share_the_cpus_and_a_failure_stays_its_jobs(tmp_path: Path) -> None:
+    """hydra/launcher=parallel runs two jobs at once, each on its share of the CPUs;
+    the one that diverges fails alone."""
+    sweep = tmp_path / "sweep"
+    result = run_train(
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "model.optimizer.lr=1e9,1e-3",
+        *SMOKE,
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={sweep}",
+        env=ENV,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    jobs = job_folders(sweep)
+    failed, finished = record(jobs[0]), record(jobs[1])
+    assert failed["status"] == "failed" and finished["status"] == "finished"
+    cpus = os.cpu_count() or 1
+    assert finished["threads"] == max(1, cpus // 2) == failed["threads"]
+    # Both ran at once: each started before the other ended.
+    assert failed["started_at"] < finished["finished_at"]
+    assert finished["started_at"] < failed["finished_at"]

@@ -56,7 +56,9 @@ class JobRecord:
     config_sha256: str
     message: str = ""
     log: str = ""
+    started_at: float = 0.0
     finished_at: float = 0.0
+    threads: int = 0
 
 
 def in_sweep() -> bool:
@@ -150,8 +152,43 @@ def start_job(cfg: DictConfig) -> Plan:
         # A checkpoint and no record: a job of this sweep from before job records.
         plan = Plan(resume=True)
     status: Status = "skipped" if plan.skip else "running"
-    write_record(JobRecord(num, label, str(run_dir), status, digest))
+    threads = share_cpus()
+    record = JobRecord(num, label, str(run_dir), status, digest, started_at=time.time())
+    record.threads = threads
+    write_record(record)
     return plan
+
+
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine: the joblib launcher's
+    `n_jobs` (-1: one per CPU), else 1."""
+    import os
+
+    from hydra.core.hydra_config import HydraConfig
+
+    launcher = HydraConfig.get().launcher
+    if not str(launcher.get("_target_", "")).endswith("JoblibLauncher"):
+        return 1
+    n_jobs = int(launcher.get("n_jobs", 1) or 1)
+    return (os.cpu_count() or 1) if n_jobs < 0 else max(1, n_jobs)
+
+
+def share_cpus() -> int:
+    """Give this job its share of the CPUs when several jobs run at once
+    (hydra/launcher=parallel): cpus // jobs torch threads, at least one. Each job's
+    torch would otherwise start a thread per CPU, and jobs side by side then slow each
+    other several-fold. Returns the threads set (0: left as they were)."""
+    import os
+
+    jobs = parallel_jobs()
+    if jobs <= 1:
+        return 0
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    torch.set_num_threads(threads)
+    log.info("%d jobs at once: %d torch thread(s) for this one", jobs, threads)
+    return threads
 
 
 def _finished_summary(run_dir: Path) -> bool:
@@ -174,6 +211,7 @@ def end_job(status: Status, message: str = "") -> None:
     num, label, run_dir = _job_identity()
     before = read_record(run_dir)
     digest = before.config_sha256 if before else ""
+    started, threads = (before.started_at, before.threads) if before else (0.0, 0)
     if before is not None and before.status == "skipped" and status == "finished":
         status = "skipped"
     logs = sorted(run_dir.glob("*.log"))
@@ -185,7 +223,9 @@ def end_job(status: Status, message: str = "") -> None:
         digest,
         message=" ".join(message.split()),
         log=str(logs[0]) if logs else "",
+        started_at=started,
         finished_at=time.time(),
+        threads=threads,
     )
     write_record(record)
 
