@@ -29,6 +29,17 @@ def compose_train(*overrides: str, run_dir: Path | None = None):
     return cfg
 
 
+#: A training job of a few seconds: one short epoch of a small MLP on 32x32 shapes,
+#: CSV logging only (sweep tests run several of them).
+SMOKE_MLP = (
+    "debug=smoke",
+    "data.resolution=32",
+    "model/encoder=mlp",
+    "model/decoder=mlp",
+    "logger=csv",
+)
+
+
 def quiet_trainer(**settings):
     """A Lightning Trainer for in-process tests: no logger, progress bar, model summary,
     checkpointing or sanity check, unless `settings` turns one on."""

@@ -4,6 +4,7 @@ upgrade moves what it relies on."""
 from __future__ import annotations
 
 import torch
+from helpers import quiet_trainer
 
 
 def test_lightning_optimizer_still_counts_steps_through_its_step_callbacks() -> None:
@@ -49,12 +50,8 @@ def test_step_uncounted_steps_without_advancing_the_global_step(tmp_path) -> Non
     model = TwoOptimisers()
     before = model.b.weight.detach().clone()
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(5, 1)))
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=tmp_path,
     )
     trainer.fit(model, data)
@@ -171,12 +168,8 @@ def test_callback_metrics_published_by_a_step_reach_the_monitors(tmp_path) -> No
 
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 1)))
     stop = EarlyStopping("train/constant", patience=1, check_on_train_epoch_end=True)
-    trainer = L.Trainer(
+    trainer = quiet_trainer(
         max_epochs=10,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         default_root_dir=tmp_path,
         callbacks=[stop],
     )
@@ -227,12 +220,8 @@ def test_lightning_skips_the_per_step_hooks_a_callback_does_not_implement(tmp_pa
     call._call_callback_hooks = recording
     try:
         data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(3, 1)))
-        trainer = L.Trainer(
+        trainer = quiet_trainer(
             max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
             default_root_dir=tmp_path,
             callbacks=[counts],
         )

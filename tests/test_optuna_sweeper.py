@@ -11,12 +11,12 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import REPO, run_train
+from helpers import REPO, SMOKE_MLP, run_train
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from vaelab.optuna_sweeper import ENDED, distribution_of, search_space
 
-TRIAL = ["debug=smoke", "data.resolution=32", "model/encoder=mlp", "model/decoder=mlp"]
+TRIAL = list(SMOKE_MLP)
 ENV = {"WANDB_MODE": "disabled"}
 
 

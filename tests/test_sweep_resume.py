@@ -13,15 +13,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import REPO, run_train
+from helpers import REPO, SMOKE_MLP, run_train
 
-SMOKE = [
-    "debug=smoke",
-    "data.resolution=32",
-    "model/encoder=mlp",
-    "model/decoder=mlp",
-    "logger=csv",
-]
+SMOKE = list(SMOKE_MLP)
 # Long enough (4 epochs of 4 steps) that a signal lands inside a job.
 LONGER = [*SMOKE, "trainer.max_epochs=4", "trainer.limit_val_batches=1"]
 ENV = {"WANDB_MODE": "disabled"}
@@ -140,24 +134,27 @@ def test_a_killed_sweep_continues_with_only_the_unfinished_jobs(tmp_path: Path) 
 
 def test_parallel_jobs_share_the_cpus_and_a_failure_stays_its_jobs(tmp_path: Path) -> None:
     """hydra/launcher=parallel runs two jobs at once, each on its share of the CPUs;
-    the one that diverges fails alone."""
+    the one that diverges (within its first steps) fails alone, and the two that
+    train for some seconds overlap in time."""
     sweep = tmp_path / "sweep"
     result = run_train(
         "-m",
         "hydra/launcher=parallel",
         "hydra.launcher.n_jobs=2",
-        "model.optimizer.lr=1e9,1e-3",
+        "model.optimizer.lr=1e9,1e-3,2e-3",
         *SMOKE,
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=40",
         f"hydra.sweep.dir={sweep}",
         env=ENV,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     jobs = job_folders(sweep)
-    failed, finished = record(jobs[0]), record(jobs[1])
-    assert failed["status"] == "failed" and finished["status"] == "finished"
+    failed, first, second = (record(jobs[n]) for n in range(3))
+    assert failed["status"] == "failed"
+    assert first["status"] == second["status"] == "finished"
     cpus = os.cpu_count() or 1
-    assert finished["threads"] == max(1, cpus // 2) == failed["threads"]
-    # Both ran at once: each started before the other ended.
-    assert failed["started_at"] < finished["finished_at"]
-    assert finished["started_at"] < failed["finished_at"]
+    assert {r["threads"] for r in (failed, first, second)} == {max(1, cpus // 2)}
+    # The two trainings ran at once: each started before the other ended.
+    assert first["started_at"] < second["finished_at"]
+    assert second["started_at"] < first["finished_at"]

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import SMOKE_MLP as SMOKE
 from helpers import run_train
-
-SMOKE = [
-    "debug=smoke",
-    "data.resolution=32",
-    "model/encoder=mlp",
-    "model/decoder=mlp",
-    "logger=csv",
-]
 
 
 def test_optuna_search_reports_the_best_trial(tmp_path: Path) -> None:
