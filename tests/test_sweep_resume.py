@@ -59,19 +59,27 @@ def steps_logged(folder: Path) -> list[int]:
         return [int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")]
 
 
-def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "trainer",
+    [["trainer=cpu"], ["trainer=ddp_cpu", "trainer.devices=2"]],
+    ids=["one process", "a DDP group"],
+)
+def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, trainer: list[str]) -> None:
     sweep = tmp_path / "sweep"
     result = run_train(
         "-m",
         "model.optimizer.lr=1e9,1e-3",
         *SMOKE,
+        *trainer,
         "trainer.max_epochs=2",
         f"hydra.sweep.dir={sweep}",
         env=ENV,
     )
     assert result.returncode == 1, result.stderr[-3000:]
     jobs = job_folders(sweep)
-    assert record(jobs[0])["status"] == "failed" and "loss" in record(jobs[0])["message"]
+    # One process: the NaN stop itself; a DDP group: its ranks' non-zero exit.
+    message = record(jobs[0])["message"]
+    assert record(jobs[0])["status"] == "failed" and ("loss" in message or "exit" in message)
     assert record(jobs[1])["status"] == "finished" and summary(jobs[1])["status"] == "finished"
     lines = result.stderr.splitlines()
     failed = [line for line in lines if line.startswith("job 0 (") and ": failed: " in line]

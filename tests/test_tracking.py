@@ -154,3 +154,44 @@ def test_the_wandb_summary_names_the_metric_it_holds(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert summary["final/val_recon"] == pytest.approx(saved["metrics"]["val/recon"])
     assert not [k for k in summary if k.startswith("best/")]
+
+
+LOSE_THE_SERVICE = """
+import os, signal, sys, time
+from pathlib import Path
+from vaelab.tracking import wandb_logger
+
+logger = wandb_logger(save_dir=sys.argv[1], mode="offline")
+logger.log_metrics({"train/loss": 1.0}, step=0)
+children = [
+    int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+    and (p / "stat").read_text().rsplit(")", 1)[1].split()[1] == str(os.getpid())
+]
+assert children, "no W&B service process"
+for pid in children:  # what SLURM's SIGTERM to the whole job does
+    os.kill(pid, signal.SIGTERM)
+time.sleep(2)
+logger.log_metrics({"train/loss": 2.0}, step=1)
+logger.log_metrics({"train/loss": 3.0}, step=2)
+logger.finish(exit_code=0)
+print("service_lost", logger.service_lost)
+"""
+
+
+def test_a_lost_wandb_service_stops_w_and_b_logging_not_the_job(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", LOSE_THE_SERVICE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "WANDB_MODE": "offline"},
+    )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "service_lost True" in result.stdout
+    warnings = [x for x in result.stderr.splitlines() if "W&B's service process stopped" in x]
+    assert len(warnings) == 1, result.stderr[-3000:]  # once, not once per call

@@ -53,6 +53,8 @@ def reports_errors(task: F) -> F:
         try:
             result = task(*args, **kwargs)
         except Exception as exc:
+            from vaelab.callbacks.interruption import INTERRUPTED_CODES
+
             user_error = find_user_error(exc)
             code = getattr(user_error, "exit_code", EXIT_USAGE)
             if sweeps.in_sweep() and code not in INTERRUPTED_CODES:
@@ -75,11 +77,6 @@ def reports_errors(task: F) -> F:
         return result
 
     return wrapper  # type: ignore[return-value]
-
-
-#: Exit codes of a run stopped by a signal (128 + SIGINT, 128 + SIGTERM): in a sweep
-#: they stop the sweep, as the signal asked, where any other failure stops only its job.
-INTERRUPTED_CODES = (130, 143)
 
 
 def _job_failed(exc: Exception, user_error: BaseException | None) -> None:

@@ -84,7 +84,7 @@ def wandb_logger(
 
     `name`/`group` default to the Hydra job's identity; `run_id` resumes a W&B run.
     """
-    from lightning.pytorch.loggers import WandbLogger
+    from vaelab.wandb_logger import WandbLogger
 
     identity = hydra_job_identity()
     mode = resolve_mode(mode)
@@ -137,9 +137,11 @@ def saved_run_id(run_dir: str | os.PathLike[str]) -> str | None:
 
 
 def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
-    """The W&B loggers that hold a real run: on DDP ranks > 0 they hold a dummy."""
-    from lightning.pytorch.loggers import WandbLogger
+    """vaelab's W&B loggers (`logger=wandb`) that hold a real run: on DDP ranks > 0
+    they hold a dummy."""
     from lightning.pytorch.utilities import rank_zero_only
+
+    from vaelab.wandb_logger import WandbLogger
 
     if getattr(rank_zero_only, "rank", 0) != 0:
         return []
@@ -164,17 +166,15 @@ def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
 
 def record_summary(loggers: Iterable[Any], values: dict[str, float | None]) -> None:
     """Write final numbers (best val nelbo, test metrics) into each W&B run's summary."""
+    known = {key: value for key, value in values.items() if value is not None}
     for logger in wandb_loggers(loggers):
-        for key, value in values.items():
-            if value is not None:
-                logger.experiment.summary[key] = value
+        logger.update_summary(known)
 
 
 def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
     """End every W&B run of this job; a later job of the sweep starts a new one."""
     for logger in wandb_loggers(loggers):
-        if logger._experiment is not None:
-            logger.experiment.finish(exit_code=1 if failed else 0)
+        logger.finish(exit_code=1 if failed else 0)
 
 
 def continue_run(run_dir: str | os.PathLike[str] | None, wandb_cfg: Any) -> Any | None:

@@ -11,11 +11,19 @@ handler, which raises `received_sigterm`, broadcasts it from rank 0 and turns it
 `SIGTERMException` on every rank at the start of the next batch; the checkpoint is
 written then, by all ranks together. Ctrl+C under DDP takes Lightning's KeyboardInterrupt
 path. The handlers Lightning, submitit or SLURM installed for SIGTERM keep running (they
-are called first), so SLURM's requeue path is unchanged.
+are called first), so SLURM's requeue path is unchanged: `scontrol requeue` sends SIGTERM,
+the job exits 143 without a result, and the requeued job resumes from this `last.ckpt`.
+
+Under submitit (the SLURM launcher), the signal it sets for a time-out or pre-emption
+(`SUBMITIT_PREEMPT_SIGNAL`, USR2 unless set) is handled the same way, and submitit's own
+handler, which requeues the job and exits, runs only after the checkpoint is written, so
+the requeued job continues from the step the signal came at instead of an older one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 from pathlib import Path
 from types import FrameType
@@ -28,12 +36,29 @@ from vaelab.errors import VaelabError
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
 
+def submitit_requeue_signal() -> signal.Signals | None:
+    """The signal submitit requeues a time-out or pre-empted job on, in a job it runs
+    (`SUBMITIT_FOLDER` is set by its job runner); None outside submitit."""
+    if not os.environ.get("SUBMITIT_FOLDER"):
+        return None
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper()
+    return signal.Signals[name if name.startswith("SIG") else "SIG" + name]
+
+
 class RunInterrupted(VaelabError):
     """The run was stopped by a signal after writing a checkpoint it can resume from."""
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)
         self.exit_code = 128 + signum
+
+
+#: Exit codes of a run stopped by a signal (SIGINT, SIGTERM, submitit's requeue signal):
+#: such a job must leave its process as a signal's exit, not as a failure or a result,
+#: so that a basic sweep stops as asked and a SLURM job is requeued, not reported done.
+INTERRUPTED_CODES = frozenset(
+    128 + s for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+)
 
 
 #: The interruption of this process's last run, for the entry point to report (a
@@ -54,6 +79,7 @@ class Interruption(L.Callback):
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self._requeue_signal: int | None = None
         self._previous: dict[int, Any] = {}
         self._trainer: L.Trainer | None = None
 
@@ -62,7 +88,9 @@ class Interruption(L.Callback):
         global last_interruption
         last_interruption = None
         self._trainer = trainer
-        for signum in HANDLED:
+        requeue = submitit_requeue_signal()
+        self._requeue_signal = requeue
+        for signum in (*HANDLED, *([requeue] if requeue else [])):
             try:
                 self._previous[signum] = signal.signal(signum, self._handle)
             except ValueError:  # not the main thread: leave signals to the default handling
@@ -79,6 +107,12 @@ class Interruption(L.Callback):
             # Lightning's notifier (it sets trainer.received_sigterm, which the DDP ranks
             # act on together), and submitit's or SLURM's handlers before it.
             previous(signum, frame)
+        if signum == self._requeue_signal and several:
+            # The ranks stop together through Lightning's SIGTERM path; submitit's
+            # requeue runs after their checkpoint (`_stop`).
+            notify = self._previous.get(signal.SIGTERM)
+            if callable(notify):
+                notify(signal.SIGTERM, frame)
         self.signum = self.signum or signum
 
     def _restore_handlers(self) -> None:
@@ -119,9 +153,27 @@ class Interruption(L.Callback):
         name = signal.Signals(signum).name
         saved = f"wrote {path} at step {trainer.global_step}" if path else "no checkpoint"
         run_dir = path.parent.parent if path is not None else "<run folder>"
-        last_interruption = RunInterrupted(
-            f"interrupted by {name}: {saved}; continue with "
-            f"python src/train.py hydra.run.dir={run_dir} resume=auto (and the same overrides)",
-            signum,
-        )
+        if signum == self._requeue_signal:
+            self._requeue_through_submitit(signum)
+            message = (
+                f"timed out or pre-empted ({name} from SLURM): {saved}; submitit requeued "
+                "the job, which continues from it"
+            )
+        else:
+            message = (
+                f"interrupted by {name}: {saved}; continue with python src/train.py "
+                f"hydra.run.dir={run_dir} resume=auto (and the same overrides)"
+            )
+        last_interruption = RunInterrupted(message, signum)
         return last_interruption
+
+    def _requeue_through_submitit(self, signum: int) -> None:
+        """Run submitit's handler now that the checkpoint is written: on rank 0 it
+        requeues the job (or raises when it may not: too many time-outs) and exits."""
+        handler = self._previous.get(signum)
+        if not callable(handler):
+            return
+        # Requeued, it exits: the job ends as an interrupted run instead, which its
+        # record and metrics.json say, and leaves no result for the launcher to take.
+        with contextlib.suppress(SystemExit):
+            handler(signum, None)
