@@ -79,6 +79,20 @@ def gpus_per_node(accelerator: Any, devices: Any) -> int:
     )
 
 
+def study_value(index: Any, values: Any) -> Any:
+    """`${study_value:${hp_index},[1, 2, 4, 6, 8, 16]}`: a study's hyperparameter value at
+    `hp_index` (conf/method/: one list per method, as in Locatello et al. 2019)."""
+    from vaelab.errors import ConfigError
+
+    values = list(values)
+    if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(values):
+        raise ConfigError(
+            f"hp_index={index!r} is not a position in this method's {len(values)} values "
+            f"{values}; use hp_index=0..{len(values) - 1}"
+        )
+    return values[index]
+
+
 def _protocol_count(key: str, _root_: Any) -> Any:
     from vaelab.metrics.protocol import protocol_value
 
@@ -93,5 +107,7 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("protocol"):
         # `${protocol:mig.n_samples}`: the count of eval.disentanglement.protocol's preset.
         OmegaConf.register_new_resolver("protocol", _protocol_count)
+    if not OmegaConf.has_resolver("study_value"):
+        OmegaConf.register_new_resolver("study_value", study_value)
     if not OmegaConf.has_resolver("job_label"):
         OmegaConf.register_new_resolver("job_label", lambda _root_: job_label(_root_.hydra))

@@ -57,9 +57,7 @@ class WandbLogger(LightningWandbLogger):
     def finish(self, exit_code: int) -> None:
         """End the W&B run (a later job of a sweep starts a new one)."""
         if self._experiment is not None:
-            _while_service_lives(lambda logger: logger.experiment.finish(exit_code=exit_code))(
-                self
-            )
+            _while_service_lives(lambda logger: logger.experiment.finish(exit_code=exit_code))(self)
 
     def update_summary(self, values: dict[str, float]) -> None:
         _while_service_lives(lambda logger: logger.experiment.summary.update(values))(self)

@@ -1,0 +1,233 @@
+"""The recipes of conf/experiment/: each composes to the settings its paper states and
+trains two steps on a small file in its dataset's real format; `locatello_study` is a
+multirun whose jobs are the study's grid, listed without running them all."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from pathlib import Path
+
+import pytest
+from data_fixtures import (
+    fixture_specs,
+    write_celeba,
+    write_cifar10_tarball,
+    write_dsprites_npz,
+    write_mnist_files,
+)
+from helpers import compose_train
+
+from vaelab.data.celeba import CelebADataModule
+from vaelab.data.cifar10 import CIFAR10DataModule
+from vaelab.data.dsprites import DSpritesDataModule
+from vaelab.data.mnist import MNISTDataModule
+from vaelab.resolvers import register_resolvers
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+RECIPES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+#: A dSprites grid small enough to write in a test (3 shapes, 2 values of the others).
+DSPRITES_SIZES = (3, 2, 2, 2, 2)
+
+
+@pytest.fixture(autouse=True)
+def _conf(hydra_conf) -> None:
+    register_resolvers()  # as the entry points do (vaelab.cli) before Hydra composes
+
+
+def data_root(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data folder with `dataset`'s files, small, in their real formats; the data
+    module's checksums are those of these files."""
+    root = tmp_path / "data"
+    if dataset == "dsprites":
+        cls = DSpritesDataModule
+        monkeypatch.setattr(cls, "factor_sizes", DSPRITES_SIZES)
+        write_dsprites_npz(root / cls.folder, DSPRITES_SIZES)
+        monkeypatch.setattr(cls, "files", fixture_specs(cls.files, root / cls.folder))
+    elif dataset == "mnist":
+        write_mnist_files(root / "mnist", n_train=80, n_test=40)
+        specs = fixture_specs(MNISTDataModule.files, root / "mnist")
+        monkeypatch.setattr(MNISTDataModule, "files", specs)
+    elif dataset == "cifar10":
+        write_cifar10_tarball(root / "cifar-10-python.tar.gz", n_per_batch=16)
+        specs = fixture_specs(CIFAR10DataModule.files, root)
+        monkeypatch.setattr(CIFAR10DataModule, "files", specs)
+    elif dataset == "celeba":
+        write_celeba(root / "celeba", n=44)  # 40 to train: two batches of 16
+        specs = fixture_specs(CelebADataModule.files, root / "celeba")
+        monkeypatch.setattr(CelebADataModule, "files", specs)
+    else:
+        raise AssertionError(f"no fixture for {dataset}")
+    return root
+
+
+#: What each recipe must set: the papers' numbers, written out here independently of
+#: conf/ (a recipe edited away from its paper fails).
+PAPER_SETTINGS = {
+    "betavae_dsprites": {"objective._target_": "BetaVAE", "beta": 4.0},
+    "capacity_dsprites": {"objective.gamma": 1000.0, "objective.c_max": 25.0},
+    "betatcvae_dsprites": {"objective.beta": 6.0, "objective.alpha": 1.0},
+    "factorvae_dsprites": {"objective.gamma": 35.0, "objective.betas": [0.5, 0.9]},
+    "dipvae_dsprites": {"objective.lambda_od": 10.0, "objective.variant": "ii"},
+    "locatello_study": {"objective._target_": "BetaVAE", "beta": 1},
+    "vae_mnist_burda": {"latent_dim": 50, "data.batch_size": 20, "data.binarize": "dynamic"},
+    "iwae_mnist_burda": {"objective.k": 50, "latent_dim": 50, "data.batch_size": 20},
+    "cifar10_resnet": {"likelihood._target_": "DiscretizedLogisticLikelihood"},
+    "celeba64_betavae": {"data.image_size": 64, "latent_dim": 32},
+}
+DLIB = {"latent_dim": 10, "data.batch_size": 64, "model.optimizer.lr": 1e-4}
+DLIB_STEPS = 300_000
+
+
+def value_at(cfg, dotted: str):
+    node = cfg
+    for key in dotted.split("."):
+        node = node[key]
+    if hasattr(node, "_content"):
+        from omegaconf import OmegaConf
+
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def test_every_recipe_is_checked() -> None:
+    assert set(RECIPES) == set(PAPER_SETTINGS)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_recipe_sets_what_its_paper_did_and_says_so(recipe: str, tmp_path: Path) -> None:
+    cfg = compose_train(f"experiment={recipe}", run_dir=tmp_path)
+    for key, want in PAPER_SETTINGS[recipe].items():
+        got = value_at(cfg, key)
+        if key.endswith("_target_"):
+            assert got.rsplit(".", 1)[1] == want, key
+        else:
+            assert got == want, key
+    if cfg.data._target_.endswith("DSpritesDataModule"):
+        for key, want in DLIB.items():
+            assert value_at(cfg, key) == want, key
+        assert cfg.trainer.max_steps == DLIB_STEPS
+        assert cfg.eval.disentanglement.protocol == "dlib"
+    header = (CONF / "experiment" / f"{recipe}.yaml").read_text().split("\n\n")[0]
+    assert f"experiment={recipe}" in header, "the header gives the command"
+    # What the reproductions table reports: the paper, what it published, the metric.
+    card = cfg.recipe
+    assert re.search(r"\b(19|20)\d\d\b", card.paper), "the paper with its year"
+    assert card.published and card.metric.startswith("test/")
+    assert card.value is None or isinstance(card.value, float)
+
+
+DATASET_OF = {
+    "DSpritesDataModule": "dsprites",
+    "MNISTDataModule": "mnist",
+    "CIFAR10DataModule": "cifar10",
+    "CelebADataModule": "celeba",
+}
+
+
+def train_two_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> dict:
+    """Compose the recipe with `debug=smoke`, train two steps on fixture files, test."""
+    from vaelab.train import fit_test_and_report
+
+    probe = compose_train(*overrides)
+    dataset = DATASET_OF[probe.data._target_.rsplit(".", 1)[1]]
+    root = data_root(dataset, tmp_path, monkeypatch)
+    small = {
+        "dsprites": ["data.n_val=4", "data.n_test=4"],
+        "mnist": ["data.val_size=8"],
+        "cifar10": ["data.val_size=8"],
+        "celeba": [],
+    }[dataset]
+    run_dir = tmp_path / "run"
+    cfg = compose_train(
+        *overrides,
+        "debug=smoke",
+        "trainer.max_steps=2",
+        "logger=csv",
+        f"paths.data_dir={root}",
+        *small,
+        run_dir=run_dir,
+    )
+    fit_test_and_report(cfg)
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_a_recipe_trains_two_steps(recipe: str, tmp_path: Path, monkeypatch) -> None:
+    summary = train_two_steps([f"experiment={recipe}"], tmp_path, monkeypatch)
+
+    assert summary["status"] == "finished"
+    assert summary["global_step"] == 2
+    nelbo = summary["metrics"]["test/nelbo"]
+    assert nelbo == nelbo and 0 < nelbo < float("inf")
+
+
+#: Locatello et al. 2019, Table 8: each method's six values of its hyperparameter.
+LOCATELLO_GRID = {
+    "beta_vae": ("beta", [1, 2, 4, 6, 8, 16]),
+    "annealed_vae": ("objective.c_max", [5, 10, 25, 50, 75, 100]),
+    "factor_vae": ("objective.gamma", [10, 20, 30, 40, 50, 100]),
+    "dip_vae_i": ("objective.lambda_od", [1, 2, 5, 10, 20, 50]),
+    "dip_vae_ii": ("objective.lambda_od", [1, 2, 5, 10, 20, 50]),
+    "beta_tcvae": ("objective.beta", [1, 2, 4, 6, 8, 10]),
+}
+LOCATELLO_TARGETS = {
+    "beta_vae": "BetaVAE",
+    "annealed_vae": "Capacity",
+    "factor_vae": "FactorVAE",
+    "dip_vae_i": "DIPVAE",
+    "dip_vae_ii": "DIPVAE",
+    "beta_tcvae": "BetaTCVAE",
+}
+
+
+def study_jobs() -> list[list[str]]:
+    """The jobs `python src/train.py -m experiment=locatello_study` runs: the cartesian
+    product of its sweeper params, expanded by Hydra's override parser."""
+    from hydra import compose
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = compose("train", ["experiment=locatello_study"], return_hydra_config=True)
+    lines = [f"{k}={v}" for k, v in hydra_cfg.hydra.sweeper.params.items()]
+    parsed = OverridesParser.create().parse_overrides(lines)
+    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
+    return [list(job) for job in itertools.product(*axes)]
+
+
+def test_the_locatello_study_lists_the_papers_grid_of_jobs(tmp_path: Path) -> None:
+    jobs = study_jobs()
+    assert len(jobs) == 6 * 6 * 50
+    assert len({tuple(j) for j in jobs}) == len(jobs)
+    # Every (method, value) pair of the paper's table, composed as its job composes.
+    for method, (key, values) in LOCATELLO_GRID.items():
+        for index, want in enumerate(values):
+            cfg = compose_train(
+                "experiment=locatello_study", f"method={method}", f"hp_index={index}"
+            )
+            assert cfg.objective._target_.rsplit(".", 1)[1] == LOCATELLO_TARGETS[method]
+            assert value_at(cfg, key) == want, (method, index)
+            if method == "dip_vae_i":
+                assert cfg.objective.lambda_d == 10 * want
+            if method == "dip_vae_ii":
+                assert cfg.objective.lambda_d == want
+
+
+def test_an_hp_index_outside_the_grid_is_one_line(tmp_path: Path) -> None:
+    from helpers import run_train
+
+    result = run_train("experiment=locatello_study", "hp_index=6", "debug=smoke", timeout=120)
+    assert result.returncode == 2
+    assert "hp_index=6 is not a position in this method's 6 values" in result.stderr
+    assert "hp_index=0..5" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["factor_vae", "dip_vae_i"])
+def test_a_study_job_trains_two_steps(method: str, tmp_path: Path, monkeypatch) -> None:
+    overrides = ["experiment=locatello_study", f"method={method}", "hp_index=5", "seed=49"]
+    summary = train_two_steps(overrides, tmp_path, monkeypatch)
+    assert summary["status"] == "finished" and summary["global_step"] == 2
+    assert summary["params"]["seed"] == 49
