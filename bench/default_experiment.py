@@ -12,7 +12,8 @@ learnt, measured on its best checkpoint. Run it alone on the machine.
   per shape;
 - the disentanglement scores the run wrote into metrics.json.
 Writes bench/results/default_experiment.json (with the overrides, if any) and copies
-the run's sample grid and traversal GIF to docs/images/ for the README.
+the run's last sample and reconstruction grids, and the labelled traversals that
+`src/generate.py` draws from its best checkpoint, to docs/images/ for the README.
 """
 
 from __future__ import annotations
@@ -87,10 +88,21 @@ def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     IMAGES.mkdir(parents=True, exist_ok=True)
-    for name in ("samples.png", "reconstructions.png"):
-        found = sorted((run_dir / "images").glob(f"*{name}"))
+    for name in ("samples", "recon"):  # the last epoch's grids (ImageGrids)
+        found = sorted((run_dir / "images").glob(f"epoch_*_{name}.png"))
         if found:
-            shutil.copyfile(found[-1], IMAGES / f"default_{name}")
+            shutil.copyfile(found[-1], IMAGES / f"default_{name}.png")
+    # The labelled traversals: src/generate.py on the best checkpoint.
+    best = run_dir / "checkpoints" / "best.ckpt"
+    subprocess.run(
+        [sys.executable, "src/generate.py", f"ckpt_path={best}", "upscale=2"], cwd=REPO, check=True
+    )
+    generated = run_dir / "checkpoints" / "generated"
+    for name in ("traversals.gif", "traversals.png"):
+        shutil.copyfile(generated / name, IMAGES / f"default_{name}")
+    info = json.loads((generated / "generated.json").read_text())
+    result["traversal_factors"] = info["traversal"]["factors"]
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

@@ -119,7 +119,9 @@ def table(results: dict[str, Any]) -> str:
             published = f"{card['metric']} {card['value']:g} ({published})"
         entry = results.get(name)
         if entry is None:
-            got, where, command = "not run yet", "", f"`python src/train.py experiment={name}`"
+            multirun = "-m " if card.get("multirun") else ""
+            command = f"`python src/train.py {multirun}experiment={name}`"
+            got, where = "not run yet", ""
         else:
             got = f"{entry['metric']} {entry['value']:.4g}"
             if entry["shortened"]:
@@ -137,7 +139,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="what the overrides change, for the table")
     parser.add_argument("--iwae-k", type=int, default=5000)
     parser.add_argument("--table", action="store_true", help="print the table and stop")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # options before or after the overrides
     results = read_results()
     if args.recipe and not args.table:
         results[args.recipe] = reproduce(args.recipe, args.overrides, args.label, args.iwae_k)

@@ -93,3 +93,29 @@ def test_disentanglement_benchmark_quick_mode(tmp_path: Path) -> None:
         assert stages["factor_vae"]["encoded"] in (0, 30 * 16)
         assert stages["mig"]["encoded"] == 0 and stages["dci"]["encoded"] == 0
         assert 0 <= run["scores"]["mig"] <= 1
+
+
+def test_the_reproductions_table_lists_every_recipe_with_its_published_number() -> None:
+    result = subprocess.run(
+        [sys.executable, "bench/reproduce.py", "--table"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [r for r in result.stdout.splitlines() if r.startswith("| ") and "---" not in r]
+    recipes = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+    assert [r.split(" | ")[0].removeprefix("| ") for r in rows[1:]] == recipes
+    by_recipe = {r.split(" | ")[0].removeprefix("| "): r for r in rows[1:]}
+    # Burda et al. 2016, Table 1, as the recipes' cards give them.
+    assert "test/nll_iwae 86.76" in by_recipe["vae_mnist_burda"]
+    assert "test/nll_iwae 84.78" in by_recipe["iwae_mnist_burda"]
+    recorded = json.loads((REPO / "bench" / "results" / "reproductions.json").read_text())
+    for name in recipes:
+        if name in recorded:
+            entry = recorded[name]
+            assert f"{entry['metric']} {entry['value']:.4g}" in by_recipe[name]
+            assert ("shortened" in by_recipe[name]) == entry["shortened"]
+        else:
+            assert "not run yet" in by_recipe[name]

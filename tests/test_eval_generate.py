@@ -153,8 +153,11 @@ def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
         "reconstructions.png": (cells(16), cells(2)),  # 8 (original, recon) pairs per row
         "interpolation_linear.png": (cells(5 + 2), cells(3)),  # image, 5 steps, image
         "interpolation_spherical.png": (cells(5 + 2), cells(3)),
-        "traversals.png": (cells(7), cells(len(info["traversal"]["dims"]))),
+        "traversals.png": sizes["traversals.png"],  # the labels' width: checked below
     }
+    n_dims = len(info["traversal"]["dims"])
+    labelled_width, height = sizes["traversals.png"]
+    assert height == cells(n_dims) and labelled_width > cells(7)
     dims = info["traversal"]["dims"]
     kl = info["traversal"]["kl_per_dim"]
     active = [d for d, a in enumerate(info["traversal"]["active"]) if a]
@@ -164,7 +167,8 @@ def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
     assert info["traversal"]["values"] == pytest.approx([-3, -2, -1, 0, 1, 2, 3])
 
     gif = Image.open(out / "traversals.gif")
-    assert gif.size == (cells(len(dims)), cells(1))
+    # One dimension per row, with the PNG's labels on the left.
+    assert gif.size == (labelled_width - cells(7) + cells(1), cells(len(dims)))
     durations = []
     for frame in range(gif.n_frames):
         gif.seek(frame)
@@ -418,3 +422,42 @@ def test_each_evaluation_stage_is_announced_and_timed(run_dir: Path, report: dic
     )
     for line in expected:
         assert line in log, log[-2000:]
+
+
+def test_traversal_rows_are_labelled_with_the_factor_each_dimension_follows(
+    run_dir: Path,
+) -> None:
+    import numpy as np
+    from sklearn.metrics import mutual_info_score
+
+    from vaelab.checkpoints import load_vae
+    from vaelab.data.shapes import FACTOR_NAMES, FACTOR_SIZES, render
+
+    out = run_dir / "checkpoints" / "generated"
+    info = json.loads((out / "generated.json").read_text())
+    labels = info["traversal"]["factors"]
+    assert [x["dim"] for x in labels] == info["traversal"]["dims"]
+    # Recomputed here from the definition: I(z_d; v_k) / H(v_k) over 20-bin histograms
+    # of the posterior means of n_stats (200) examples of i.i.d. factors (sample_seed 0).
+    model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    rng = np.random.RandomState(0)
+    factors = np.stack([rng.randint(size, size=200) for size in FACTOR_SIZES], axis=1)
+    flat = np.ravel_multi_index(factors.T, FACTOR_SIZES)
+    with torch.no_grad():
+        codes = model.encode(render(torch.from_numpy(flat), 32)).mean.numpy()
+    for label in labels:
+        column = codes[:, label["dim"]]
+        binned = np.digitize(column, np.histogram(column, 20)[1][:-1])
+        shares = []
+        for k in range(len(FACTOR_SIZES)):
+            p = np.bincount(factors[:, k]) / len(factors)
+            entropy = -(p[p > 0] * np.log(p[p > 0])).sum()
+            shares.append(mutual_info_score(factors[:, k], binned) / entropy)
+        assert label["factor"] == FACTOR_NAMES[int(np.argmax(shares))]
+        assert label["share"] == pytest.approx(max(shares), rel=1e-6)
+    # The text is drawn: dark pixels left of the grid, in the PNG and in a GIF frame.
+    png = np.array(Image.open(out / "traversals.png").convert("L"))
+    left = png.shape[1] - cells(7)
+    assert (png[:, :left] < 128).any()
+    gif = np.array(Image.open(out / "traversals.gif").convert("L"))
+    assert (gif[:, :left] < 128).any()

@@ -23,10 +23,10 @@ from vaelab.metrics.likelihood import (
     bits_per_dim,
     iwae_log_weights,
     iwae_nll,
-    per_example_noise,
     standard_normal,
 )
 from vaelab.metrics.reconstruction import psnr, ssim
+from vaelab.noise import per_example_noise
 
 # ------------------------------------------------------------------ likelihood bounds
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from vaelab.atomic import atomic_path
@@ -44,15 +45,50 @@ def to_pil(image: Tensor) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(array.transpose(1, 2, 0)), mode="RGB")
 
 
-def save_png(image: Tensor, path: str | os.PathLike[str], upscale: int = 1) -> Path:
-    """Write a (C, H, W) image as PNG (atomically); `upscale` enlarges small grids."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class RowLabels:
+    """A text left of each row of a `make_grid` image whose cells are `cell` pixels high
+    with `padding` between them (e.g. the factor a traversed dimension follows)."""
+
+    texts: Sequence[str]
+    cell: int
+    padding: int = 2
+
+    def apply(self, picture: Image.Image, upscale: int) -> Image.Image:
+        font = ImageFont.load_default()
+        measure = ImageDraw.Draw(picture)
+        width = max(int(measure.textlength(t, font=font)) for t in self.texts) + 8
+        mode_white = 255 if picture.mode == "L" else (255, 255, 255)
+        canvas = Image.new(picture.mode, (picture.width + width, picture.height), mode_white)
+        canvas.paste(picture, (width, 0))
+        draw = ImageDraw.Draw(canvas)
+        black = 0 if picture.mode == "L" else (0, 0, 0)
+        for i, text in enumerate(self.texts):
+            middle = (self.padding + i * (self.cell + self.padding) + self.cell / 2) * upscale
+            draw.text((4, middle), text, fill=black, font=font, anchor="lm")
+        return canvas
+
+
+def _picture(image: Tensor, upscale: int, labels: RowLabels | None) -> Image.Image:
     picture = to_pil(image)
     if upscale > 1:
         picture = picture.resize(
             (picture.width * upscale, picture.height * upscale), Image.Resampling.NEAREST
         )
+    return labels.apply(picture, upscale) if labels is not None else picture
+
+
+def save_png(
+    image: Tensor,
+    path: str | os.PathLike[str],
+    upscale: int = 1,
+    labels: RowLabels | None = None,
+) -> Path:
+    """Write a (C, H, W) image as PNG (atomically); `upscale` enlarges small grids,
+    `labels` puts a text left of each row."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture = _picture(image, upscale, labels)
     with atomic_path(path, what="image") as tmp:
         picture.save(tmp, format="PNG")
     return path
@@ -71,6 +107,7 @@ def save_gif(
     path: str | os.PathLike[str],
     duration_ms: int = 120,
     upscale: int = 1,
+    labels: RowLabels | None = None,
 ) -> Path:
     """Write (C, H, W) images in [0, 1] as an animated GIF that loops (atomically).
 
@@ -81,12 +118,7 @@ def save_gif(
         raise ValueError("a GIF needs at least one frame")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pictures = [to_pil(frame) for frame in frames]
-    if upscale > 1:
-        pictures = [
-            p.resize((p.width * upscale, p.height * upscale), Image.Resampling.NEAREST)
-            for p in pictures
-        ]
+    pictures = [_picture(frame, upscale, labels) for frame in frames]
     with atomic_path(path, what="image") as tmp:
         pictures[0].save(
             tmp,

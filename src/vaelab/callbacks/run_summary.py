@@ -1,7 +1,7 @@
 """metrics.json: the run's final numbers, the source of truth for `vaelab.compare`.
 
 W&B offline runs cannot be read back, so every run folder carries its own summary:
-final validation and test metrics under the logged keys of DESIGN.md, the best
+final validation and test metrics under the logged keys of docs/design.md, the best
 checkpoint, the parameters and overrides that made the run, its wall time and the
 versions of the packages it ran with.
 """

@@ -288,3 +288,22 @@ def check_pair(codes: np.ndarray, factors: np.ndarray) -> None:
         )
     if len(codes) < 2:
         raise ValueError(f"need at least 2 samples, got {len(codes)}")
+
+
+def dimension_factors(
+    codes: np.ndarray, factors: np.ndarray, n_bins: int = MIG_BINS
+) -> list[tuple[int, float]]:
+    """For each code dimension of codes (N, D): the factor of factors (N, K) it is most
+    informative about and its share of that factor's information, I(z_d; v_k) / H(v_k),
+    from the matrix MIG uses (histogram-discretised codes). Constant factors are left
+    out; a dimension informative about none gets (-1, 0.0)."""
+    codes, factors = np.asarray(codes), np.asarray(factors)
+    check_pair(codes, factors)
+    mi = mutual_information(histogram_discretize(codes, n_bins), factors)
+    entropy = discrete_entropy(factors)
+    share = np.where(entropy > 0, mi / np.where(entropy > 0, entropy, 1.0), 0.0)
+    best = []
+    for d in range(share.shape[0]):
+        k = int(np.argmax(share[d]))
+        best.append((k, float(share[d, k])) if share[d, k] > 0 else (-1, 0.0))
+    return best

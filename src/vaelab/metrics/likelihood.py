@@ -1,6 +1,8 @@
 """Likelihood bounds: the importance-weighted bound (IWAE) and bits per dimension.
 
-Units follow DESIGN.md: nats per example, summed over every data dimension.
+Units follow docs/design.md: nats per example, summed over every data dimension. Noise
+streams fixed per example (so that a bound does not depend on batching) come from
+`vaelab.noise`.
 
 The IWAE bound of Burda et al. (2016) with k samples z_1..z_k ~ q(z|x) is
 
@@ -19,39 +21,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-#: Draws the next `n` standard normal samples per example: (B, n, D).
-NoiseStream = Callable[[int], Tensor]
-
-
-#: Samples each example's stream draws at a time. Fixed, so that the values do not depend
-#: on how many samples a caller asks for at once (torch's CPU normal kernel fills a long
-#: draw in vectorised blocks: randn(8) then randn(8) is not randn(16)).
-NOISE_BLOCK = 64
-
-
-def per_example_noise(index: Tensor, dim: int, seed: int = 0) -> NoiseStream:
-    """Standard normal streams, one per example, seeded from (seed, example index).
-
-    Each example's j-th draw depends only on its index and on j: never on which other
-    examples share its batch, its DDP rank, or how many draws a caller takes at a time
-    (the stream draws fixed blocks of `NOISE_BLOCK` and hands them out in any chunks).
-    So an evaluation gives the same number for any batch size, `max_decoded` or number
-    of processes. Seeds follow `vaelab.models.vae.example_noise` (seed * 1_000_003 +
-    index); memory is one block per example.
-    """
-    generators = [torch.Generator().manual_seed(seed * 1_000_003 + i) for i in index.tolist()]
-    buffered = torch.zeros(len(generators), 0, dim)
-
-    def draw(n: int) -> Tensor:
-        nonlocal buffered
-        while buffered.shape[1] < n:
-            block = [torch.randn(NOISE_BLOCK, dim, generator=g) for g in generators]
-            fresh = torch.stack(block) if block else torch.zeros(0, NOISE_BLOCK, dim)
-            buffered = torch.cat([buffered, fresh], dim=1)
-        taken, buffered = buffered[:, :n], buffered[:, n:]
-        return taken
-
-    return draw
+from vaelab.noise import NoiseStream
 
 
 def iwae_log_weights(
@@ -94,7 +64,7 @@ def iwae_nll(
             max(1, max_decoded // B) per example and combined by a running
             log-sum-exp, so memory stays that of `max_decoded` decoded examples
             whatever k is.
-        noise: the standard normal draws to use (see `per_example_noise`); default
+        noise: the standard normal draws to use (see `vaelab.noise.per_example_noise`); default
             fresh draws from the global generator.
         prior: p(z); default the standard normal.
     """

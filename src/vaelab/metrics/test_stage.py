@@ -25,7 +25,8 @@ from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
 
 from vaelab.metrics.latents import active_units, variance_from_moments
-from vaelab.metrics.likelihood import bits_per_dim, iwae_nll, per_example_noise
+from vaelab.metrics.likelihood import bits_per_dim, iwae_nll
+from vaelab.noise import per_example_noise
 
 #: The noise stream seed of the importance samples, apart from the ELBO's seed 0.
 IWAE_NOISE_SEED = 1

@@ -1,7 +1,7 @@
 """The β-VAE as a LightningModule.
 
 encoder backbone -> Gaussian posterior q(z|x) -> reparameterised z -> decoder
-backbone -> likelihood p(x|z), with a standard normal prior. Units follow DESIGN.md:
+backbone -> likelihood p(x|z), with a standard normal prior. Units follow docs/design.md:
 nats per example, summed over all data and latent dimensions, averaged over the batch.
 
 The constructor takes plain configs (mappings with a `_target_`), not modules, and
@@ -33,6 +33,7 @@ from vaelab.lightning_internals import (
     step_uncounted,
 )
 from vaelab.metrics.test_stage import TestStageMetrics, VectorMean, kl_dim_values
+from vaelab.noise import example_draw
 from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
 from vaelab.schema import Prepared
 
@@ -85,20 +86,6 @@ def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
 #: The VAE's `optimizer` argument: a `_target_` config, checked as `optimizer_arguments`
 #: leaves it.
 OptimizerConfig = Annotated[Mapping[str, Any] | None, Prepared(optimizer_arguments)]
-
-
-def example_noise(index: Tensor, dim: int, samples: int = 1, seed: int = 0) -> Tensor:
-    """Standard normal draws fixed per example: (B, dim), or (B, samples, dim) if samples > 1.
-
-    One small generator per example, seeded from (seed, index): a few microseconds per
-    example, negligible next to the model, and independent of how examples are batched.
-    """
-    draws = [
-        torch.randn(samples, dim, generator=torch.Generator().manual_seed(seed * 1_000_003 + i))
-        for i in index.tolist()
-    ]
-    noise = torch.stack(draws) if draws else torch.zeros(0, samples, dim)
-    return noise[:, 0] if samples == 1 else noise
 
 
 class VAE(CheapHookName, L.LightningModule):
@@ -453,7 +440,7 @@ class VAE(CheapHookName, L.LightningModule):
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
         # Each example's posterior draw comes from its index, so the numbers do not
         # depend on batch size, rank count or the global RNG.
-        noise = example_noise(index, self.latent_dim)
+        noise = example_draw(index, self.latent_dim)
         batch = self.latent_batch(x, self.global_step, noise)
         out = self.objective(batch)
         self._eval_beta[stage] = float(out.terms.get("beta", 1.0))
