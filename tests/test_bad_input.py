@@ -46,7 +46,7 @@ CASES = [
     ("train", ["data.n_train=abc"], "data.n_train='abc' must be an integer >= 1 or null"),
     (
         "train",
-        ["model.encoder.channels=[1,x]"],
+        ["model=conv", "model.encoder.channels=[1,x]"],
         "model.encoder.channels=[1, 'x'] must be a list of integers >= 1",
     ),
     ("train", [f"trainer.devices={MANY_CPUS}"], f"would start {MANY_CPUS} CPU processes"),
