@@ -16,9 +16,9 @@ import torch
 from helpers import REPO, run_app
 
 from vaelab.atomic import DiskFullError, atomic_path, remove_orphans, temp_path
-from vaelab.callbacks.run_summary import write_json
 from vaelab.checkpoints import AtomicCheckpointIO
 from vaelab.data.cache import ArrayCache
+from vaelab.run_files import write_json
 
 
 def test_a_checkpoint_too_big_for_the_disk_is_one_line_and_keeps_the_last(

@@ -69,7 +69,7 @@ def test_every_option_is_covered() -> None:
 def test_config_combination_composes_and_instantiates(
     hydra_conf, model, encoder, decoder, likelihood
 ) -> None:
-    from vaelab.train import build_model
+    from vaelab.app import build_model
 
     cfg = compose_train(
         f"model={model}",

@@ -47,7 +47,7 @@ def test_each_objective_trains_a_step_with_each_backbone(
 ) -> None:
     from helpers import compose_train
 
-    from vaelab.train import build_model
+    from vaelab.app import build_model
 
     cfg = compose_train(f"objective={objective}", f"model={backbone}", "data.resolution=32")
     data = ShapesDataModule(resolution=32)

@@ -152,7 +152,7 @@ def test_trainer_gets_null_profiler_unless_one_is_chosen(hydra_conf) -> None:
 def test_presets_use_fused_adam(hydra_conf, preset: str) -> None:
     from helpers import compose_train
 
-    from vaelab.train import build_model
+    from vaelab.app import build_model
 
     cfg = compose_train("debug=smoke", f"model={preset}")
     model = build_model(cfg, ShapesDataModule(resolution=32))
@@ -192,7 +192,7 @@ def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
 def test_optimiser_without_a_fused_implementation_takes_the_preset_as_is(hydra_conf) -> None:
     from helpers import compose_train
 
-    from vaelab.train import build_model
+    from vaelab.app import build_model
 
     cfg = compose_train("debug=smoke", "model.optimizer._target_=torch.optim.RMSprop")
     assert cfg.model.optimizer.fused is True  # the preset's key is still there

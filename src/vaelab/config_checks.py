@@ -89,8 +89,8 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     import torch
     from hydra.utils import get_object, instantiate
 
+    from vaelab.app import build_model
     from vaelab.models.vae import optimizer_arguments
-    from vaelab.train import build_model
 
     datamodule = instantiate(cfg.data)
     model = build_model(cfg, datamodule)

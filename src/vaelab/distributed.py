@@ -14,7 +14,6 @@ local job, its ranks started by Lightning within the job's allocation.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from vaelab.errors import VaelabError
+from vaelab.run_files import optimized_value
 
 #: Variables through which a delegated job keeps its sweep identity in W&B.
 IDENTITY_ENV = {
@@ -97,22 +97,9 @@ def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | 
             f"job {hydra_cfg.job.num} ({hydra_cfg.job.override_dirname}) failed with exit "
             f"code {result.returncode}; see {run_dir}/{cfg.get('task_name', 'train')}.log"
         )
-    return optimized_value(run_dir / "metrics.json", cfg.get("optimized_metric"))
+    return optimized_value(run_dir, cfg.get("optimized_metric"))
 
 
 def quote_override_value(value: str) -> str:
     """Quote a value for Hydra's override grammar (run folders contain '=' and ',')."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def optimized_value(metrics_path: Path, name: str | None) -> float | None:
-    """The value a finished run reports for `name`: its best checkpoint's score when the
-    checkpoint monitors it, else the final logged value."""
-    if not name or not metrics_path.is_file():
-        return None
-    summary = json.loads(metrics_path.read_text())
-    best = summary.get("best_checkpoint") or {}
-    if best.get("monitor") == name and best.get("score") is not None:
-        return float(best["score"])
-    value = summary.get("metrics", {}).get(name)
-    return None if value is None else float(value)

@@ -13,7 +13,6 @@ observations from the ground-truth factors) runs afterwards on rank 0 alone.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -23,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from vaelab.app import job_output_dir, tidy_lightning_output
 from vaelab.config_checks import check_config
 from vaelab.errors import VaelabError
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
@@ -31,15 +31,6 @@ log = logging.getLogger(__name__)
 
 #: The headline numbers of eval.json (and `eval/<name>` in W&B), from the test stage.
 TEST_KEYS = ("nelbo", "recon", "kl", "nll_iwae", "bpd", "bpd_iwae", "active_units", "psnr", "ssim")
-
-
-def job_output_dir() -> Path:
-    """This job's Hydra output folder (the current folder outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path.cwd()
 
 
 def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks: list[Any]) -> Any:
@@ -74,9 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     from vaelab import distributed, tracking
     from vaelab.callbacks import ReconstructionQuality
-    from vaelab.callbacks.run_summary import package_versions, write_json
+    from vaelab.callbacks.run_summary import package_versions
+    from vaelab.run_files import read_eval_report, write_json
     from vaelab.runs import warn_if_outside_a_run
-    from vaelab.train import tidy_lightning_output
 
     tidy_lightning_output()
     # Under DDP Lightning suggests sync_dist for every epoch-level value; these are
@@ -90,7 +81,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # `-m` over checkpoints with a DDP trainer: as for training, each job runs as
         # its own single run, whose ranks Lightning can start by re-running it.
         distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
-        return json.loads(path.read_text())
+        report, problem = read_eval_report(path)
+        if report is None:
+            raise VaelabError(problem or f"the evaluation job wrote no {path}")
+        return report
 
     model, datamodule = run.model, run.datamodule
     model.configure_evaluation(int(cfg.eval.iwae_k), int(cfg.eval.iwae_max_decoded))

@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from vaelab.app import pick_device
 from vaelab.config_checks import check_config
 
 log = logging.getLogger(__name__)
@@ -96,12 +97,6 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
         "kl_per_dim": torch.cat(kl).mean(0),
         "mean_variance": posterior_mean_variance(torch.cat(means)),
     }
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -183,9 +178,9 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     """Write the grids and the GIF for `cfg.ckpt_path`; return {name: path}."""
     run = check_config(cfg, "generate")  # opens the checkpoint and the run's data
     from vaelab import tracking
-    from vaelab.callbacks.run_summary import write_json
     from vaelab.images import RowLabels, make_grid, save_gif, save_png
     from vaelab.metrics.latents import active_dimensions
+    from vaelab.run_files import write_json
     from vaelab.runs import warn_if_outside_a_run
 
     warn_if_outside_a_run(run)

@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.run_files import optimized_value, summary_status
+
 log = logging.getLogger(__name__)
 
 JOB_FILE = "sweep_job.json"
@@ -192,16 +194,11 @@ def share_cpus() -> int:
 
 
 def _finished_summary(run_dir: Path) -> bool:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text()).get("status") == "finished"
-    except (OSError, ValueError, AttributeError):
-        return False
+    return summary_status(run_dir) == "finished"
 
 
 def _recorded_metric(run_dir: Path, name: Any) -> float | None:
-    from vaelab.distributed import optimized_value
-
-    return optimized_value(run_dir / "metrics.json", str(name)) if name else None
+    return optimized_value(run_dir, str(name)) if name else None
 
 
 def end_job(status: Status, message: str = "") -> None:

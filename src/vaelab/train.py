@@ -9,38 +9,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from vaelab.app import build_model, instantiate_group, tidy_lightning_output, use_flush_denormal
 from vaelab.config_checks import check_config, check_devices
 
 log = logging.getLogger(__name__)
-
-
-def tidy_lightning_output() -> None:
-    """Send Lightning's messages through Hydra's logging (console and <run>/train.log),
-    once each, and drop its advertising tip and a known internal deprecation warning."""
-    import warnings
-
-    lightning_logger = logging.getLogger("lightning")
-    for handler in list(lightning_logger.handlers):
-        lightning_logger.removeHandler(handler)
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
-        lambda record: "💡 Tip" not in str(record.msg)
-    )
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    # Wrong for vaelab's loaders: EpochPosition resumes a mid-epoch checkpoint exactly.
-    warnings.filterwarnings("ignore", message=r".*checkpoint that ended before the epoch ended.*")
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry with a `_target_` in a config group (callbacks, loggers).
-
-    A group is a mapping of named entries so that one entry can be overridden or
-    removed from the command line (`~callbacks.image_grids`).
-    """
-    from hydra.utils import instantiate
-
-    if not group:
-        return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
 def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
@@ -55,20 +27,6 @@ def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]
     if not trainer_cfg.get("enable_checkpointing", True):
         disabled += (Checkpoint,)
     return [c for c in callbacks if not isinstance(c, disabled)]
-
-
-def build_model(cfg: DictConfig, datamodule: Any) -> Any:
-    """The VAE for this config, with its backbones sized from the data."""
-    from hydra.utils import instantiate
-
-    return instantiate(
-        cfg.model,
-        data_shape=datamodule.dims,
-        data_levels=datamodule.levels,
-        likelihood=cfg.likelihood,
-        objective=cfg.objective,
-        _recursive_=False,
-    )
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -159,17 +117,6 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[A
     )
     skip_unused_step_hooks(trainer.callbacks)  # Lightning's own defaults included
     return trainer
-
-
-def use_flush_denormal(enabled: bool) -> None:
-    """Flush subnormal floats to zero (x86 FTZ/DAZ) in this process.
-
-    The flag is per thread and new threads copy it from the thread that creates them,
-    so it must be set before the first parallel op starts torch's CPU thread pool:
-    `train` calls this before it builds data or model."""
-    import torch
-
-    torch.set_flush_denormal(enabled)
 
 
 def resolve_checkpoint(cfg: DictConfig, model: Any) -> tuple[str | None, int]:

@@ -9,7 +9,6 @@ versions of the packages it ran with.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import platform
 import time
@@ -21,9 +20,9 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from vaelab.atomic import atomic_path
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard
 from vaelab.callbacks.timing import Timing
+from vaelab.run_files import read_summary_file, write_json
 
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
 
@@ -54,24 +53,6 @@ def hydra_context() -> dict[str, Any]:
     return {"overrides": list(hydra_cfg.overrides.task), "choices": dict(choices)}
 
 
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (`vaelab.atomic`). A non-finite number is written as null:
-    bare NaN/Infinity tokens are not JSON, and most readers refuse them."""
-    with atomic_path(path, what="summary") as tmp:
-        tmp.write_text(json.dumps(finite_or_null(payload), indent=2, allow_nan=False) + "\n")
-
-
-def finite_or_null(value: Any) -> Any:
-    """`value` with every NaN or infinite float (at any depth) replaced by None."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite_or_null(v) for v in value]
-    return value
-
-
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -95,14 +76,10 @@ class RunSummary(L.Callback):
                 self.summary["metrics"][key] = _finite_or_none(float(value))
 
     def _earlier_metrics(self, prefix: str) -> dict[str, Any]:
-        try:
-            earlier = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+        earlier, _ = read_summary_file(self.path)
+        if earlier is None:
             return {}
-        metrics = earlier.get("metrics") if isinstance(earlier, dict) else None
-        if not isinstance(metrics, dict):
-            return {}
-        return {k: v for k, v in metrics.items() if str(k).startswith(prefix)}
+        return {k: v for k, v in earlier["metrics"].items() if k.startswith(prefix)}
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, status: str) -> None:

@@ -1,7 +1,7 @@
 """Seeds as error bars: `vaelab.compare` folds runs that differ only in `seed` into
 one row per setting, each metric the mean ± standard deviation over its n runs.
 
-Only the standard library (statistics): `vaelab.compare` stays import-light.
+Only the standard library (statistics): the comparison stays import-light.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vaelab.compare import Run
+    from vaelab.compare.runs import Run
 
 SEED = "seed"
 

@@ -1,0 +1,91 @@
+"""What the three apps (`src/train.py`, `src/eval.py`, `src/generate.py`) share once
+their config is checked: Lightning's output through Hydra's logging, the job's output
+folder, the torch device, CPU float flags and building the model from a config.
+
+`vaelab.cli` is the layer before this one (composing, checking, reporting errors);
+each app module (`vaelab.train`, `vaelab.eval`, `vaelab.generate`) imports from here
+and none imports another.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+if TYPE_CHECKING:
+    import torch
+
+
+def tidy_lightning_output() -> None:
+    """Send Lightning's messages through Hydra's logging (console and <run>/train.log),
+    once each, and drop its advertising tip and a known internal deprecation warning."""
+    import warnings
+
+    lightning_logger = logging.getLogger("lightning")
+    for handler in list(lightning_logger.handlers):
+        lightning_logger.removeHandler(handler)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+        lambda record: "💡 Tip" not in str(record.msg)
+    )
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Wrong for vaelab's loaders: EpochPosition resumes a mid-epoch checkpoint exactly.
+    warnings.filterwarnings("ignore", message=r".*checkpoint that ended before the epoch ended.*")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry with a `_target_` in a config group (callbacks, loggers).
+
+    A group is a mapping of named entries so that one entry can be overridden or
+    removed from the command line (`~callbacks.image_grids`).
+    """
+    from hydra.utils import instantiate
+
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def build_model(cfg: DictConfig, datamodule: Any) -> Any:
+    """The VAE for this config, with its backbones sized from the data."""
+    from hydra.utils import instantiate
+
+    return instantiate(
+        cfg.model,
+        data_shape=datamodule.dims,
+        data_levels=datamodule.levels,
+        likelihood=cfg.likelihood,
+        objective=cfg.objective,
+        _recursive_=False,
+    )
+
+
+def use_flush_denormal(enabled: bool) -> None:
+    """Flush subnormal floats to zero (x86 FTZ/DAZ) in this process.
+
+    The flag is per thread and new threads copy it from the thread that creates them,
+    so it must be set before the first parallel op starts torch's CPU thread pool:
+    `train` calls this before it builds data or model."""
+    import torch
+
+    torch.set_flush_denormal(enabled)
+
+
+def job_output_dir() -> Path:
+    """This job's Hydra output folder (the current folder outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+def pick_device(name: str) -> torch.device:
+    """`name` as a torch device; "auto" is the GPU where there is one, else the CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

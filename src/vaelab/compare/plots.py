@@ -1,0 +1,101 @@
+"""Output as figures: which stage and runs the plots show, each run as a
+`figures.PlotPoint`, and the PNG files (`vaelab.compare.figures` draws them)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from vaelab.compare import figures
+from vaelab.compare.runs import Run
+from vaelab.compare.table import format_param
+from vaelab.metrics.names import SUPERVISED_SCORES
+
+RATE_DISTORTION_PNG = "rate_distortion.png"
+
+
+METRICS_VS_BETA_PNG = "metrics_vs_beta.png"
+
+
+DISENTANGLEMENT_VS_BETA_PNG = "disentanglement_vs_beta.png"
+
+
+TRADEOFF_PNG = "reconstruction_vs_disentanglement.png"
+
+
+def _plot_stage(runs: Sequence[Run]) -> str:
+    """test if every run has test reconstruction and KL, else val: never mix the two."""
+    if all(
+        run.metrics.get("test/recon") is not None and run.metrics.get("test/kl") is not None
+        for run in runs
+    ):
+        return "test"
+    return "val"
+
+
+def _beta(run: Run) -> float | None:
+    value = run.value("beta")
+    if value is None:
+        value = run.metrics.get("val/beta")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def draw_plots(
+    runs: Sequence[Run], swept: Sequence[str], out: Path, title: str, notes: list[str]
+) -> tuple[str, dict[str, Path]]:
+    stage = _plot_stage(runs)
+    if stage == "val":
+        notes.append("plots use val metrics: not every run has test metrics")
+    others = [k for k in swept if k not in ("beta", "latent_dim", "seed")]
+    points = []
+    for run in runs:
+        recon, kl = run.metrics.get(f"{stage}/recon"), run.metrics.get(f"{stage}/kl")
+        if recon is None or kl is None:
+            notes.append(
+                f"{run.name}: no finite {stage}/recon and {stage}/kl; left out of the plots"
+            )
+            continue
+        nelbo = run.metrics.get(f"{stage}/nelbo")
+        latent = run.value("latent_dim")
+        # Legend entries give values only; the legend's title names the keys.
+        values = [latent, *(run.value(k) for k in others)]
+        label = ", ".join("n/a" if v is None else format_param(v) for v in values)
+        scores = {
+            k: v for k in SUPERVISED_SCORES if (v := run.metrics.get(f"test/{k}")) is not None
+        }
+        points.append(
+            figures.PlotPoint(
+                beta=_beta(run),
+                latent=latent,
+                group=label,
+                recon=recon,
+                kl=kl,
+                nelbo=recon + kl if nelbo is None else nelbo,
+                scores=scores,
+            )
+        )
+    written: dict[str, Path] = {}
+    if not points:
+        return stage, written
+    group_title = "latent size" + "".join(f", {k}" for k in others)
+    written["rate_distortion"] = figures.rate_distortion(
+        points, out / RATE_DISTORTION_PNG, title, stage, group_title
+    )
+    curves = figures.metrics_vs_beta(points, out / METRICS_VS_BETA_PNG, title, stage, group_title)
+    if curves is None:
+        notes.append("no run records β: metric-vs-β plot not drawn")
+    else:
+        written["metrics_vs_beta"] = curves
+    scored = [k for k in SUPERVISED_SCORES if any(k in p.scores for p in points)]
+    if scored:
+        protocols = ", ".join(sorted({r.protocol for r in runs if r.protocol})) or "unknown"
+        args = (scored, out / DISENTANGLEMENT_VS_BETA_PNG, title, group_title, protocols)
+        if (drawn := figures.disentanglement_vs_beta(points, *args)) is not None:
+            written["disentanglement_vs_beta"] = drawn
+        # The trade-off: test reconstruction, whatever stage the other plots use.
+        tradeoff = figures.tradeoff(
+            points, scored, out / TRADEOFF_PNG, title, stage, group_title, protocols
+        )
+        if tradeoff is not None:
+            written["reconstruction_vs_disentanglement"] = tradeoff
+    return stage, written
