@@ -1,7 +1,7 @@
 """What checking a decoded data cache costs, against an epoch of training on it.
 
 The first open of each cached array in a process reads the file once more to compare
-its blake2b with the manifest (vaelab.data.cache). This script measures that on the
+its blake2b with the manifest (vaelab.data.array_cache). This script measures that on the
 real Fashion-MNIST cache (55,000 training images after the validation carve) and, in the
 same process and interleaved, the epoch time of the hand-written loop of
 bench/speed.py on the same data, so the ratio does not depend on the machine's speed.
@@ -45,7 +45,7 @@ def main() -> None:
     data.prepare_data()
     data.setup()
     train_u8, test_u8 = data.splits["train"].data, data.splits["test"].data
-    cache = data.cache()
+    cache = data.array_cache()
     sizes = {part: cache.path(part).stat().st_size for part in data.parts}
 
     verify_s, epoch_s = [], []

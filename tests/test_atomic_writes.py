@@ -17,7 +17,7 @@ from helpers import REPO, run_app
 
 from vaelab.atomic import DiskFullError, atomic_path, remove_orphans, temp_path
 from vaelab.checkpoints import AtomicCheckpointIO
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
 from vaelab.run_files import write_json
 
 
@@ -45,7 +45,7 @@ def test_a_checkpoint_too_big_for_the_disk_is_one_line_and_keeps_the_last(
 DECODE_ON_FULL_DISK = """
 import sys, numpy as np
 from vaelab.atomic import DiskFullError
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
 cache = ArrayCache(sys.argv[1])
 try:
     with cache.writer("train_images", (4, 1000, 1000), np.uint8) as out:

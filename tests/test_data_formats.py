@@ -24,8 +24,8 @@ from data_fixtures import (
 )
 from PIL import Image
 
-from vaelab.data.cache import ArrayCache, cache_key
-from vaelab.data.formats import (
+from vaelab.data.array_cache import ArrayCache, cache_key
+from vaelab.data.readers import (
     CelebAZip,
     ImageSpec,
     image_to_array,

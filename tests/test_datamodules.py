@@ -349,7 +349,7 @@ def test_a_damaged_cache_is_rebuilt_from_the_sources_with_one_warning(
         np.save(path, original[:5])
     cache_module._verified.clear()  # a new process: nothing verified yet
 
-    with caplog.at_level("WARNING", logger="vaelab.data.cached"):
+    with caplog.at_level("WARNING", logger="vaelab.data.file_datamodule"):
         arrays = MNISTDataModule(data_dir=mnist_dir, binarize="none").load_arrays(mmap=False)
 
     assert np.array_equal(arrays["test_images"], original)  # rebuilt, not the damage

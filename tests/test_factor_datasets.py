@@ -224,7 +224,7 @@ def test_smallnorb_reads_both_official_splits_into_its_grid_and_hides_the_instan
 
 
 def test_smallnorb_refuses_a_matrix_whose_data_does_not_fit_its_header(tmp_path: Path) -> None:
-    from vaelab.data.array_formats import read_norb_matrix
+    from vaelab.data.array_readers import read_norb_matrix
 
     path = tmp_path / "m.mat"
     path.write_bytes(norb_matrix_bytes(np.zeros((4, 3), dtype="<i4"))[:-4])

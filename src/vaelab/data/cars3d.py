@@ -16,8 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from vaelab.data.array_formats import cars3d_meshes
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
+from vaelab.data.array_readers import cars3d_meshes
 from vaelab.data.download import FileSpec
 from vaelab.data.factor_grid import FactorGridDataModule
 from vaelab.errors import DataError

@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from vaelab.constraints import PositiveInt, Seed
-from vaelab.data.cache import ArrayCache
-from vaelab.data.cached import CachedDataModule
+from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
-from vaelab.data.formats import CelebAZip, ImageSpec, read_celeba_partition
+from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource, TensorSource
+from vaelab.data.readers import CelebAZip, ImageSpec, read_celeba_partition
 
 # The official copies sit on Google Drive, which answers large downloads with a
 # confirmation page instead of the file; the Université Laval mirror serves them

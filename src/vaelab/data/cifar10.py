@@ -8,11 +8,11 @@ from typing import ClassVar
 import torch
 
 from vaelab.constraints import PositiveInt, Seed, SplitSize
-from vaelab.data.cache import ArrayCache
-from vaelab.data.cached import CachedDataModule
+from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
-from vaelab.data.formats import read_cifar10
+from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource, TensorSource, remaining_after, split_train_val
+from vaelab.data.readers import read_cifar10
 
 CIFAR10_FILES = {
     "archive": FileSpec(

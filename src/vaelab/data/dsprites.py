@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from vaelab.data.array_formats import npz_member_blocks, npz_member_info, read_npz_member
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
+from vaelab.data.array_readers import npz_member_blocks, npz_member_info, read_npz_member
 from vaelab.data.download import FileSpec
 from vaelab.data.factor_grid import FactorGridDataModule
 from vaelab.errors import DataError

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
-from vaelab.data.cached import CachedDataModule
 from vaelab.data.factors import FactorSpace, GridLookup
+from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource
 from vaelab.errors import ConfigError, DataError
 

@@ -20,11 +20,11 @@ import torch
 from torch import Tensor
 
 from vaelab.constraints import PositiveInt, Seed, SplitSize
-from vaelab.data.cache import ArrayCache
-from vaelab.data.cached import CachedDataModule
+from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
-from vaelab.data.formats import read_idx_pair
+from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource, TensorSource, remaining_after, split_train_val
+from vaelab.data.readers import read_idx_pair
 
 Binarize = Literal["none", "static", "dynamic"]
 BINARIZE_CHOICES: tuple[str, ...] = ("none", "static", "dynamic")

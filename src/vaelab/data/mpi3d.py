@@ -17,8 +17,8 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
-from vaelab.data.array_formats import npz_member_blocks, npz_member_info
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
+from vaelab.data.array_readers import npz_member_blocks, npz_member_info
 from vaelab.data.download import FileSpec
 from vaelab.data.factor_grid import FactorGridDataModule
 

@@ -13,8 +13,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from vaelab.data.array_formats import h5_dataset_blocks, h5_dataset_info
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
+from vaelab.data.array_readers import h5_dataset_blocks, h5_dataset_info
 from vaelab.data.download import FileSpec
 from vaelab.data.factor_grid import FactorGridDataModule
 from vaelab.errors import DataError

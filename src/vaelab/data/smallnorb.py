@@ -24,8 +24,8 @@ import torch
 from torch import Tensor
 
 from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
-from vaelab.data.array_formats import read_norb_matrix
-from vaelab.data.cache import ArrayCache
+from vaelab.data.array_cache import ArrayCache
+from vaelab.data.array_readers import read_norb_matrix
 from vaelab.data.download import FileSpec
 from vaelab.data.factor_grid import FactorGridDataModule
 from vaelab.data.factors import FactorSpace
