@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
@@ -10,6 +12,56 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 TRAIN_SCRIPT = REPO / "src" / "train.py"
+
+
+def config_options(group: str) -> list[str]:
+    """The options of a config group, from the files in conf/<group>/; a file whose
+    name starts with '_' is a shared part the options include, not an option."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def config_groups() -> list[str]:
+    """Every config group under conf/ (nested ones as `model/encoder`), Hydra's own
+    (`hydra/...`) left out."""
+    return sorted(
+        d.relative_to(CONF).as_posix()
+        for d in CONF.rglob("*")
+        if d.is_dir()
+        and d.relative_to(CONF).parts[0] != "hydra"
+        and config_options(d.relative_to(CONF).as_posix())
+    )
+
+
+def default_parts() -> dict:
+    """The VAE's likelihood, objective, optimizer and compile flag as conf/ sets them by
+    default (conf/train.yaml composed), as plain dicts: conf/ is their one source."""
+    return copy.deepcopy(_default_parts())
+
+
+@functools.cache
+def _default_parts() -> dict:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    if GlobalHydra.instance().is_initialized():
+        cfg = compose("train")
+    else:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose("train")
+    return {
+        "likelihood": OmegaConf.to_container(cfg.likelihood, resolve=True),
+        "objective": OmegaConf.to_container(cfg.objective, resolve=True),
+        "optimizer": OmegaConf.to_container(cfg.model.optimizer, resolve=True),
+        "compile": bool(cfg.model.compile),
+    }
+
+
+def make_vae(data_shape, cls=None, **parts):
+    """A VAE for `data_shape` with conf/'s default parts where `parts` gives none."""
+    from vaelab.models import VAE
+
+    return (cls or VAE)(data_shape, **{**default_parts(), **parts})
 
 
 def compose_train(*overrides: str, run_dir: Path | None = None):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import torch
-from helpers import quiet_trainer, run_train
+from helpers import make_vae, quiet_trainer, run_train
 
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.models import VAE
@@ -22,7 +22,7 @@ MLP = {
 
 def _trained(batch_size: int, accumulate: int, batches: int) -> VAE:
     torch.manual_seed(0)
-    model = VAE((1, 16, 16), latent_dim=8, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=8, data_levels=2, **MLP)
     model.configure_accumulation(accumulate)
     data = ShapesDataModule(resolution=16, n_train=64, n_val=16, n_test=16, batch_size=batch_size)
     trainer = quiet_trainer(max_epochs=1, limit_train_batches=batches, limit_val_batches=0)
@@ -37,7 +37,7 @@ def test_two_accumulated_batches_of_16_step_as_one_batch_of_32() -> None:
     order in which the two halves' gradients are summed."""
     accumulated = _trained(batch_size=16, accumulate=2, batches=2)
     whole = _trained(batch_size=32, accumulate=1, batches=1)
-    untrained = VAE((1, 16, 16), latent_dim=8, data_levels=2, **MLP)
+    untrained = make_vae((1, 16, 16), latent_dim=8, data_levels=2, **MLP)
     for (name, a), b in zip(
         accumulated.state_dict().items(), whole.state_dict().values(), strict=True
     ):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, run_app
+from helpers import REPO, make_vae, run_app
 
 from vaelab.atomic import DiskFullError, atomic_path, remove_orphans, temp_path
 from vaelab.checkpoints import AtomicCheckpointIO
@@ -175,7 +175,7 @@ def test_the_model_refuses_a_damaged_checkpoint_in_load_from_checkpoint(tmp_path
         "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},
         "decoder": {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]},
     }
-    model = VAE((1, 8, 8), latent_dim=2, data_levels=2, **mlp)
+    model = make_vae((1, 8, 8), latent_dim=2, data_levels=2, **mlp)
     checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
     checkpoint["pytorch-lightning_version"] = "2.6.0"
     path = tmp_path / "model.ckpt"

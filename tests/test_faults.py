@@ -10,7 +10,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
-from helpers import check_arguments, quiet_trainer
+from helpers import check_arguments, make_vae, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
@@ -19,7 +19,6 @@ from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
 from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.errors import ConfigError
-from vaelab.models import VAE
 from vaelab.train import build_trainer
 
 MLP = {
@@ -43,7 +42,7 @@ class PoisonAt(L.Callback):
 def fit(tmp_path: Path, guard: NonFiniteGuard, poison_step: int, epochs: int = 3):
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     checkpoint = ModelCheckpoint(
         dirpath=tmp_path / "checkpoints", save_last=True, monitor="val/nelbo"
     )
@@ -83,7 +82,7 @@ def test_nan_loss_can_skip_the_batch(tmp_path: Path) -> None:
     guard = NonFiniteGuard(action="skip")
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     trainer = quiet_trainer(max_epochs=2, callbacks=[guard, PoisonOnce(5)])
     trainer.fit(model, datamodule=data)
     assert guard.skipped == 1
@@ -117,7 +116,7 @@ def test_gradient_clipping_bounds_the_update(algorithm: str) -> None:
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=16, n_val=16, n_test=16, batch_size=16)
     sgd = {"_target_": "torch.optim.SGD", "lr": 1.0}
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=sgd, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, optimizer=sgd, **MLP)
     before = [p.detach().clone() for p in model.parameters()]
     # The trainer flags as a config gives them (the VAE optimises manually, where
     # Lightning itself refuses them): the training app's own Trainer builder.
@@ -162,7 +161,7 @@ def test_metrics_json_says_running_while_the_run_is_in_progress(tmp_path: Path) 
 
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=32, n_val=16, n_test=16, batch_size=16)
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     summary = RunSummary(str(tmp_path / "metrics.json"), params={"beta": 1.0})
     trainer = quiet_trainer(max_epochs=1, callbacks=[summary, ReadSummary()])
     trainer.fit(model, datamodule=data)
@@ -185,7 +184,7 @@ def test_a_run_whose_every_step_is_skipped_fails(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=64, n_val=32, n_test=32, batch_size=16)
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     guard = NonFiniteGuard(action="skip", max_skips=100)
     trainer = quiet_trainer(max_epochs=2, callbacks=[guard, PoisonEveryStep(0)])
     with pytest.raises(NonFiniteLossError, match=r"every one of the 8 training steps had"):

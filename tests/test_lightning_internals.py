@@ -4,7 +4,7 @@ upgrade moves what it relies on."""
 from __future__ import annotations
 
 import torch
-from helpers import quiet_trainer
+from helpers import make_vae, quiet_trainer
 
 
 def test_lightning_optimizer_still_counts_steps_through_its_step_callbacks() -> None:
@@ -127,10 +127,9 @@ def test_lightning_still_inspects_training_step_through_its_signature() -> None:
 
 
 def test_the_hook_name_skips_module_bookkeeping_and_nothing_else() -> None:
-    from vaelab.models import VAE
 
-    model = VAE(
-        data_shape=(1, 8, 8),
+    model = make_vae(
+        (1, 8, 8),
         latent_dim=2,
         encoder={"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [4]},
         decoder={"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [4]},

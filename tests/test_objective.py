@@ -6,7 +6,7 @@ import math
 
 import pytest
 import torch
-from helpers import check_arguments
+from helpers import check_arguments, make_vae
 from torch.distributions import Bernoulli, Independent, Normal, kl_divergence
 
 from vaelab.errors import ConfigError
@@ -19,8 +19,8 @@ MLP_DEC = {"_target_": "vaelab.models.backbones.MLPDecoder", "hidden": [32]}
 
 def tiny_vae(beta: float = 1.0, **kwargs) -> VAE:
     torch.manual_seed(0)
-    return VAE(
-        data_shape=(1, 8, 8),
+    return make_vae(
+        (1, 8, 8),
         latent_dim=3,
         encoder=MLP_ENC,
         decoder=MLP_DEC,
@@ -143,8 +143,13 @@ def test_beta_vae_rejects_negative() -> None:
 def test_checkpoints_of_the_beta_schedule_era_load_as_objectives() -> None:
     """Checkpoints written before `objective=` name a `beta_schedule`; they still load."""
     legacy = {"_target_": "vaelab.objectives.LinearWarmup", "beta": 4.0, "warmup_steps": 10}
-    model = VAE(
-        data_shape=(1, 8, 8), latent_dim=3, encoder=MLP_ENC, decoder=MLP_DEC, beta_schedule=legacy
+    model = make_vae(
+        (1, 8, 8),
+        latent_dim=3,
+        encoder=MLP_ENC,
+        decoder=MLP_DEC,
+        objective=None,
+        beta_schedule=legacy,
     )
     assert isinstance(model.objective, BetaVAE)
     assert (model.objective.beta, model.objective.warmup_steps) == (4.0, 10)

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import make_vae
 from torch.distributions import Independent, Normal
 
 from vaelab.models import VAE
@@ -175,7 +176,7 @@ def trained_digits_vae() -> tuple[VAE, torch.Tensor]:
     images = torch.from_numpy(load_digits().images).float().div(16).gt(0.5).float()
     x = images.unsqueeze(1)
     torch.manual_seed(0)
-    model = VAE(data_shape=(1, 8, 8), latent_dim=4, encoder=MLP_ENC, decoder=MLP_DEC)
+    model = make_vae((1, 8, 8), latent_dim=4, encoder=MLP_ENC, decoder=MLP_DEC)
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for step in range(300):
         batch = x[500:][torch.randint(0, len(x) - 500, (128,))]

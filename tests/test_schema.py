@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 import pytest
 import torch
-from helpers import CONF, check_arguments, compose_train
+from helpers import check_arguments, compose_train, config_groups, config_options
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, Field
 
@@ -158,15 +158,22 @@ def test_every_plugin_range_names_a_setting_the_plugin_still_has(
     assert set(ranges()) <= fields, set(ranges()) - fields
 
 
-def _options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
+#: Groups composed elsewhere in a whole (a recipe sets its method and setting; debug,
+#: experiment and hparams_search change the run itself): tests/test_recipes.py,
+#: tests/test_sweeps.py and the debug tests compose those.
+WHOLE_RUN_GROUPS = ("debug", "experiment", "hparams_search", "method", "setting")
 GROUP_OPTIONS = [
     f"{group}={option}"
-    for group in ("data", "model", "likelihood", "objective", "trainer", "callbacks", "logger")
-    for option in _options(group)
-] + [f"model/encoder={o}" for o in _options("model/encoder")]
+    for group in config_groups()
+    if group not in WHOLE_RUN_GROUPS
+    for option in config_options(group)
+]
+
+
+def test_every_config_group_is_composed() -> None:
+    groups = {choice.split("=")[0] for choice in GROUP_OPTIONS}
+    assert {"data", "model", "model/encoder", "model/decoder", "likelihood", "objective"} <= groups
+    assert set(config_groups()) == groups | set(WHOLE_RUN_GROUPS)
 
 
 @pytest.mark.parametrize("choice", GROUP_OPTIONS)

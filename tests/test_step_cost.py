@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import lightning as L
 import pytest
 import torch
-from helpers import quiet_trainer
+from helpers import make_vae, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.profilers import SimpleProfiler
@@ -44,7 +44,7 @@ def csv_rows(
     into `callback_metrics`."""
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=96, n_val=16, n_test=16, batch_size=16)
-    model = model_cls((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), cls=model_cls, latent_dim=2, data_levels=2, **MLP)
     logger = CSVLogger(tmp_path, name="csv", version="")
     trainer = quiet_trainer(
         max_epochs=2, logger=logger, log_every_n_steps=4, limit_val_batches=0, deterministic=True
@@ -97,7 +97,7 @@ def test_monitors_read_the_step_values_of_every_step(tmp_path: Path) -> None:
 
     torch.manual_seed(0)
     data = ShapesDataModule(resolution=16, n_train=96, n_val=16, n_test=16, batch_size=16)
-    model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
+    model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)
     best = ModelCheckpoint(
         dirpath=tmp_path, monitor="train/loss", every_n_train_steps=2, save_top_k=1
     )
@@ -178,9 +178,9 @@ def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
         return quiet_trainer(max_epochs=epochs, limit_val_batches=0, default_root_dir=tmp_path)
 
     first = trainer(1)
-    first.fit(VAE((1, 16, 16), latent_dim=2, data_levels=2, optimizer=plain, **MLP), data)
+    first.fit(make_vae((1, 16, 16), latent_dim=2, data_levels=2, optimizer=plain, **MLP), data)
     first.save_checkpoint(tmp_path / "old.ckpt")
-    resumed_model = VAE((1, 16, 16), latent_dim=2, data_levels=2, **MLP)  # fused default
+    resumed_model = make_vae((1, 16, 16), latent_dim=2, data_levels=2, **MLP)  # fused default
     resumed = trainer(2)
     resumed.fit(resumed_model, data, ckpt_path=tmp_path / "old.ckpt")
     assert resumed.global_step == 8  # 4 steps an epoch, the first epoch's 4 restored

@@ -26,6 +26,7 @@ from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric
 
 from vaelab.constraints import PositiveInt
+from vaelab.errors import ConfigError
 from vaelab.lightning_internals import (
     CheapHookName,
     cached_signature,
@@ -41,13 +42,6 @@ log = logging.getLogger(__name__)
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
 
-DEFAULT_ENCODER = {"_target_": "vaelab.models.backbones.ConvEncoder"}
-DEFAULT_DECODER = {"_target_": "vaelab.models.backbones.ConvDecoder"}
-DEFAULT_LIKELIHOOD = {"_target_": "vaelab.likelihoods.BernoulliLikelihood"}
-DEFAULT_OBJECTIVE = {"_target_": "vaelab.objectives.BetaVAE", "beta": 1.0}
-DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "lr": 1e-3, "fused": True}
-
-
 def _build_objective(config: Mapping[str, Any], latent_dim: int) -> Any:
     """The objective of a config; those that size modules to z get `latent_dim`."""
     target = get_class(config["_target_"])
@@ -55,10 +49,8 @@ def _build_objective(config: Mapping[str, Any], latent_dim: int) -> Any:
     return instantiate(config, **({"latent_dim": latent_dim} if sized else {}))
 
 
-def _plain(cfg: Mapping[str, Any] | None, default: Mapping[str, Any]) -> dict[str, Any]:
+def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """A resolved plain dict: what goes into the checkpoint's hyperparameters."""
-    if cfg is None:
-        return dict(default)
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
@@ -85,7 +77,7 @@ def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
 
 #: The VAE's `optimizer` argument: a `_target_` config, checked as `optimizer_arguments`
 #: leaves it.
-OptimizerConfig = Annotated[Mapping[str, Any] | None, Prepared(optimizer_arguments)]
+OptimizerConfig = Annotated[Mapping[str, Any], Prepared(optimizer_arguments)]
 
 
 class VAE(CheapHookName, L.LightningModule):
@@ -97,39 +89,44 @@ class VAE(CheapHookName, L.LightningModule):
         data_levels: values per pixel of the data (2 binary, 256 8-bit, None continuous);
             the likelihood checks it can model them, and bits/dim are reported only when
             the likelihood is discrete over exactly these levels.
-        encoder, decoder, likelihood, objective, optimizer: configs with a `_target_`
-            (see `conf/`); defaults give a conv Bernoulli VAE trained on −ELBO, Adam.
+        encoder, decoder, likelihood, objective, optimizer: configs with a `_target_`.
+            Their defaults live in `conf/` only (`conf/model/_shared.yaml`, the groups
+            `model/encoder`, `likelihood`, `objective`), not here.
         compile: `torch.compile` the encoder and decoder forward passes.
-        beta_schedule: what checkpoints written before `objective` existed call it.
+        beta_schedule: what checkpoints written before `objective` existed call it; it
+            stands in for `objective` in those checkpoints only.
     """
 
     def __init__(
         self,
         data_shape: Sequence[int],
-        latent_dim: PositiveInt = 10,
-        data_levels: int | None = None,
-        encoder: Mapping[str, Any] | None = None,
-        decoder: Mapping[str, Any] | None = None,
-        likelihood: Mapping[str, Any] | None = None,
+        *,
+        latent_dim: PositiveInt,
+        encoder: Mapping[str, Any],
+        decoder: Mapping[str, Any],
+        likelihood: Mapping[str, Any],
+        optimizer: OptimizerConfig,
+        compile: bool,
         objective: Mapping[str, Any] | None = None,
-        optimizer: OptimizerConfig = None,
-        compile: bool = False,
+        data_levels: int | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         data_shape = tuple(int(s) for s in data_shape)
-        if objective is None and beta_schedule is not None:
-            objective = objective_from_beta_schedule(_plain(beta_schedule, {}))
+        if objective is None:
+            if beta_schedule is None:
+                raise ConfigError("the VAE needs an objective: give objective= (conf/objective)")
+            objective = objective_from_beta_schedule(_plain(beta_schedule))
         self.save_hyperparameters(
             {
                 "data_shape": list(data_shape),
                 "latent_dim": int(latent_dim),
                 "data_levels": data_levels,
-                "encoder": _plain(encoder, DEFAULT_ENCODER),
-                "decoder": _plain(decoder, DEFAULT_DECODER),
-                "likelihood": _plain(likelihood, DEFAULT_LIKELIHOOD),
-                "objective": _plain(objective, DEFAULT_OBJECTIVE),
-                "optimizer": _plain(optimizer, DEFAULT_OPTIMIZER),
+                "encoder": _plain(encoder),
+                "decoder": _plain(decoder),
+                "likelihood": _plain(likelihood),
+                "objective": _plain(objective),
+                "optimizer": _plain(optimizer),
                 "compile": bool(compile),
             }
         )

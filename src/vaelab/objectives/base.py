@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
+from typing import ClassVar
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -79,7 +80,13 @@ class ObjectiveOutput:
 class Objective(nn.Module, abc.ABC):
     """The training objective of a VAE. A module, so that what it owns (a discriminator)
     is saved in checkpoints, moved to the device and wrapped by DDP with the model.
-    Subclasses define `forward`; one without it cannot be instantiated."""
+    Subclasses define `forward`; one without it cannot be instantiated.
+
+    `terms`: the names of the terms `forward` returns, each logged as `train/<name>`
+    beside the model's own `recon`, `kl` and `nelbo`; declared here so that the tests
+    and the README's Objectives table read what an objective logs from the class."""
+
+    terms: ClassVar[frozenset[str]]
 
     @abc.abstractmethod
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:

@@ -41,6 +41,8 @@ def dip_penalties(mean: Tensor, log_var: Tensor, variant: str) -> tuple[Tensor, 
 class DIPVAE(Objective):
     """recon + KL + λ_od·(off-diagonal)² + λ_d·(diagonal − 1)² (Kumar et al. 2018)."""
 
+    terms = frozenset({"beta", "dip_offdiag", "dip_diag"})
+
     def __init__(
         self,
         variant: Literal["i", "ii"] = "ii",

@@ -11,6 +11,8 @@ class BetaVAE(Objective):
     """recon + β·KL, β rising linearly from 0 over `warmup_steps` steps (0: constant).
     At β = 1 the loss is −ELBO (Kingma & Welling 2014)."""
 
+    terms = frozenset({"beta"})
+
     def __init__(self, beta: NonNegative = 1.0, warmup_steps: NonNegativeInt = 0) -> None:
         super().__init__()
         self.beta = float(beta)
@@ -29,6 +31,8 @@ class Capacity(Objective):
     """recon + γ·|KL − C|, C rising linearly from 0 to `c_max` nats over `c_steps`
     steps (Burgess et al. 2018, "Understanding disentangling in β-VAE"). Logged: γ as
     `beta` (the weight on the KL term) and C as `capacity`."""
+
+    terms = frozenset({"beta", "capacity"})
 
     def __init__(
         self, gamma: NonNegative = 1000.0, c_max: NonNegative = 25.0, c_steps: PositiveInt = 100000

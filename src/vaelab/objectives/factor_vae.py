@@ -61,6 +61,10 @@ class FactorVAE(Objective):
     """recon + KL + γ·TC, TC from a discriminator trained alongside (Kim & Mnih 2018).
     The paper: γ = 35 on dSprites, D 6 × 1000, D's Adam lr 1e-4, betas (0.5, 0.9)."""
 
+    terms = frozenset(
+        {"beta", "gamma", "tc_estimate", "discriminator_loss", "discriminator_accuracy"}
+    )
+
     def __init__(
         self,
         latent_dim: int,

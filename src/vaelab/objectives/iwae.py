@@ -63,6 +63,8 @@ class IWAE(Objective):
     """−L_k with `k` importance samples per example (Burda et al. 2016: k = 5, 50);
     `max_decoded`: at most this many latents decoded per pass (None: all at once)."""
 
+    terms = frozenset({"beta", "iwae_bound"})
+
     def __init__(self, k: PositiveInt = 5, max_decoded: PositiveInt | None = None) -> None:
         super().__init__()
         self.k = int(k)

@@ -86,6 +86,8 @@ class BetaTCVAE(Objective):
     """recon + α·MI + β·TC + γ·dim-KL (Chen et al. 2018), the weights warmed up
     together over `warmup_steps`. Their default: α = γ = 1, β = 6 on dSprites."""
 
+    terms = frozenset({"beta", "mi", "tc", "dim_kl"})
+
     def __init__(
         self,
         alpha: NonNegative = 1.0,
