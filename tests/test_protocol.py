@@ -119,7 +119,9 @@ def test_the_shared_pool_gives_each_metric_what_it_would_compute_on_its_own_rows
 def test_an_unknown_metric_name_is_one_line() -> None:
     from vaelab.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="names mgi, which are not metrics; choose from mig"):
+    with pytest.raises(
+        ConfigError, match=r"names mgi, which is not a metric \(did you mean mig\?\)"
+    ):
         disentanglement_scores(CountingEncoder(), SIZES, {**SMALL, "metrics": ["mgi"]})
 
 
@@ -136,7 +138,7 @@ def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results
 
     from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
-    from vaelab.metrics.protocol import PROTOCOLS, evaluate_disentanglement, headline_scores
+    from vaelab.metrics.protocol import evaluate_disentanglement, headline_scores
 
     run = tmp_path / "run"
     result = run_train(
@@ -151,11 +153,86 @@ def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     model, _ = load_vae(run / "checkpoints" / "best.ckpt")
-    settings = {**PROTOCOLS["fast"], "seed": 0, "enabled": True, "protocol": "fast"}
-    settings["dci"] = {**settings["dci"], "n_estimators": 10}
+    settings = {"seed": 0, "enabled": True, "protocol": "fast", "dci": {"n_estimators": 10}}
     data = ShapesDataModule(resolution=32, n_val=32, n_test=32, eval_batch_size=32)
     report = evaluate_disentanglement(model, data, settings, torch.device("cpu"), 32)
     expected = headline_scores(report["scores"])
     assert set(expected) >= {"mig", "dci", "sap", "beta_vae", "irs", "modularity", "factor_vae"}
     for key, value in expected.items():
         assert metrics[f"test/{key}"] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def _toy_metric_module(monkeypatch) -> None:
+    """`vaelab.metrics.toy_corr`, as a user would write it: one module with a METRIC."""
+    import sys
+    import types
+
+    from vaelab.metrics.registry import Metric, SampleCounts
+
+    def run(samples, counts):
+        codes, factors = samples.train(counts["n_samples"])
+        corr = np.corrcoef(codes[:, 0], factors[:, 0])[0, 1]
+        return {"toy_corr": float(abs(corr)), "toy_corr/rows": float(len(codes))}
+
+    module = types.ModuleType("vaelab.metrics.toy_corr")
+    module.METRIC = Metric(
+        "toy_corr",
+        run,
+        SampleCounts,
+        {"n_samples": 700},
+        {"n_samples": 70},
+        pools=("n_samples", None),
+    )
+    monkeypatch.setitem(sys.modules, "vaelab.metrics.toy_corr", module)
+
+
+def test_a_metric_in_a_module_of_its_own_runs_from_its_name_alone(monkeypatch) -> None:
+    """No registration: `metrics=[..., toy_corr]` finds vaelab.metrics.toy_corr's
+    METRIC, runs it with its preset counts on the shared pool, and its headline key is
+    reported."""
+    from vaelab.metrics.protocol import headline_scores
+
+    _toy_metric_module(monkeypatch)
+    encoder = CountingEncoder()
+    settings = {"seed": 0, "protocol": "fast", "metrics": ["mig", "toy_corr"], "mig": SMALL["mig"]}
+    scores = disentanglement_scores(encoder, SIZES, settings)
+    assert scores["toy_corr/rows"] == 70  # the fast preset
+    assert encoder.encoded == 600  # one pool, the larger of MIG's 600 and its 70
+    assert scores["toy_corr"] == pytest.approx(1.0)  # code 0 is factor 0 scaled
+    assert set(headline_scores(scores, ["mig", "toy_corr"])) == {"mig", "toy_corr"}
+    dlib = disentanglement_scores(
+        CountingEncoder(), SIZES, {**settings, "protocol": "dlib", "toy_corr": {"n_samples": 9}}
+    )
+    assert dlib["toy_corr/rows"] == 9  # a count set in its block wins over the preset
+
+
+def test_a_metric_module_without_a_metric_is_one_line(monkeypatch) -> None:
+    import sys
+    import types
+
+    from vaelab.errors import ConfigError
+    from vaelab.metrics.registry import find_metric
+
+    monkeypatch.setitem(sys.modules, "vaelab.metrics.empty", types.ModuleType("empty"))
+    with pytest.raises(ConfigError, match=r"vaelab.metrics.empty defines no METRIC"):
+        find_metric("empty")
+
+
+def test_a_new_metrics_counts_are_checked_against_its_own_model(monkeypatch, hydra_conf) -> None:
+    from helpers import compose_train
+    from omegaconf import DictConfig
+
+    from vaelab.errors import ConfigError
+    from vaelab.metrics.registry import check_metric_settings
+
+    _toy_metric_module(monkeypatch)
+    choose = "eval.disentanglement.metrics=[mig,toy_corr]"
+    node = compose_train(choose, "+eval.disentanglement.toy_corr.n_samples=50").eval.disentanglement
+    assert isinstance(node, DictConfig)
+    check_metric_settings(node)  # 50 is a count
+    bad = compose_train(choose, "+eval.disentanglement.toy_corr.n_samples=1").eval.disentanglement
+    with pytest.raises(ConfigError, match=r"toy_corr.n_samples=1 must be an integer >= 2"):
+        check_metric_settings(bad)
+    typo = compose_train(choose, "+eval.disentanglement.toy_corr.n_sample=50").eval.disentanglement
+    with pytest.raises(ConfigError, match=r"toy_corr.n_sample is not a count of toy_corr"):
+        check_metric_settings(typo)

@@ -55,7 +55,7 @@ def _alive(pid: int) -> bool:
 def remove_orphans(folder: Path) -> list[Path]:
     """Delete the temporary files that killed writers on this host left in `folder`;
     returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

@@ -16,14 +16,18 @@ import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from typing_extensions import override
 
 from vaelab.atomic import atomic_path
 from vaelab.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer  # (4.6+; the runtime requirement is 4.4)
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,8 @@ def content_digest(checkpoint: Any) -> str:
         if isinstance(obj, torch.Tensor):
             data = obj.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
             digest.update(f"{where}|{obj.dtype}|{tuple(obj.shape)}|".encode())
-            digest.update(data)
+            # an ndarray is a buffer; numpy's stubs say so for Python 3.12+ only
+            digest.update(cast("Buffer", data))
         elif isinstance(obj, dict):
             for key in sorted(obj, key=str):
                 if key != CHECKSUM_KEY:
@@ -76,6 +81,7 @@ def verify_checksum(checkpoint: dict[str, Any], path: Any = "") -> None:
 class AtomicCheckpointIO(TorchCheckpointIO):
     """TorchCheckpointIO with temp-file + fsync + rename writes."""
 
+    @override
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: _PATH, storage_options: Any | None = None
     ) -> None:

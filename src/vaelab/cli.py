@@ -13,7 +13,7 @@ import functools
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 from vaelab.errors import VaelabError, find_user_error
 from vaelab.resolvers import register_resolvers
@@ -228,7 +228,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
 
         fail(BETA_SCHEDULE_REPLACED)
     if not args.multirun and any(o.is_sweep_override() for o in overrides):
-        sweeps = ", ".join(o.input_line for o in overrides if o.is_sweep_override())
+        # input_line: set on every parsed override
+        sweeps = ", ".join(cast(str, o.input_line) for o in overrides if o.is_sweep_override())
         fail(f"{sweeps} lists several values; add -m to run one job per value")
     config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else str(CONF_DIR)
     GlobalHydra.instance().clear()

@@ -28,6 +28,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vaelab.errors import CheckpointError, ConfigError
+from vaelab.metrics.registry import check_metric_settings
 from vaelab.schema import check_settings, check_targets
 from vaelab.settings import APP_SETTINGS
 
@@ -52,6 +53,9 @@ def check_config(
     if task not in APP_SETTINGS:
         raise ValueError(f"no config checks for task {task!r}; known: {', '.join(APP_SETTINGS)}")
     check_settings(cfg, APP_SETTINGS[task], defaults)
+    disentanglement = OmegaConf.select(cfg, "eval.disentanglement")
+    if isinstance(disentanglement, DictConfig):
+        check_metric_settings(disentanglement, defaults)
     if task == "train":
         check_targets(cfg, defaults)
         check_train_config(cfg, here=here)

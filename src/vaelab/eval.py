@@ -113,7 +113,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         times,
     )
     if report is not None:
-        results["metrics"].update(headline_scores(report["scores"]))
+        results["metrics"].update(
+            headline_scores(report["scores"], report["settings"].get("metrics"))
+        )
         results["disentanglement"] = report
 
     results["stage_times_s"] = dict(times)
@@ -159,8 +161,8 @@ def evaluate_folder(cfg: DictConfig) -> dict[str, Any]:
         except VaelabError as exc:
             failed.append(f"{checkpoint} ({exc})")
             log.error("[%d/%d] %s failed: %s", number, len(checkpoints), checkpoint, exc)
-    for checkpoint, report in results.items():
-        log.info("evaluated %s: %s", checkpoint, _headline(report.get("metrics", {})))
+    for evaluated, report in results.items():
+        log.info("evaluated %s: %s", evaluated, _headline(report.get("metrics", {})))
     if failed:
         raise EvaluationsFailedError(
             f"{len(failed)} of {len(checkpoints)} checkpoints could not be evaluated (the "

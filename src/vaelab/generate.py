@@ -22,6 +22,7 @@ images of the run's test split, so the pictures of two checkpoints compare.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +103,15 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
 @torch.no_grad()
 def decode_mean(model: Any, z: Tensor) -> Tensor:
     """Images (N, C, H, W) on the CPU: p(x|z)'s mean for latents (..., D)."""
-    return model.decode(z.reshape(-1, model.latent_dim).to(model.device)).mean.cpu()
+    images: Tensor = model.decode(z.reshape(-1, model.latent_dim).to(model.device)).mean.cpu()
+    return images
 
 
 @torch.no_grad()
 def encode_mean(model: Any, x: Tensor) -> Tensor:
     """Posterior means (N, D) on the CPU."""
-    return model.encode(x.to(model.device)).mean.cpu()
+    means: Tensor = model.encode(x.to(model.device)).mean.cpu()
+    return means
 
 
 def prior_samples(model: Any, n: int, temperature: float, seed: int) -> Tensor:
@@ -144,7 +147,9 @@ def traversed_dimensions(stats: dict[str, Tensor]) -> list[int]:
     return dims
 
 
-def factor_labels(model: Any, data: Any, dims: list[int], n: int, seed: int) -> list[dict]:
+def factor_labels(
+    model: Any, data: Any, dims: list[int], n: int, seed: int
+) -> list[dict[str, Any]]:
     """On data with known factors, for each traversed dimension: the factor it is most
     informative about and its share I(z_d; v_k) / H(v_k) of that factor's information,
     from `n` examples of i.i.d. factors (the matrix MIG uses). [] on other data."""
@@ -158,7 +163,8 @@ def factor_labels(model: Any, data: Any, dims: list[int], n: int, seed: int) -> 
         return []
     factors = sample_factors(space.sizes, n, np.random.RandomState(seed))
     images = space.observe(torch.from_numpy(factors))
-    codes = torch.cat([encode_mean(model, x) for x in images.split(500)]).cpu().numpy()
+    split: Callable[[int], tuple[Tensor, ...]] = images.split  # unannotated in torch
+    codes = torch.cat([encode_mean(model, x) for x in split(500)]).cpu().numpy()
     best = dimension_factors(codes, factors)
     labels = []
     for d in dims:
@@ -167,7 +173,7 @@ def factor_labels(model: Any, data: Any, dims: list[int], n: int, seed: int) -> 
     return labels
 
 
-def label_text(label: dict) -> str:
+def label_text(label: dict[str, Any]) -> str:
     """'z3: pos_x 62%' for a traversal row."""
     if label["factor"] is None:
         return f"z{label['dim']}: no factor"
@@ -213,9 +219,9 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     frames = decode_mean(model, traversal_latents(base, dims, values))
     frames = frames.view(len(dims), len(values), *frames.shape[1:])
     labels = factor_labels(model, data, dims, int(tr.n_stats), int(cfg.sample_seed))
-    rows = RowLabels([label_text(x) for x in labels], frames.shape[-2]) if labels else None
+    row_labels = RowLabels([label_text(x) for x in labels], frames.shape[-2]) if labels else None
     grid = make_grid(frames.flatten(0, 1), len(values))
-    written["traversals"] = save_png(grid, out / "traversals.png", up, labels=rows)
+    written["traversals"] = save_png(grid, out / "traversals.png", up, labels=row_labels)
     # GIF: frame j shows every traversed dimension at values[j], one per row in KL
     # order (labelled as in the PNG); forward then back, so the loop has no jump.
     order = [*range(len(values)), *range(len(values) - 2, 0, -1)]
@@ -224,7 +230,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         out / "traversals.gif",
         duration_ms=int(tr.frame_ms),
         upscale=up,
-        labels=rows,
+        labels=row_labels,
     )
 
     info = {
@@ -239,7 +245,9 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
             "gif_frames": len(order),
             "factors": labels,  # per traversed dimension, on data with known factors
         },
-        "settings": OmegaConf.to_container(OmegaConf.masked_copy(cfg, SETTINGS), resolve=True),
+        "settings": OmegaConf.to_container(
+            OmegaConf.masked_copy(cfg, list(SETTINGS)), resolve=True
+        ),
     }
     written["info"] = out / "generated.json"
     write_json(written["info"], info)

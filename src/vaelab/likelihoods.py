@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 from typing import Annotated, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
 from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
+from typing_extensions import override
 
 from vaelab.constraints import Positive
 from vaelab.errors import ConfigError
@@ -32,6 +34,7 @@ class Likelihood(nn.Module, abc.ABC):
         super().__init__()
         self.channels = channels
 
+    @override
     def forward(self, params: Tensor) -> Distribution:
         return Independent(self.base(params), 3)
 
@@ -39,7 +42,8 @@ class Likelihood(nn.Module, abc.ABC):
         """log p(x|z) per example, shape (B,): `self(params).log_prob(x)`, which a
         subclass may compute without building distribution objects (the training step
         of a small model pays for every Python-level object it makes)."""
-        return self(params).log_prob(x)
+        distribution: Distribution = self(params)
+        return distribution.log_prob(x)
 
     @abc.abstractmethod
     def base(self, params: Tensor) -> Distribution:
@@ -125,14 +129,18 @@ class DiscretizedLogistic(Distribution):
     has_rsample = False
 
     def __init__(self, loc: Tensor, log_scale: Tensor, n_bins: int = 256) -> None:
-        self.loc, self.log_scale = torch.broadcast_tensors(loc, log_scale)
+        # torch's Python wrapper of broadcast_tensors carries no annotations
+        broadcast: Callable[..., tuple[Tensor, ...]] = torch.broadcast_tensors
+        self.loc, self.log_scale = broadcast(loc, log_scale)
         self.n_bins = n_bins
         super().__init__(batch_shape=self.loc.shape, validate_args=False)
 
+    @override
     @property
     def mean(self) -> Tensor:
         return self.loc.clamp(0.0, 1.0)
 
+    @override
     def log_prob(self, value: Tensor) -> Tensor:
         half_bin = 0.5 / (self.n_bins - 1)
         inv_scale = torch.exp(-self.log_scale)
@@ -159,7 +167,8 @@ class DiscretizedLogistic(Distribution):
             lowest, log_cdf_upper, torch.where(highest, log_one_minus_cdf_lower, log_mid)
         )
 
-    def sample(self, sample_shape: torch.Size | tuple[int, ...] = ()) -> Tensor:
+    @override
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = ()) -> Tensor:
         shape = self._extended_shape(sample_shape)
         with torch.no_grad():
             u = torch.rand(shape, device=self.loc.device).clamp(1e-5, 1 - 1e-5)

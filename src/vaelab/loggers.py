@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import cast
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from lightning.pytorch.loggers.logger import rank_zero_experiment
+from typing_extensions import override
 
 from vaelab.atomic import atomic_path
 
@@ -36,6 +38,7 @@ class ResumableExperimentWriter(ExperimentWriter):
             with open(path, newline="") as f:
                 self.metrics_keys = list(next(csv.reader(f), []))
 
+    @override
     def _check_log_dir_exists(self) -> None:
         """Lightning's deletes an existing metrics.csv here; a resumed run keeps it."""
 
@@ -58,13 +61,15 @@ class ResumableExperimentWriter(ExperimentWriter):
 class CSVLogger(LightningCSVLogger):
     """`lightning.pytorch.loggers.CSVLogger` that keeps a resumed run's history."""
 
+    @override
     @property
     @rank_zero_experiment
     def experiment(self) -> ResumableExperimentWriter:
         if self._experiment is None:
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = ResumableExperimentWriter(log_dir=self.log_dir)
-        return self._experiment
+        # only this property sets it, always to a ResumableExperimentWriter
+        return cast(ResumableExperimentWriter, self._experiment)
 
     def continue_from_step(self, step: int) -> None:
         """A run resumed from a checkpoint at `step`: drop the rows logged from there on

@@ -29,7 +29,7 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
@@ -42,6 +42,7 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt
 
@@ -59,32 +60,40 @@ def distribution_of(override: Override) -> Any:
     value = override.value()
     log_scale = "log" in getattr(value, "tags", set())
     if isinstance(value, ChoiceSweep):
-        return d.CategoricalDistribution(list(value.list))
+        # parsed elements, lists and dicts included: Optuna checks the choices itself
+        choices: list[Any] = list(value.list)
+        return d.CategoricalDistribution(choices)
     if isinstance(value, RangeSweep):
-        start, stop, step = value.start, value.stop, value.step
+        # set by the parser (`range(stop)` starts at 0), though annotated Optional
+        start, stop = cast("int | float", value.start), cast("int | float", value.stop)
+        step = value.step
         if all(isinstance(x, int) for x in (start, stop, step)):
             high = start + (stop - start - 1) // step * step  # range's last value
             return d.IntDistribution(int(start), int(high), step=int(step), log=log_scale)
         return d.FloatDistribution(start, stop, step=step, log=log_scale)
     if isinstance(value, IntervalSweep):
-        if "int" in value.tags or (isinstance(value.start, int) and isinstance(value.end, int)):
-            return d.IntDistribution(int(value.start), int(value.end), log=log_scale)
-        return d.FloatDistribution(float(value.start), float(value.end), log=log_scale)
+        # set by the parser; ints after `int(interval(...))`, though annotated float
+        begin, end = cast("int | float", value.start), cast("int | float", value.end)
+        if "int" in value.tags or (isinstance(begin, int) and isinstance(end, int)):
+            return d.IntDistribution(int(begin), int(end), log=log_scale)
+        return d.FloatDistribution(float(begin), float(end), log=log_scale)
     return None  # a fixed value: passed to every trial as it is
 
 
-def search_space(params: dict[str, Any] | None, arguments: Sequence[str]) -> tuple[dict, list]:
+def search_space(
+    params: dict[str, Any] | None, arguments: Sequence[str]
+) -> tuple[dict[str, Any], list[str]]:
     """(key -> distribution, fixed overrides) from `hydra.sweeper.params` and the
     command line's sweep arguments (which win for a key both name)."""
     lines = [f"{k}={v}" for k, v in _flat(params or {}).items()]
     parsed = OverridesParser.create().parse_overrides([*lines, *arguments])
     space: dict[str, Any] = {}
     fixed: list[str] = []
-    for override in parsed:
-        distribution = distribution_of(override) if override.is_sweep_override() else None
-        key = override.get_key_element()
+    for item in parsed:  # (not `override`: the decorator's name)
+        distribution = distribution_of(item) if item.is_sweep_override() else None
+        key = item.get_key_element()
         if distribution is None:
-            fixed.append(override.input_line)
+            fixed.append(cast(str, item.input_line))  # set for a parsed override
             space.pop(key, None)
         else:
             space[key] = distribution
@@ -127,6 +136,7 @@ class OptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher: Any = None
 
+    @override
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
@@ -194,6 +204,7 @@ class OptunaSweeper(Sweeper):
         return trials
 
     # ------------------------------------------------------------------- the sweep
+    @override
     def sweep(self, arguments: list[str]) -> Any:
         from optuna.trial import TrialState
 

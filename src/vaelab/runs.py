@@ -129,7 +129,8 @@ def run_config(
     if run_dir is None:
         # A checkpoint copied out of its run folder: the composed config's data stands
         # in for the run's (the shape check still guards the pairing).
-        saved = OmegaConf.masked_copy(cfg, [k for k in cfg if k not in OWN_KEYS])
+        keys: list[Any] = [k for k in cfg if k not in OWN_KEYS]  # config keys
+        saved = OmegaConf.masked_copy(cfg, keys)
     else:
         saved = read_run_config(run_dir / ".hydra" / "config.yaml")
     return merge_run_config(saved, cfg, overrides)

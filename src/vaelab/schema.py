@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, cast
 
 import annotated_types as at
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -115,8 +115,9 @@ def signature_of(target: Any) -> Signature:
     (a subclass that passes `**kwargs` on takes its parent's arguments too)."""
     from vaelab.upstream_ranges import ranges_for
 
+    # `Any`: a class's own __init__, whatever its signature (mypy calls reading it unsound)
     functions = (
-        [c.__init__ for c in target.__mro__ if "__init__" in vars(c)]
+        [cast(Any, c).__init__ for c in target.__mro__ if "__init__" in vars(c)]
         if isinstance(target, type)
         else [target]
     )
@@ -137,7 +138,7 @@ def signature_of(target: Any) -> Signature:
         is_open = any(p.kind is p.VAR_KEYWORD for p in params.values())
         if not is_open or function is object.__init__:
             break
-    if isinstance(target, type) and target.__init__ is object.__init__:
+    if isinstance(target, type) and cast(Any, target).__init__ is object.__init__:
         is_open = False
     annotations.update(ranges_for(target))
     return Signature(parameters, annotations, is_open)
@@ -157,6 +158,7 @@ def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
     if isinstance(node, DictConfig):
         if OmegaConf.is_missing(node, "_target_") or "_target_" in node:
             yield path, node
+        key: Any  # a config key: str, or int/Enum/bytes/... in a structured config
         for key in node:
             if key in HYDRA_KEYS:
                 continue
@@ -165,9 +167,9 @@ def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
                 yield from _target_nodes(child, f"{path}.{key}" if path else str(key))
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            child = node._get_node(i)
-            if isinstance(child, DictConfig | ListConfig):
-                yield from _target_nodes(child, f"{path}[{i}]")
+            item = node._get_node(i)
+            if isinstance(item, DictConfig | ListConfig):
+                yield from _target_nodes(item, f"{path}[{i}]")
 
 
 def _holds_target(node: Any) -> bool:
@@ -184,7 +186,7 @@ def check_targets(cfg: DictConfig, defaults: DictConfig | None = None, prefix: s
         target = import_target(node._target_, f"{path}._target_")
         signature = signature_of(target)
         marker = prepared.pop(id(node), None)
-        keys = [k for k in node if k not in HYDRA_KEYS]
+        keys: list[Any] = [k for k in node if k not in HYDRA_KEYS]  # config keys
         if marker is not None:
             container = marker.prepare(_plain(node))
             keys = [k for k in keys if k in container]
@@ -370,8 +372,9 @@ def _made_up_examples(annotation: Any) -> list[Any]:
         elif base is bool:
             made.append(True)
         elif base in (int, float):
-            low = next((b.ge for b in bounds if isinstance(b, at.Ge)), None)
-            above = next((b.gt for b in bounds if isinstance(b, at.Gt)), None)
+            # bounds of an int or float: numbers
+            low = cast("float | None", next((b.ge for b in bounds if isinstance(b, at.Ge)), None))
+            above = cast("float | None", next((b.gt for b in bounds if isinstance(b, at.Gt)), None))
             if low is None and above is not None:
                 low = above + 1 if base is int else above + 1.0
             made.append(base(low if low is not None else 1))

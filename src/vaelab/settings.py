@@ -14,70 +14,24 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from vaelab.metrics.names import METRICS
-from vaelab.metrics.protocol import PROTOCOLS
+from vaelab.metrics.registry import PROTOCOLS
 from vaelab.schema import Seed
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Positive = Annotated[float, Field(gt=0)]
 
 
-class MIGSettings(BaseModel):
-    n_samples: Annotated[int, Field(ge=2)]
-    n_bins: Annotated[int, Field(ge=2)]
-
-
-class FactorVAESettings(BaseModel):
-    batch_size: Annotated[int, Field(ge=2)]
-    n_train: PositiveInt
-    n_eval: PositiveInt
-    n_variance: Annotated[int, Field(ge=2)]
-    prune_threshold: Annotated[float, Field(ge=0, lt=1)]
-
-
-class TrainTestSettings(BaseModel):
-    """A metric trained on one i.i.d. sample and scored on another."""
-
-    n_train: Annotated[int, Field(ge=2)]
-    n_test: PositiveInt
-
-
-class DCISettings(TrainTestSettings):
-    n_estimators: PositiveInt
-
-
-class BetaVAEScoreSettings(BaseModel):
-    batch_size: PositiveInt
-    n_train: Annotated[int, Field(ge=2)]
-    n_eval: PositiveInt
-
-
-class IRSSettings(BaseModel):
-    n_samples: Annotated[int, Field(ge=2)]
-    quantile: Annotated[float, Field(gt=0, le=1)]
-
-
-class SampleSettings(BaseModel):
-    n_samples: Annotated[int, Field(ge=2)]
-
-
-Metric = Literal[METRICS]  # type: ignore[valid-type]  # the names, from where they live
-Protocol = Literal[tuple(PROTOCOLS)]  # type: ignore[valid-type]
+Protocol = Literal[PROTOCOLS]  # type: ignore[valid-type]  # the names, from where they live
 
 
 class DisentanglementSettings(BaseModel):
+    """`eval.disentanglement`. Each chosen metric's block of counts is checked against
+    that metric's own count model (`vaelab.metrics.registry.check_metric_settings`)."""
+
     enabled: bool
     protocol: Protocol
     seed: Seed
-    metrics: list[Metric]
-    mig: MIGSettings
-    factor_vae: FactorVAESettings
-    dci: DCISettings
-    sap: TrainTestSettings
-    beta_vae: BetaVAEScoreSettings
-    modularity: TrainTestSettings
-    irs: IRSSettings
-    unsupervised: SampleSettings
+    metrics: list[str]
 
 
 class TrainEvalOptions(BaseModel):

@@ -33,6 +33,7 @@ from typing import Any
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
     SlurmLauncher as SubmititSlurmLauncher,
 )
+from typing_extensions import override
 
 #: Pending reasons SLURM gives a job that no amount of waiting lets start: the job asks
 #: for more than a limit of its partition, QOS or association allows for one job.
@@ -53,9 +54,11 @@ REQUEST_KEYS = (
 POLL_S = 2.0
 
 
-class SlurmLauncher(SubmititSlurmLauncher):
+# ignore: hydra-submitit-launcher ships no type information, so its class is Any here
+class SlurmLauncher(SubmititSlurmLauncher):  # type: ignore[misc]
     """hydra-submitit-launcher's `SlurmLauncher` whose failures end in one line."""
 
+    @override
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Any:
         from submitit.core.utils import FailedJobError, UncompletedJobError
 
@@ -125,6 +128,7 @@ class _WithoutSbatchEcho(io.TextIOBase):
         self.stream = stream
         self._dropped = False
 
+    @override
     def write(self, text: str) -> int:
         echo = text.startswith("sbatch: ") or (self._dropped and text == "\n")
         self._dropped = echo and text != "\n"
@@ -132,6 +136,7 @@ class _WithoutSbatchEcho(io.TextIOBase):
             self.stream.write(text)
         return len(text)
 
+    @override
     def flush(self) -> None:
         self.stream.flush()
 

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
+from typing_extensions import override
 
 from vaelab.run_files import optimized_value, summary_status
 
@@ -261,16 +262,18 @@ except ImportError:  # pragma: no cover - hydra-core < 1.1
     _HydraCallback = object  # type: ignore[assignment,misc]
 
 
-class SweepSummary(_HydraCallback):  # type: ignore[misc,valid-type]
+class SweepSummary(_HydraCallback):
     """Hydra callback (conf/hydra/default.yaml): at the end of a sweep, one line per job
     on stderr and in the log, and a non-zero exit (1) when any job failed."""
 
     def __init__(self) -> None:
         self.started = 0.0
 
+    @override
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.started = time.time()
 
+    @override
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         records = sweep_records(sweep_dir, since=self.started)

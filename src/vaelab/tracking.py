@@ -18,7 +18,7 @@ import netrc
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +36,13 @@ def has_wandb_credentials() -> bool:
         return False
 
 
-def resolve_mode(requested: str | None = None) -> str:
+def resolve_mode(requested: str | None = None) -> Literal["online", "offline", "disabled"]:
     """'online', 'offline' or 'disabled': explicit request, then WANDB_MODE, then credentials."""
     mode = requested or os.environ.get("WANDB_MODE")
     if mode in {"online", "offline", "disabled", "dryrun", "run"}:
-        return {"dryrun": "offline", "run": "online"}.get(mode, mode)
+        resolved = {"dryrun": "offline", "run": "online"}.get(mode, mode)
+        # dryrun and run mapped to offline and online: one of the three
+        return cast('Literal["online", "offline", "disabled"]', resolved)
     return "online" if has_wandb_credentials() else "offline"
 
 
@@ -196,7 +198,7 @@ def continue_run(run_dir: str | os.PathLike[str] | None, wandb_cfg: Any) -> Any 
         return None
     import wandb
 
-    common = {
+    common: dict[str, Any] = {  # keyword arguments of wandb.init
         "id": run_id,
         "resume": "allow",
         "project": os.environ.get("WANDB_PROJECT", wandb_cfg.get("project") or "vaelab"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import DictConfig
 
@@ -73,7 +73,9 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
                 logger.continue_from_step(resumed_step)
     failed = True
     try:
-        tracking.describe_run(loggers, OmegaConf.to_container(cfg, resolve=True))
+        # a DictConfig's container: a dict
+        config = cast("dict[str, Any]", OmegaConf.to_container(cfg, resolve=True))
+        tracking.describe_run(loggers, config)
         model.configure_accumulation(cfg.trainer.get("accumulate_grad_batches"))
         trainer = build_trainer(cfg.trainer, callbacks, loggers)
         metrics = fit_and_test(cfg, trainer, model, datamodule, ckpt_path)
@@ -195,5 +197,6 @@ def _optimized_value(
     return "final/" + key, metrics.get(name)
 
 
-def _test_metrics(metrics: dict[str, float]) -> dict[str, float]:
+def _test_metrics(metrics: dict[str, float]) -> dict[str, float | None]:
+    # float | None: the run summary it starts, whose optimised value may be None
     return {k: v for k, v in metrics.items() if k.startswith("test/")}

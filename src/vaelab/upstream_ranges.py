@@ -15,6 +15,7 @@ still Lightning's own: these replace an annotation only for the keys listed.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -65,7 +66,7 @@ def _launcher_ranges() -> dict[str, Any]:
 
 
 #: (module, class) of each upstream class with ranges here, and its ranges.
-UPSTREAM: tuple[tuple[str, str, Any], ...] = (
+UPSTREAM: tuple[tuple[str, str, Callable[[], dict[str, Any]]], ...] = (
     ("lightning.pytorch", "Trainer", _trainer_ranges),
     (
         "hydra_plugins.hydra_submitit_launcher.submitit_launcher",

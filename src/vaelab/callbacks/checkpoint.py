@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
+from typing_extensions import override
 
 from vaelab.lightning_internals import save_last_if_stale
 
@@ -43,20 +44,24 @@ class ModelCheckpoint(LightningModelCheckpoint):
 
     _cached_state_key: str | None = None
 
+    @override
     @property
     def state_key(self) -> str:
         if self._cached_state_key is None:
             self._cached_state_key = super().state_key
         return self._cached_state_key
 
+    @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         save_last_if_stale(self, trainer, at_epoch_end=True)
 
+    @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         super().on_validation_end(trainer, pl_module)
         save_last_if_stale(self, trainer, at_epoch_end=False)
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         saved_in = state_dict.get("dirpath")
         if saved_in and self.dirpath and not _same_folder(saved_in, self.dirpath):

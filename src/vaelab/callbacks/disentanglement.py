@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
+from typing_extensions import override
 
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
 
@@ -29,6 +30,7 @@ class DisentanglementMetrics(L.Callback):
         #: The last report (scores per factor, settings, stage times) on rank 0.
         self.report: dict[str, Any] | None = None
 
+    @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         scores: dict[str, float] | None = None
         if trainer.is_global_zero:
@@ -40,7 +42,7 @@ class DisentanglementMetrics(L.Callback):
             )
             if report is not None:
                 self.report = {**report, "stage_times_s": dict(times)}
-                scores = headline_scores(report["scores"])
+                scores = headline_scores(report["scores"], report["settings"].get("metrics"))
         scores = trainer.strategy.broadcast(scores, src=0)
         if scores:
             # Equal on every rank already: nothing to reduce.

@@ -14,6 +14,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from typing_extensions import override
 
 
 class GradientClipping(L.Callback):
@@ -24,6 +25,7 @@ class GradientClipping(L.Callback):
         self.value = float(value)
         self.algorithm = algorithm or "norm"
 
+    @override
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt, Seed
 from vaelab.images import interleave_rows, make_grid, save_png
@@ -52,15 +54,16 @@ class ImageGrids(L.Callback):
         self, pl_module: L.LightningModule, originals: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """The two grids as (C, H, W) tensors, from `pl_module` in eval mode."""
+        vae: Any = pl_module  # duck-typed: a VAE's reconstruct, latent_dim and decode
         was_training = pl_module.training
         pl_module.eval()
         try:
             originals = originals.to(pl_module.device)
-            recon = pl_module.reconstruct(originals)
+            recon = vae.reconstruct(originals)
             generator = torch.Generator().manual_seed(self.seed)
-            z = torch.randn(self.n_images, pl_module.latent_dim, generator=generator)
+            z = torch.randn(self.n_images, vae.latent_dim, generator=generator)
             with torch.no_grad():
-                samples = pl_module.decode(z.to(pl_module.device)).mean
+                samples = vae.decode(z.to(pl_module.device)).mean
         finally:
             pl_module.train(was_training)
         return {
@@ -70,7 +73,8 @@ class ImageGrids(L.Callback):
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> None:
-        datamodule = trainer.datamodule
+        # set by Lightning's data connector; Trainer does not declare it
+        datamodule: L.LightningDataModule | None = cast(Any, trainer).datamodule
         if datamodule is None or not hasattr(datamodule, "example_batch"):
             return
         for name, grid in self.grids(pl_module, datamodule.example_batch(self.n_images)).items():
@@ -78,6 +82,7 @@ class ImageGrids(L.Callback):
             self.written[f"{prefix}{name}"] = path
             log_image(trainer, f"images/{name}", grid, path)
 
+    @override
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
@@ -85,5 +90,6 @@ class ImageGrids(L.Callback):
         if self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0:
             self.write(trainer, pl_module, prefix=f"epoch_{epoch:03d}_")
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.write(trainer, pl_module)

@@ -27,11 +27,15 @@ import os
 import signal
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import lightning as L
+from typing_extensions import override
 
 from vaelab.errors import VaelabError
+
+if TYPE_CHECKING:
+    from lightning.pytorch.callbacks import ModelCheckpoint
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
@@ -71,7 +75,9 @@ def _last_checkpoint_path(trainer: L.Trainer) -> Path | None:
     dirpath = getattr(callback, "dirpath", None)
     if callback is None or dirpath is None:
         return None
-    return Path(dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+    # a checkpoint callback with a dirpath: a ModelCheckpoint, which names its files so
+    checkpoint = cast("ModelCheckpoint", callback)
+    return Path(dirpath) / f"{checkpoint.CHECKPOINT_NAME_LAST}{checkpoint.FILE_EXTENSION}"
 
 
 class Interruption(L.Callback):
@@ -84,6 +90,7 @@ class Interruption(L.Callback):
         self._trainer: L.Trainer | None = None
 
     # ------------------------------------------------------------ handlers
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         global last_interruption
         last_interruption = None
@@ -120,10 +127,12 @@ class Interruption(L.Callback):
             signal.signal(signum, previous)
         self._previous.clear()
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_handlers()
 
     # ------------------------------------------------------------ stopping
+    @override
     def on_train_batch_end(
         self,
         trainer: L.Trainer,
@@ -135,6 +144,7 @@ class Interruption(L.Callback):
         if self.signum is not None and trainer.world_size == 1:
             raise self._stop(trainer)
 
+    @override
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:

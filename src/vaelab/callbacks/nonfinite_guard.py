@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Literal
+from typing import Any, Literal, cast
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from typing_extensions import override
 
 from vaelab.constraints import NonNegativeInt
 from vaelab.errors import VaelabError
@@ -42,6 +43,7 @@ class NonFiniteGuard(L.Callback):
         self.stepped = 0
         self._skip_step = False
 
+    @override
     def on_before_backward(
         self, trainer: L.Trainer, pl_module: L.LightningModule, loss: torch.Tensor
     ) -> None:
@@ -64,6 +66,7 @@ class NonFiniteGuard(L.Callback):
             "callbacks.nonfinite_guard.action=skip"
         )
 
+    @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or (not trainer.training and trainer.state.fn != "fit"):
             return
@@ -71,6 +74,7 @@ class NonFiniteGuard(L.Callback):
         if bad is not None:
             self._diverged(trainer, f"weights ({bad}) are not finite")
 
+    @override
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Before ModelCheckpoint, which Lightning runs after every other callback.
         if trainer.sanity_checking or trainer.state.fn != "fit":
@@ -79,6 +83,7 @@ class NonFiniteGuard(L.Callback):
             if key.startswith("val/") and not math.isfinite(float(value)):
                 self._diverged(trainer, f"{key} is {float(value)}")
 
+    @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.skipped and not self.stepped:
             raise NonFiniteLossError(
@@ -101,13 +106,16 @@ class NonFiniteGuard(L.Callback):
             "clip gradients (trainer.gradient_clip_val=1)"
         )
 
+    @override
     def state_dict(self) -> dict[str, int]:
         return {"skipped": self.skipped, "stepped": self.stepped}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self.skipped = int(state_dict.get("skipped", 0))
         self.stepped = int(state_dict.get("stepped", 0))
 
+    @override
     def on_before_optimizer_step(
         self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
@@ -125,7 +133,9 @@ class NonFiniteGuard(L.Callback):
 
 
 def last_checkpoint(trainer: L.Trainer) -> str | None:
-    for callback in trainer.callbacks:
+    # set by Lightning's callback connector; Trainer does not declare it
+    callbacks: list[Callback] = cast(Any, trainer).callbacks
+    for callback in callbacks:
         if isinstance(callback, ModelCheckpoint):
             return callback.last_model_path or callback.best_model_path or None
     return None

@@ -13,11 +13,13 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from typing_extensions import override
 
 
 class ProgressBar(TQDMProgressBar):
     """`TQDMProgressBar` (same arguments) with the VAE's latest `loss` in its values."""
 
+    @override
     def get_metrics(
         self, trainer: L.Trainer, pl_module: L.LightningModule
     ) -> dict[str, int | str | float | dict[str, float]]:
@@ -27,6 +29,7 @@ class ProgressBar(TQDMProgressBar):
             metrics["loss"] = loss
         return metrics
 
+    @override
     def on_train_batch_end(
         self,
         trainer: L.Trainer,

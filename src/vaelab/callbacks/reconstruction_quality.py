@@ -6,6 +6,7 @@ from typing import Any
 
 import lightning as L
 from torchmetrics import MeanMetric, SumMetric
+from typing_extensions import override
 
 from vaelab.metrics.reconstruction import psnr, ssim
 
@@ -26,12 +27,14 @@ class ReconstructionQuality(L.Callback):
         self.ssim = MeanMetric()
         self.count = SumMetric()
 
+    @override
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for name in ("psnr", "ssim", "count"):
             metric = getattr(self, name).to(pl_module.device)
             metric.reset()
             setattr(self, name, metric)
 
+    @override
     def on_test_batch_end(
         self,
         trainer: L.Trainer,
@@ -44,11 +47,13 @@ class ReconstructionQuality(L.Callback):
         x = batch[0] if isinstance(batch, tuple | list) else batch
         # Clamped to the data's range: the picture a grid shows (a Gaussian likelihood's
         # mean can leave [0, 1]; no image can).
-        reconstruction = pl_module.reconstruct(x).clamp(0.0, self.data_range)
+        vae: Any = pl_module  # duck-typed: a VAE's reconstruct
+        reconstruction = vae.reconstruct(x).clamp(0.0, self.data_range)
         self.psnr.update(psnr(reconstruction, x, self.data_range))
         self.ssim.update(ssim(reconstruction, x, self.data_range))
         self.count.update(float(x.shape[0]))
 
+    @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = {
             "test/psnr": self.psnr.compute(),

@@ -14,11 +14,12 @@ import platform
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from typing_extensions import override
 
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard
 from vaelab.callbacks.timing import Timing
@@ -83,7 +84,9 @@ class RunSummary(L.Callback):
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, status: str) -> None:
-        checkpoint = next((cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)), None)
+        # set by Lightning's callback connector; Trainer does not declare it
+        callbacks: list[Callback] = cast(Any, trainer).callbacks
+        checkpoint = next((cb for cb in callbacks if isinstance(cb, ModelCheckpoint)), None)
         best = None
         if checkpoint is not None and checkpoint.best_model_path:
             score = checkpoint.best_model_score
@@ -92,7 +95,8 @@ class RunSummary(L.Callback):
                 "monitor": checkpoint.monitor,
                 "score": None if score is None else _finite_or_none(float(score)),
             }
-        datamodule = trainer.datamodule
+        # set by Lightning's data connector; Trainer does not declare it
+        datamodule: L.LightningDataModule | None = cast(Any, trainer).datamodule
         if datamodule is not None:
             # e.g. MNIST's binarisation: part of what the numbers mean.
             self.summary["data"] = {
@@ -103,10 +107,10 @@ class RunSummary(L.Callback):
                     if isinstance(v, str | int | float | bool)
                 },
             }
-        guard = next((cb for cb in trainer.callbacks if isinstance(cb, NonFiniteGuard)), None)
+        guard = next((cb for cb in callbacks if isinstance(cb, NonFiniteGuard)), None)
         if guard is not None:
             self.summary["skipped_steps"] = guard.skipped  # non-finite losses, not trained on
-        timing = next((cb for cb in trainer.callbacks if isinstance(cb, Timing)), None)
+        timing = next((cb for cb in callbacks if isinstance(cb, Timing)), None)
         if timing is not None:
             self.summary["timing"] = timing.summary()
         self.summary.update(
@@ -124,6 +128,7 @@ class RunSummary(L.Callback):
         )
         write_json(self.path, self.summary)
 
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.ckpt_path and not self.summary["metrics"]:
             # Resumed: the val/ numbers of the fit so far stay unless this fit replaces
@@ -133,14 +138,17 @@ class RunSummary(L.Callback):
         # than "no metrics.json"); a resumed run goes back to this state.
         self.write(trainer, "running")
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._collect(trainer, "val/")
         self.write(trainer, "fitted")
 
+    @override
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._collect(trainer, "test/")
         self.write(trainer, "finished")
 
+    @override
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import lightning as L
+from typing_extensions import override
 
 
 class Timing(L.Callback):
@@ -17,9 +18,11 @@ class Timing(L.Callback):
         self.epoch_train_s: list[float] = []
         self._epoch_start: float | None = None
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._epoch_start = time.perf_counter()
 
+    @override
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -31,9 +34,11 @@ class Timing(L.Callback):
             self.epoch_train_s.append(time.perf_counter() - self._epoch_start)
             self._epoch_start = None
 
+    @override
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._close_epoch()  # validation at the end of an epoch is not training time
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._close_epoch()
 

@@ -142,6 +142,10 @@ def sort_runs(runs: Sequence[Run], keys: Sequence[str], descending: bool = False
     for key in reversed(keys):
         present = [r for r in ordered if _order_token(_cell(r, key))[0] < 2]
         missing = [r for r in ordered if _order_token(_cell(r, key))[0] == 2]
-        present.sort(key=lambda r, k=key: _order_token(_cell(r, k)), reverse=descending)
+
+        def token(r: Run, k: str = key) -> tuple[int, float, str]:
+            return _order_token(_cell(r, k))
+
+        present.sort(key=token, reverse=descending)
         ordered = present + missing
     return ordered

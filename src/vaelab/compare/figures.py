@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -165,14 +165,20 @@ def rate_distortion(
     norm = _beta_norm(betas) if len(distinct_betas) > 1 else None
     mappable = None
     for group, members in groups.items():
-        style = {"marker": markers[group], "s": 90, "edgecolors": "black", "linewidths": 0.7}
+        # keyword arguments of Axes.scatter, of several types
+        style: dict[str, Any] = {
+            "marker": markers[group],
+            "s": 90,
+            "edgecolors": "black",
+            "linewidths": 0.7,
+        }
         with_beta = [p for p in members if p.beta is not None]
         without = [p for p in members if p.beta is None]
         if with_beta and norm is not None:
             mappable = ax.scatter(
                 [p.kl for p in with_beta],
                 [p.recon for p in with_beta],
-                c=[p.beta for p in with_beta],
+                c=[cast(float, p.beta) for p in with_beta],  # with_beta: beta is not None
                 cmap=cmap,
                 norm=norm,
                 zorder=3,

@@ -80,7 +80,7 @@ def group_rows(groups: Sequence[SeedGroup]) -> list[Run]:
         first = group.runs[0]
         seeds = ",".join(str(s) for s in group.seeds)
         name = first.name if group.n == 1 else f"{first.name} (+{group.n - 1}: seeds {seeds})"
-        means = {k: s.mean for k, s in group.spreads.items()}
+        means: dict[str, float | None] = {k: s.mean for k, s in group.spreads.items()}
         rows.append(replace(first, name=name, metrics=means))
     return rows
 

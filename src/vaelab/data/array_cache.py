@@ -167,7 +167,7 @@ class ArrayCache:
         if mmap is None:
             mmap = stat.st_size >= MMAP_THRESHOLD_BYTES
         try:
-            array = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
+            array: np.ndarray = np.load(path, mmap_mode="c" if mmap else None, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
             raise CacheDamagedError(
                 f"cached array {path} cannot be read ({exc})", self.folder

@@ -20,6 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ def read_npz_member(path: Path | str, key: str) -> np.ndarray:
     return out
 
 
-def _open_member(path: Path, key: str):
+def _open_member(path: Path, key: str) -> _ClosingStream:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -92,7 +93,7 @@ def _open_member(path: Path, key: str):
 class _ClosingStream:
     """A zip member stream that also closes its archive."""
 
-    def __init__(self, stream, archive: zipfile.ZipFile) -> None:
+    def __init__(self, stream: IO[bytes], archive: zipfile.ZipFile) -> None:
         self.stream, self.archive = stream, archive
 
     def read(self, n: int = -1) -> bytes:
@@ -106,7 +107,9 @@ class _ClosingStream:
         self.archive.close()
 
 
-def _read_npy_header(f, path: Path, key: str) -> tuple[tuple[int, ...], np.dtype, bool]:
+def _read_npy_header(
+    f: _ClosingStream, path: Path, key: str
+) -> tuple[tuple[int, ...], np.dtype, bool]:
     from numpy.lib import format as npy
 
     try:
@@ -144,7 +147,7 @@ def h5_dataset_blocks(
             yield start, np.asarray(block)
 
 
-def _open_h5(path: Path):
+def _open_h5(path: Path) -> Any:  # an h5py.File (h5py ships no types)
     import h5py
 
     try:
@@ -153,7 +156,7 @@ def _open_h5(path: Path):
         raise _damaged(path, f"is not a readable HDF5 file ({exc})") from exc
 
 
-def _h5_dataset(f, path: Path, key: str):
+def _h5_dataset(f: Any, path: Path, key: str) -> Any:  # h5py.File -> h5py.Dataset
     import h5py
 
     item = f.get(key)
@@ -165,7 +168,7 @@ def _h5_dataset(f, path: Path, key: str):
 # ------------------------------------------------------------- smallNORB matrices
 
 #: smallNORB's binary matrix magic numbers (little-endian int32) and their dtypes.
-NORB_DTYPES = {
+NORB_DTYPES: dict[int, np.dtype[Any]] = {
     0x1E3D4C55: np.dtype(np.uint8),
     0x1E3D4C54: np.dtype("<i4"),
     0x1E3D4C51: np.dtype("<f4"),

@@ -140,7 +140,7 @@ def candidate_dirs(data_dir: Path, search_dirs: Iterable[Path | str] = ()) -> li
 
 def locate(spec: FileSpec, dirs: Sequence[Path]) -> tuple[Path | None, list[str]]:
     """Find a verified copy of `spec` in `dirs`; return (path or None, reasons for rejects)."""
-    rejected = []
+    rejected: list[str] = []
     for d in dirs:
         path = d / spec.name
         if path.is_file():
@@ -172,7 +172,7 @@ def fetch(spec: FileSpec, target_dir: Path) -> tuple[Path | None, list[str]]:
     """Download `spec` into `target_dir` from its mirrors in order; (path or None, failures)."""
     import pooch  # heavy-ish (requests); only needed when a download happens
 
-    failures = []
+    failures: list[str] = []
     downloader = pooch.HTTPDownloader(progressbar=False, timeout=DOWNLOAD_TIMEOUT_S)
     for url in spec.urls:
         try:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache, CacheDamagedError, cache_key
@@ -100,6 +101,7 @@ class CachedDataModule(InMemoryDataModule):
     def decode(self, cache: ArrayCache) -> None:
         """Read the source files (via `fetch`) and write every array in `parts` to `cache`."""
 
+    @override
     def prepare_data(self) -> None:
         """Fetch, verify and decode the data once; a no-op when the cache is complete."""
         cache = self.cache()

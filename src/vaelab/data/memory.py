@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Protocol, cast
 
 import lightning as L
 import torch
 from torch import Tensor
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt, Seed
 from vaelab.errors import ConfigError
@@ -240,6 +241,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
     def build_splits(self) -> dict[str, BatchSource]:
         """Return the 'train', 'val' and 'test' sources (data read or rendered here)."""
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             self.splits = self.build_splits()
@@ -285,7 +287,12 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             with_index=not train,
             # The trainer's epoch picks the permutation: a resumed run replays the
             # interrupted epoch in the order the uninterrupted run used.
-            epoch_fn=(lambda: self.trainer.current_epoch) if train and self.trainer else None,
+            # (`self.trainer`, set when the lambda is made, is read again when it is called)
+            epoch_fn=(
+                (lambda: cast("L.Trainer", self.trainer).current_epoch)
+                if train and self.trainer
+                else None
+            ),
             resume_at=self._resume_at if train else None,
         )
 
@@ -294,12 +301,15 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         resumed from a checkpoint written inside that epoch; see EpochPosition)."""
         self._resume_at = (epoch, batches_done)
 
+    @override
     def train_dataloader(self) -> BatchLoader:
         return self._loader("train", train=True)
 
+    @override
     def val_dataloader(self) -> BatchLoader:
         return self._loader("val", train=False)
 
+    @override
     def test_dataloader(self) -> BatchLoader:
         return self._loader("test", train=False)
 

@@ -64,7 +64,9 @@ class MPI3DDataModule(FactorGridDataModule):
         pin_memory: bool = False,
     ) -> None:
         self.variant = variant
-        self.files = {"npz": MPI3D_FILES[variant]}  # this variant's file only
+        # this variant's file only. ignore: `files` is a ClassVar of the base (each other
+        # dataset's files are fixed); here the instance shadows it, as intended
+        self.files = {"npz": MPI3D_FILES[variant]}  # type: ignore[misc]
         super().__init__(data_dir, n_val, n_test, batch_size, eval_batch_size, seed, pin_memory)
 
     def decode(self, cache: ArrayCache) -> None:

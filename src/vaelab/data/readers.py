@@ -28,6 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 from PIL import Image
+from typing_extensions import override
 
 from vaelab.errors import DataError
 
@@ -119,6 +120,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         }
     )
 
+    @override
     def find_class(self, module: str, name: str) -> object:
         if (module, name) in self._allowed:
             if module == "numpy.core.multiarray" and hasattr(np, "_core"):

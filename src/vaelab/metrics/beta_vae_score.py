@@ -47,7 +47,8 @@ def beta_vae_features(
     n, batch, k = first.shape
     codes_1 = encode(first.reshape(n * batch, k)).reshape(n, batch, -1)
     codes_2 = encode(second.reshape(n * batch, k)).reshape(n, batch, -1)
-    return np.abs(codes_1 - codes_2).mean(axis=1)
+    features: np.ndarray = np.abs(codes_1 - codes_2).mean(axis=1)
+    return features
 
 
 def beta_vae_score(

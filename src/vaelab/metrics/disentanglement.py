@@ -238,7 +238,8 @@ def _normalised_entropy(p: np.ndarray, axis: int) -> np.ndarray:
     if n < 2:
         return np.zeros(np.delete(p.shape, axis))
     p = p / p.sum(axis=axis, keepdims=True)
-    return -(p * np.log(p)).sum(axis=axis) / np.log(n)
+    entropy: np.ndarray = -(p * np.log(p)).sum(axis=axis) / np.log(n)
+    return entropy
 
 
 def dci_from_importance(importance: np.ndarray) -> dict[str, float]:

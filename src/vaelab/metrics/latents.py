@@ -16,7 +16,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 ACTIVE_THRESHOLD = 0.01
 
 
-def kl_per_dimension(posterior: Independent | Normal) -> Tensor:
+def kl_per_dimension(posterior: Independent[Normal] | Normal) -> Tensor:
     """KL(q(z_d|x) ‖ N(0, 1)) per example and dimension (B, D), for a diagonal Gaussian
     posterior; rows sum to the example's KL."""
     base = posterior.base_dist if isinstance(posterior, Independent) else posterior

@@ -26,7 +26,7 @@ from vaelab.noise import NoiseStream
 
 def iwae_log_weights(
     x: Tensor,
-    posterior: Independent,
+    posterior: Independent[Normal],
     decode: Callable[[Tensor], Distribution],
     z: Tensor,
     prior: Distribution | None = None,
@@ -41,12 +41,13 @@ def iwae_log_weights(
     flat = decode(z.reshape(s * b, d))
     targets = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
     log_px = flat.log_prob(targets).view(s, b)
-    return log_px + prior.log_prob(z) - posterior.log_prob(z)
+    q: Distribution = posterior  # Independent.log_prob carries no annotations in torch
+    return log_px + prior.log_prob(z) - q.log_prob(z)
 
 
 def iwae_nll(
     x: Tensor,
-    posterior: Independent,
+    posterior: Independent[Normal],
     decode: Callable[[Tensor], Distribution],
     k: int,
     max_decoded: int = 4096,
@@ -87,7 +88,7 @@ def iwae_nll(
     return (math.log(k) - total).to(x.dtype if x.is_floating_point() else torch.float32)
 
 
-def standard_normal(dim: int, like: Tensor) -> Independent:
+def standard_normal(dim: int, like: Tensor) -> Independent[Normal]:
     """N(0, I) over `dim` latents, on the device and dtype of `like`."""
     zeros = torch.zeros(dim, dtype=like.dtype, device=like.device)
     return Independent(Normal(zeros, torch.ones_like(zeros), validate_args=False), 1)

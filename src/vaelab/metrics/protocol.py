@@ -12,7 +12,8 @@ Two presets, chosen with `eval.disentanglement.protocol`:
 
 Each count is one config key (`eval.disentanglement.<metric>.<count>`) whose default
 comes from the preset through the `protocol` resolver, so a single count can still be
-set by hand. The presets live here, once.
+set by hand. The presets live with each metric's declaration
+(`vaelab.metrics.registry`), once.
 
 What is shared: every metric that reads i.i.d. observations of the factor grid (MIG,
 DCI, SAP, modularity/explicitness, IRS, the unsupervised scores and FactorVAE's
@@ -32,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from vaelab.errors import ConfigError
-from vaelab.metrics.names import METRICS, SCORE_KEYS
+from vaelab.metrics.names import METRICS
+from vaelab.metrics.registry import Metric, find_metric, metric_counts
 
 if TYPE_CHECKING:
     from vaelab.data.factors import FactorSpace
@@ -41,51 +42,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-PROTOCOLS: dict[str, dict[str, dict[str, float]]] = {
-    "dlib": {
-        "mig": {"n_samples": 10000, "n_bins": 20},
-        "factor_vae": {
-            "batch_size": 64,
-            "n_train": 10000,
-            "n_eval": 5000,
-            "n_variance": 10000,
-            "prune_threshold": 0.05,
-        },
-        "dci": {"n_train": 10000, "n_test": 5000, "n_estimators": 100},
-        "sap": {"n_train": 10000, "n_test": 5000},
-        "beta_vae": {"batch_size": 64, "n_train": 10000, "n_eval": 5000},
-        "modularity": {"n_train": 10000, "n_test": 5000},
-        "irs": {"n_samples": 10000, "quantile": 0.99},
-        "unsupervised": {"n_samples": 10000},
-    },
-}
-
-#: `fast`: `dlib` with smaller counts where the published ones take minutes on a CPU.
-_FAST_COUNTS: dict[str, dict[str, float]] = {
-    "factor_vae": {"n_train": 500, "n_eval": 250, "n_variance": 5000},
-    "dci": {"n_train": 1000, "n_test": 500},
-    "sap": {"n_train": 1000, "n_test": 500},
-    "beta_vae": {"n_train": 300, "n_eval": 150},
-    "modularity": {"n_train": 1000, "n_test": 500},
-    "irs": {"n_samples": 5000},
-    "unsupervised": {"n_samples": 5000},
-}
-PROTOCOLS["fast"] = {
-    metric: {**counts, **_FAST_COUNTS.get(metric, {})}
-    for metric, counts in PROTOCOLS["dlib"].items()
-}
-
-
 def protocol_value(key: str, protocol: str) -> float:
     """The preset count `key` ("mig.n_samples") of `protocol`: what the config's
     `${protocol:mig.n_samples}` resolves to."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(
-            f"eval.disentanglement.protocol={protocol} is not a protocol; use one of "
-            f"{', '.join(PROTOCOLS)} (e.g. eval.disentanglement.protocol=dlib)"
-        )
     metric, _, count = key.partition(".")
-    return PROTOCOLS[protocol][metric][count]
+    return find_metric(metric).preset(protocol)[count]
 
 
 class StageTimes(dict[str, float]):
@@ -104,13 +65,17 @@ class StageTimes(dict[str, float]):
 Encode = Callable[[np.ndarray], np.ndarray]
 
 
-class _Samples:
+class FactorSamples:
     """What the metrics of one evaluation share: the encoder, the grid's sizes, the
-    counts, the seed and the two i.i.d. pools (factors and their codes)."""
+    seed and the two i.i.d. pools (factors and their codes). A metric's `run` reads the
+    first n rows of a pool (`train(n)`, `test(n)`), or draws its own observations with
+    `encode`, `sizes` and its own `rng`."""
 
-    def __init__(self, encode: Encode, sizes: Sequence[int], cfg: Mapping[str, Any]) -> None:
-        self.encode, self.sizes, self.cfg = encode, list(sizes), cfg
-        self.seed = int(cfg["seed"])
+    def __init__(self, encode: Encode, sizes: Sequence[int], seed: int) -> None:
+        self.encode, self.sizes = encode, list(sizes)
+        self.seed = int(seed)
+        self.z_train: np.ndarray | None = None
+        self.z_test: np.ndarray | None = None
 
     def fill(self, n_train: int, n_test: int) -> None:
         from vaelab.metrics.disentanglement import sample_factors
@@ -135,93 +100,6 @@ class _Samples:
         return np.random.RandomState(self.seed + offset)
 
 
-def _mig(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.disentanglement import mig
-
-    return mig(*s.train(c["n_samples"]), n_bins=int(c["n_bins"]))
-
-
-def _factor_vae(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.disentanglement import factor_vae_score
-
-    return factor_vae_score(
-        s.encode,
-        s.sizes,
-        s.rng(1),
-        batch_size=int(c["batch_size"]),
-        n_train=int(c["n_train"]),
-        n_eval=int(c["n_eval"]),
-        variance_codes=s.train(c["n_variance"])[0],
-        prune_threshold=float(c["prune_threshold"]),
-    )
-
-
-def _dci(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.disentanglement import dci
-
-    return dci(*s.train(c["n_train"]), *s.test(c["n_test"]), int(c["n_estimators"]), s.seed)
-
-
-def _sap(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.sap import sap
-
-    return sap(*s.train(c["n_train"]), *s.test(c["n_test"]))
-
-
-def _beta_vae(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.beta_vae_score import beta_vae_score
-
-    return beta_vae_score(
-        s.encode,
-        s.sizes,
-        s.rng(2),
-        batch_size=int(c["batch_size"]),
-        n_train=int(c["n_train"]),
-        n_eval=int(c["n_eval"]),
-    )
-
-
-def _modularity(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.modularity import modularity_explicitness
-
-    return modularity_explicitness(*s.train(c["n_train"]), *s.test(c["n_test"]))
-
-
-def _irs(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.irs import irs
-
-    return irs(*s.train(c["n_samples"]), quantile=float(c["quantile"]))
-
-
-def _unsupervised(s: _Samples, c: Mapping[str, Any]) -> dict[str, float]:
-    from vaelab.metrics.unsupervised import unsupervised_scores
-
-    return unsupervised_scores(s.train(c["n_samples"])[0])
-
-
-#: Each metric's runner; all read their counts from `eval.disentanglement.<metric>`.
-RUNNERS: dict[str, Callable[[_Samples, Mapping[str, Any]], dict[str, float]]] = {
-    "mig": _mig,
-    "factor_vae": _factor_vae,
-    "dci": _dci,
-    "sap": _sap,
-    "beta_vae": _beta_vae,
-    "modularity": _modularity,
-    "irs": _irs,
-    "unsupervised": _unsupervised,
-}
-#: The counts of each metric read from the shared i.i.d. pools (training, test).
-POOL_KEYS = {
-    "mig": ("n_samples", None),
-    "factor_vae": ("n_variance", None),
-    "dci": ("n_train", "n_test"),
-    "sap": ("n_train", "n_test"),
-    "modularity": ("n_train", "n_test"),
-    "irs": ("n_samples", None),
-    "unsupervised": ("n_samples", None),
-}
-
-
 def _describe(c: Mapping[str, Any]) -> str:
     """A metric's sample counts, for the log."""
     return ", ".join(f"{k} {v}" for k, v in c.items() if k.startswith("n_") or k == "batch_size")
@@ -237,25 +115,23 @@ def disentanglement_scores(
     (`eval.disentanglement`, resolved), on codes from `encode` (factor indices (n, K)
     -> posterior means (n, D)). `times` gets each stage's seconds."""
     times = StageTimes() if times is None else times
-    chosen = list(cfg.get("metrics") or METRICS)
-    unknown = [m for m in chosen if m not in RUNNERS]
-    if unknown:
-        raise ConfigError(
-            f"eval.disentanglement.metrics names {', '.join(unknown)}, which are not metrics; "
-            f"choose from {', '.join(METRICS)}"
-        )
-    n_train = max((int(cfg[m][POOL_KEYS[m][0]]) for m in chosen if m in POOL_KEYS), default=0)
-    n_test = max(
-        (int(cfg[m][k]) for m in chosen if m in POOL_KEYS and (k := POOL_KEYS[m][1])), default=0
-    )
-    samples = _Samples(encode, sizes, cfg)
+    chosen = chosen_metrics(cfg)
+    counts = {m.name: metric_counts(cfg, m) for m in chosen}
+    n_train = max((int(counts[m.name][m.pools[0]]) for m in chosen if m.pools[0]), default=0)
+    n_test = max((int(counts[m.name][m.pools[1]]) for m in chosen if m.pools[1]), default=0)
+    samples = FactorSamples(encode, sizes, int(cfg["seed"]))
     with times.stage("encode_pool", f"{n_train} + {n_test} i.i.d. observations"):
         samples.fill(n_train, n_test)
     scores: dict[str, float] = {}
     for metric in chosen:
-        with times.stage(metric, _describe(cfg[metric])):
-            scores.update(RUNNERS[metric](samples, cfg[metric]))
+        with times.stage(metric.name, _describe(counts[metric.name])):
+            scores.update(metric.run(samples, counts[metric.name]))
     return scores
+
+
+def chosen_metrics(cfg: Mapping[str, Any]) -> list[Metric]:
+    """The metrics `cfg["metrics"]` names (default: the shipped ones), in that order."""
+    return [find_metric(str(name)) for name in (cfg.get("metrics") or METRICS)]
 
 
 def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any) -> Encode:
@@ -299,10 +175,13 @@ def channels_last_weights(model: Any) -> Iterator[None]:
         model.to(memory_format=torch.contiguous_format)
 
 
-def headline_scores(scores: Mapping[str, float]) -> dict[str, float]:
-    """Each metric's headline numbers (`vaelab.metrics.names.SCORE_KEYS`: `mig`, `dci`,
+def headline_scores(
+    scores: Mapping[str, float], metrics: Sequence[str] | None = None
+) -> dict[str, float]:
+    """The headline numbers of `metrics` (default: the shipped ones: `mig`, `dci`,
     `sap`, ...), without the per-factor and diagnostic entries (`mig/0`, ...)."""
-    return {k: float(scores[k]) for k in SCORE_KEYS if k in scores}
+    keys = [k for name in (metrics or METRICS) for k in find_metric(name).headline_keys]
+    return {k: float(scores[k]) for k in keys if k in scores}
 
 
 def evaluate_disentanglement(

@@ -6,6 +6,8 @@ an exact sum-and-count mean (and across DDP ranks), as every other test metric h
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -45,12 +47,16 @@ def ssim(reconstruction: Tensor, target: Tensor, data_range: float = 1.0) -> Ten
     _check(reconstruction, target)
     side = min(11, reconstruction.shape[-1], reconstruction.shape[-2])
     kernel = side if side % 2 else side - 1
-    return structural_similarity_index_measure(
-        reconstruction.float(),
-        target.float(),
-        data_range=data_range,
-        kernel_size=kernel,
-        reduction="none",
+    # one tensor: neither return_full_image nor return_contrast_sensitivity is asked for
+    return cast(
+        Tensor,
+        structural_similarity_index_measure(
+            reconstruction.float(),
+            target.float(),
+            data_range=data_range,
+            kernel_size=kernel,
+            reduction="none",
+        ),
     )
 
 

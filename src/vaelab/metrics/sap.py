@@ -67,7 +67,8 @@ def _squared_correlations(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         scores = cov**2 / (var_z[:, None] * var_g[None, :])
     scores[(var_z <= 1e-12)[:, None] | (var_g == 0)[None, :]] = 0.0
-    return np.nan_to_num(scores)
+    squared: np.ndarray = np.nan_to_num(scores)
+    return squared
 
 
 def sap(

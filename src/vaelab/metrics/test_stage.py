@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric, Metric
+from typing_extensions import override
 
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll
@@ -36,6 +37,9 @@ class VectorMean(Metric):
     """Mean over examples of a (B, D) tensor, per column; exact under DDP (sum, count)."""
 
     full_state_update = False
+    #: metric states, registered by `add_state`
+    total: Tensor
+    count: Tensor
 
     def __init__(self, size: int) -> None:
         super().__init__()
@@ -44,10 +48,12 @@ class VectorMean(Metric):
         )
         self.add_state("count", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
 
+    @override
     def update(self, values: Tensor) -> None:
         self.total += values.detach().double().sum(0)
         self.count += values.shape[0]
 
+    @override
     def compute(self) -> Tensor:
         return (self.total / self.count.clamp_min(1)).float()
 

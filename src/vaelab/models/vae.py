@@ -15,7 +15,7 @@ import inspect
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import lightning as L
 import torch
@@ -33,14 +33,21 @@ from vaelab.lightning_internals import (
     publish_callback_metrics,
     step_uncounted,
 )
+from vaelab.likelihoods import Likelihood
 from vaelab.metrics.test_stage import TestStageMetrics, VectorMean, kl_dim_values
 from vaelab.noise import example_draw
-from vaelab.objectives import LatentBatch, ObjectiveOutput, objective_from_beta_schedule
+from vaelab.objectives import (
+    LatentBatch,
+    Objective,
+    ObjectiveOutput,
+    objective_from_beta_schedule,
+)
 from vaelab.schema import Prepared
 
 log = logging.getLogger(__name__)
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
+
 
 def _build_objective(config: Mapping[str, Any], latent_dim: int) -> Any:
     """The objective of a config; those that size modules to z get `latent_dim`."""
@@ -134,14 +141,16 @@ class VAE(CheapHookName, L.LightningModule):
         self.data_shape = data_shape
         self.latent_dim = int(latent_dim)
         channels = data_shape[0]
-        self.likelihood = instantiate(hp.likelihood, channels=channels)
+        self.likelihood: Likelihood = instantiate(hp["likelihood"], channels=channels)
         self.likelihood.check_data(data_levels)
         self.data_levels = data_levels
-        self.encoder = instantiate(hp.encoder, in_shape=data_shape)
+        self.encoder: nn.Module = instantiate(hp["encoder"], in_shape=data_shape)
         self.posterior_head = nn.Linear(self.encoder.out_features, 2 * self.latent_dim)
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
-        self.decoder = instantiate(hp.decoder, latent_dim=self.latent_dim, out_shape=out_shape)
-        self.objective = _build_objective(hp.objective, self.latent_dim)
+        self.decoder: nn.Module = instantiate(
+            hp["decoder"], latent_dim=self.latent_dim, out_shape=out_shape
+        )
+        self.objective: Objective = _build_objective(hp["objective"], self.latent_dim)
         # Compiled forward functions, not compiled modules: the state dict keeps its
         # plain keys, so compiled and eager checkpoints load into each other.
         self._encoder_forward = torch.compile(self.encoder.forward) if compile else self.encoder
@@ -165,7 +174,7 @@ class VAE(CheapHookName, L.LightningModule):
         self.accumulate_grad_batches = 1
 
     # ----------------------------------------------------------------- the model
-    def encode(self, x: Tensor) -> Independent:
+    def encode(self, x: Tensor) -> Independent[Normal]:
         """q(z|x): a diagonal Gaussian, one event of size latent_dim per example."""
         mean, log_var = self.posterior_params(x)
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
@@ -177,9 +186,10 @@ class VAE(CheapHookName, L.LightningModule):
 
     def decode(self, z: Tensor) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W)."""
-        return self.likelihood(self._decoder_forward(z))
+        distribution: Distribution = self.likelihood(self._decoder_forward(z))
+        return distribution
 
-    def prior(self, like: Tensor) -> Independent:
+    def prior(self, like: Tensor) -> Independent[Normal]:
         zeros = torch.zeros_like(like)
         return Independent(Normal(zeros, torch.ones_like(like), validate_args=False), 1)
 
@@ -230,7 +240,8 @@ class VAE(CheapHookName, L.LightningModule):
 
     def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
-        return self.likelihood.log_prob(self._decoder_forward(z), x)
+        log_px: Tensor = self.likelihood.log_prob(self._decoder_forward(z), x)
+        return log_px
 
     def compute_objective(
         self, x: Tensor, step: int = 0, noise: Tensor | None = None
@@ -295,7 +306,8 @@ class VAE(CheapHookName, L.LightningModule):
             # What `self.log(..., on_step=True)` would leave there: monitors
             # (EarlyStopping, ModelCheckpoint) read `train/*` after every step.
             publish_callback_metrics(self.trainer, values)
-            every = self.trainer.log_every_n_steps
+            # Set by Lightning's Trainer.__init__, not declared on the class.
+            every = int(getattr(self.trainer, "log_every_n_steps", 0))
             if every and (step + 1) % every == 0:
                 self._log_train_step(step, values)
         return out.loss.detach()
@@ -391,7 +403,7 @@ class VAE(CheapHookName, L.LightningModule):
         from vaelab.checkpoints import verify_checksum
 
         verify_checksum(checkpoint)
-        wanted = optimizer_arguments(self.hparams.optimizer)
+        wanted = optimizer_arguments(self.hparams["optimizer"])
         for key in ("_target_", *IMPLEMENTATION_FLAGS):
             wanted.pop(key, None)
         for state in checkpoint.get("optimizer_states", [])[:1]:  # the VAE's; then the objective's
@@ -411,7 +423,7 @@ class VAE(CheapHookName, L.LightningModule):
         objective's own (FactorVAE's discriminator), in that order in checkpoints."""
         own = {id(p) for p in self.objective.parameters()}
         params = [p for p in self.parameters() if id(p) not in own]
-        vae = instantiate(optimizer_arguments(self.hparams.optimizer), params=params)
+        vae = instantiate(optimizer_arguments(self.hparams["optimizer"]), params=params)
         return [vae, *self.objective.own_optimizers()]
 
     def on_train_start(self) -> None:
@@ -421,7 +433,7 @@ class VAE(CheapHookName, L.LightningModule):
     def _training_examples(self) -> int:
         """Examples in the training split, for the objectives that weigh with it (0 when
         unknown, e.g. an endless stream: they then take the batch for the data)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule: Any = getattr(self.trainer, "datamodule", None)
         size = datamodule.train_size() if hasattr(datamodule, "train_size") else None
         if size:
             return int(size)
@@ -449,12 +461,16 @@ class VAE(CheapHookName, L.LightningModule):
             "mean": batch.mean,
             "log_var": batch.log_var,
         }
-        for key, metric in self.eval_metrics[stage].items():
+        for key, metric in self._stage_metrics(stage).items():
             metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])
         return terms
 
+    def _stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
+        """The running means of one stage (`eval_metrics[stage]`), typed."""
+        return cast(dict[str, MeanMetric], dict(cast(nn.ModuleDict, self.eval_metrics[stage])))
+
     def _compute_eval_metrics(self, stage: str) -> dict[str, float]:
-        metrics = self.eval_metrics[stage]
+        metrics = self._stage_metrics(stage)
         means = {k: float(metrics[k].compute()) for k in (*ELBO_TERMS, "loss")}
         for metric in metrics.values():
             metric.reset()

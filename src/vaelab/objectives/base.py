@@ -11,9 +11,9 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
-from typing import ClassVar
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn

@@ -60,5 +60,9 @@ class DIPVAE(Objective):
         w = ramp(batch.step, self.warmup_steps)
         penalty = self.lambda_od * off_diagonal + self.lambda_d * diagonal
         loss = batch.recon_mean + batch.kl_mean + w * penalty
-        terms = {"beta": 1.0, "dip_offdiag": off_diagonal, "dip_diag": diagonal}
+        terms: dict[str, Tensor | float] = {
+            "beta": 1.0,
+            "dip_offdiag": off_diagonal,
+            "dip_diag": diagonal,
+        }
         return ObjectiveOutput(loss, terms)

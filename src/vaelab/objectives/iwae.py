@@ -56,7 +56,8 @@ def _extra_log_likelihoods(batch: LatentBatch, z: Tensor, max_decoded: int | Non
     if max_decoded is None or s * b <= max_decoded:
         return log_px(z)
     per_chunk = max(1, max_decoded // b)
-    return torch.cat([checkpoint(log_px, part, use_reentrant=False) for part in z.split(per_chunk)])
+    parts = torch.split(z, per_chunk)
+    return torch.cat([checkpoint(log_px, part, use_reentrant=False) for part in parts])
 
 
 class IWAE(Objective):

@@ -20,7 +20,7 @@ def downsampled_sizes(size: int, n_layers: int) -> list[int]:
     return sizes
 
 
-def check_fits(in_shape: tuple[int, int, int], n_layers: int, what: str) -> list[tuple[int, int]]:
+def check_fits(in_shape: tuple[int, ...], n_layers: int, what: str) -> list[tuple[int, int]]:
     """Sizes (h, w) at each depth; a `ConfigError` if the input is too small for the depth."""
     _, height, width = in_shape
     hs, ws = downsampled_sizes(height, n_layers), downsampled_sizes(width, n_layers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+from typing_extensions import override
 
 from vaelab.constraints import NonNegativeInt, Widths
 from vaelab.models.backbones._common import (
@@ -42,8 +43,10 @@ class ConvEncoder(nn.Module):
         tail, self.out_features = flatten_to_features(c_in, sizes[-1], fc_dim, activation)
         self.net = nn.Sequential(*layers, *tail)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        out: Tensor = self.net(x)
+        return out
 
 
 class ConvDecoder(nn.Module):
@@ -71,5 +74,7 @@ class ConvDecoder(nn.Module):
                 layers.append(make_activation(activation))
         self.net = nn.Sequential(*layers)
 
+    @override
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        out: Tensor = self.net(z)
+        return out

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt, Widths
 from vaelab.models.backbones._common import make_activation
@@ -32,8 +33,10 @@ class MLPEncoder(nn.Module):
         self.net = nn.Sequential(nn.Flatten(), *_stack([math.prod(in_shape), *hidden], activation))
         self.out_features = int(hidden[-1])
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        out: Tensor = self.net(x)
+        return out
 
 
 class MLPDecoder(nn.Module):
@@ -54,5 +57,7 @@ class MLPDecoder(nn.Module):
             nn.Unflatten(1, self.out_shape),
         )
 
+    @override
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        out: Tensor = self.net(z)
+        return out

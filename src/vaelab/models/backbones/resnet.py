@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from torch import Tensor, nn
+from typing_extensions import override
 
 from vaelab.constraints import NonNegativeInt, Widths
 from vaelab.models.backbones._common import (
@@ -31,8 +32,10 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1),
         )
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        body: Tensor = self.body(x)
+        return x + body
 
 
 def _blocks(channels: int, n: int, activation: str) -> list[nn.Module]:
@@ -62,8 +65,10 @@ class ResNetEncoder(nn.Module):
         tail, self.out_features = flatten_to_features(c_in, sizes[-1], fc_dim, activation)
         self.net = nn.Sequential(*layers, make_activation(activation), *tail)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        out: Tensor = self.net(x)
+        return out
 
 
 class ResNetDecoder(nn.Module):
@@ -89,5 +94,7 @@ class ResNetDecoder(nn.Module):
         layers += [make_activation(activation), nn.Conv2d(channels[-1], out_shape[0], 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
+    @override
     def forward(self, z: Tensor) -> Tensor:
-        return self.net(z)
+        out: Tensor = self.net(z)
+        return out
