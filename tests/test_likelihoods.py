@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import check_arguments
+from helpers import CONF, check_arguments, config_options
 from torch.distributions import Normal
 
 from vaelab.errors import ConfigError
@@ -82,15 +82,19 @@ def test_bernoulli_is_binary_cross_entropy_on_grey_levels() -> None:
     torch.testing.assert_close(BernoulliLikelihood(1)(logits).log_prob(x), expected.sum((1, 2, 3)))
 
 
-@pytest.mark.parametrize(
-    "likelihood",
-    [
-        BernoulliLikelihood(3),
-        GaussianLikelihood(3, sigma=0.2, learn_sigma="channel"),
-        DiscretizedLogisticLikelihood(3),
-    ],
-    ids=lambda lik: lik.name,
-)
+def shipped_and_configured() -> list:
+    """Every option of conf/likelihood/ as its config builds it, and a learnt σ."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    configured = [
+        instantiate(OmegaConf.load(CONF / "likelihood" / f"{option}.yaml"), channels=3)
+        for option in config_options("likelihood")
+    ]
+    return [*configured, GaussianLikelihood(3, sigma=0.2, learn_sigma="channel")]
+
+
+@pytest.mark.parametrize("likelihood", shipped_and_configured(), ids=lambda lik: lik.name)
 def test_training_log_prob_equals_the_distribution(likelihood) -> None:
     # The training step calls `likelihood.log_prob(params, x)`; it must be the
     # distribution's log_prob, whatever shortcut a subclass takes.

@@ -1,116 +1,20 @@
-"""Observation models p(x|z): modules that turn decoder output into a distribution.
-
-Each likelihood says how many decoder output channels it needs per data channel
-(`params_per_channel`) and returns a `torch.distributions.Distribution` over one whole
-example (event shape (C, H, W)), so `log_prob(x)` is the log-likelihood of an image in
-nats, summed over every dimension. The VAE never writes a loss with a sign to remember.
-"""
+"""The discretized logistic p(x|z) for 8-bit images (Salimans et al. 2017): mass on
+the data's levels, so bits per dimension are a code length."""
 
 from __future__ import annotations
 
-import abc
 import math
 from collections.abc import Callable
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar
 
 import torch
 from pydantic import Field
 from torch import Tensor, nn
-from torch.distributions import Bernoulli, Distribution, Independent, Normal, constraints
+from torch.distributions import Distribution, constraints
 from typing_extensions import override
 
-from vaelab.constraints import Positive
 from vaelab.errors import ConfigError
-
-
-class Likelihood(nn.Module, abc.ABC):
-    """Base: maps decoder output (B, C * params_per_channel, H, W) to p(x|z)."""
-
-    params_per_channel: int = 1
-    #: Short name used in messages (matches the config option).
-    name: str = "likelihood"
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.channels = channels
-
-    @override
-    def forward(self, params: Tensor) -> Distribution:
-        return Independent(self.base(params), 3)
-
-    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        """log p(x|z) per example, shape (B,): `self(params).log_prob(x)`, which a
-        subclass may compute without building distribution objects (the training step
-        of a small model pays for every Python-level object it makes)."""
-        distribution: Distribution = self(params)
-        return distribution.log_prob(x)
-
-    @abc.abstractmethod
-    def base(self, params: Tensor) -> Distribution:
-        """The per-pixel distribution; `forward` makes the image one event."""
-
-    def check_data(self, levels: int | None) -> None:
-        """Raise `ConfigError` if this likelihood cannot model data with `levels` values."""
-
-    def discrete_levels(self) -> int | None:
-        """Number of values per pixel it puts mass on, or None for a density.
-
-        Bits per dimension are only an honest number (a code length) for a discrete
-        likelihood; evaluation reports them when this is not None.
-        """
-        return None
-
-
-class BernoulliLikelihood(Likelihood):
-    """Pixels in [0, 1] as Bernoulli probabilities; exact for binary data.
-
-    On grey-level data in [0, 1] `log_prob` is the usual binary cross-entropy, not a
-    normalised likelihood; it is allowed because it is the field's common baseline.
-    """
-
-    name = "bernoulli"
-
-    def base(self, params: Tensor) -> Distribution:
-        # validate_args=False: grey-level targets are outside Bernoulli's {0, 1} support.
-        return Bernoulli(logits=params, validate_args=False)
-
-    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        # Bernoulli(logits).log_prob(x) is exactly −BCE-with-logits, summed per image.
-        bce = nn.functional.binary_cross_entropy_with_logits(params, x, reduction="none")
-        return -bce.flatten(1).sum(1)
-
-    def discrete_levels(self) -> int | None:
-        return 2
-
-
-class GaussianLikelihood(Likelihood):
-    """Normal p(x|z) with mean from the decoder and a fixed or learned σ.
-
-    `sigma`: the fixed σ, or the initial σ when learned. `learn_sigma`: 'none',
-    'global' (one σ for every pixel) or 'channel' (one σ per channel). σ is learned
-    through its logarithm so that it stays positive.
-    """
-
-    name = "gaussian"
-
-    def __init__(
-        self,
-        channels: int,
-        sigma: Positive = 0.1,
-        learn_sigma: Literal["none", "global", "channel"] = "none",
-    ) -> None:
-        super().__init__(channels)
-        shapes = {"none": None, "global": (1, 1, 1), "channel": (channels, 1, 1)}
-        self.learn_sigma = learn_sigma
-        log_sigma = torch.full(shapes[learn_sigma] or (), math.log(sigma))
-        if learn_sigma == "none":
-            self.register_buffer("log_sigma", log_sigma)
-        else:
-            self.log_sigma = nn.Parameter(log_sigma)
-
-    def base(self, params: Tensor) -> Distribution:
-        scale = self.log_sigma.exp().expand_as(params)
-        return Normal(params, scale, validate_args=False)
+from vaelab.likelihoods.base import Likelihood
 
 
 class DiscretizedLogistic(Distribution):
