@@ -37,7 +37,7 @@ def main() -> None:
     import torch
     from speed import hand_loop
 
-    from vaelab.data import cache as cache_module
+    from vaelab.data import array_cache as cache_module
     from vaelab.data.mnist import FashionMNISTDataModule
 
     torch.set_flush_denormal(True)

@@ -6,29 +6,36 @@ import itertools
 
 import pytest
 import torch
-from helpers import compose_train, config_options
+from helpers import CONF, compose_train, config_options
 
 from vaelab.errors import ConfigError
-from vaelab.models.backbones import (
-    ConvDecoder,
-    ConvEncoder,
-    MLPDecoder,
-    MLPEncoder,
-    ResNetDecoder,
-    ResNetEncoder,
-)
+from vaelab.models.backbones import ConvEncoder
 from vaelab.models.backbones._common import make_activation
 
 SHAPES = [(1, 28, 28), (1, 64, 64), (3, 32, 32), (3, 64, 64)]
-PAIRS = [(MLPEncoder, MLPDecoder), (ConvEncoder, ConvDecoder), (ResNetEncoder, ResNetDecoder)]
+#: Each encoder with the decoder of the same option name (conf/model/encoder, decoder).
+PAIRS = [
+    name for name in config_options("model/encoder") if name in config_options("model/decoder")
+]
+
+
+def backbone(group: str, name: str, **data_arguments):
+    """The backbone conf/<group>/<name>.yaml builds, given what the VAE passes it."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    return instantiate(OmegaConf.load(CONF / group / f"{name}.yaml"), **data_arguments)
+
+
+def test_the_shipped_pairs_are_found() -> None:
+    assert {"mlp", "conv", "resnet"} <= set(PAIRS)
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
-@pytest.mark.parametrize("pair", PAIRS, ids=lambda p: p[0].__name__.removesuffix("Encoder"))
+@pytest.mark.parametrize("pair", PAIRS)
 def test_backbone_round_trips_shape(pair, shape) -> None:
-    encoder_cls, decoder_cls = pair
-    encoder = encoder_cls(in_shape=shape)
-    decoder = decoder_cls(latent_dim=6, out_shape=(2 * shape[0], *shape[1:]))
+    encoder = backbone("model/encoder", pair, in_shape=shape)
+    decoder = backbone("model/decoder", pair, latent_dim=6, out_shape=(2 * shape[0], *shape[1:]))
     features = encoder(torch.rand(3, *shape))
     assert features.shape == (3, encoder.out_features)
     assert decoder(torch.randn(3, 6)).shape == (3, 2 * shape[0], *shape[1:])

@@ -334,7 +334,7 @@ def test_a_damaged_cache_is_rebuilt_from_the_sources_with_one_warning(
 ) -> None:
     import numpy as np
 
-    from vaelab.data import cache as cache_module
+    from vaelab.data import array_cache as cache_module
 
     first = MNISTDataModule(data_dir=mnist_dir, binarize="none", val_size=5)
     original = first.load_arrays(mmap=False)["test_images"].copy()
@@ -359,7 +359,7 @@ def test_a_damaged_cache_is_rebuilt_from_the_sources_with_one_warning(
 
 
 def test_an_intact_cache_is_checksummed_once_per_process(mnist_dir: Path, monkeypatch) -> None:
-    from vaelab.data import cache as cache_module
+    from vaelab.data import array_cache as cache_module
 
     MNISTDataModule(data_dir=mnist_dir, binarize="none").prepare_data()
     cache_module._verified.clear()

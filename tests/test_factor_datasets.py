@@ -19,7 +19,7 @@ from data_fixtures import (
     write_smallnorb,
 )
 
-from vaelab.data import cache as cache_module
+from vaelab.data import array_cache as cache_module
 from vaelab.data.dsprites import DSpritesDataModule
 from vaelab.data.factors import FactorSpace, factor_space_of
 from vaelab.data.mpi3d import MPI3D_FILES, MPI3DDataModule

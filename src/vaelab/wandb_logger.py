@@ -57,7 +57,13 @@ class WandbLogger(LightningWandbLogger):
     def finish(self, exit_code: int) -> None:
         """End the W&B run (a later job of a sweep starts a new one)."""
         if self._experiment is not None:
-            _while_service_lives(lambda logger: logger.experiment.finish(exit_code=exit_code))(self)
+            self._finish_run(exit_code)
 
+    @_while_service_lives
+    def _finish_run(self, exit_code: int) -> None:
+        self.experiment.finish(exit_code=exit_code)
+
+    @_while_service_lives
     def update_summary(self, values: dict[str, float]) -> None:
-        _while_service_lives(lambda logger: logger.experiment.summary.update(values))(self)
+        """Set values in the W&B run's summary (its final numbers)."""
+        self.experiment.summary.update(values)

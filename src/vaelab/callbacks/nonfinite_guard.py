@@ -49,7 +49,7 @@ class NonFiniteGuard(L.Callback):
     ) -> None:
         # One scalar check per step, on the Python float: `torch.isfinite` would build a
         # tensor first (a measurable cost per step on a CPU). Checking every gradient
-        # tensor instead costs about as much as a sixth of a small model's step.
+        # tensor instead costs a large share of a small model's step.
         value = loss.detach().item()
         if math.isfinite(value):
             return

@@ -3,8 +3,8 @@
 The VAE sends its step values straight to the loggers instead of through `self.log`
 (see `VAE._log_train_step`), so they are not in `trainer.progress_bar_metrics`; this
 bar reads them from `pl_module.last_train_step`. It also redraws once per refresh
-where Lightning's bar redraws twice (once for the count, once for the values): on a
-2-core CPU a redraw costs about a millisecond.
+where Lightning's bar redraws twice (once for the count, once for the values): a
+redraw is a visible share of a small model's step (README, Performance).
 """
 
 from __future__ import annotations

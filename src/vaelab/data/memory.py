@@ -50,8 +50,8 @@ class TensorSource:
 
     def batch(self, index: Tensor) -> Tensor:
         # index_select copies whole rows; `data[index]` goes through the generic
-        # advanced-indexing kernel, element by element, and costs about 3x as much
-        # for 28x28 uint8 images (bench/data_loading.py).
+        # advanced-indexing kernel, element by element, and costs several times as
+        # much for small uint8 images (measured in bench/data_loading.py).
         index = index.to(self.data.device, non_blocking=True)
         return self.data.index_select(0, index).float().div_(self.scale)
 

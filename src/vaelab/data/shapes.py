@@ -2,7 +2,7 @@
 
 The factor grid is dSprites' own: 3 shapes x 6 scales x 40 orientations x 32 x 32
 positions = 737,280 binary images. Images are rendered on demand from their factor
-indices (a batch of 128 at 64x64 takes about a millisecond on a CPU), so no split is
+indices, so no split is
 ever held in memory as pixels: a split is a tensor of flat grid indices.
 
 Geometry (resolution-independent, so a 32x32 and a 64x64 image show the same scene):

@@ -70,6 +70,17 @@ def discrete_entropy(factors: np.ndarray) -> np.ndarray:
     return np.array(entropies)
 
 
+def discretised_information(
+    codes: np.ndarray, factors: np.ndarray, n_bins: int = MIG_BINS
+) -> tuple[np.ndarray, np.ndarray]:
+    """The matrix MIG reads: I(z_d; v_k) of histogram-discretised codes (N, D) with
+    factor indices (N, K), as (D, K), and each factor's entropy H(v_k), as (K,); nats."""
+    codes, factors = np.asarray(codes), np.asarray(factors)
+    check_pair(codes, factors)
+    mi = mutual_information(histogram_discretize(codes, n_bins), factors)
+    return mi, discrete_entropy(factors)
+
+
 def mig(codes: np.ndarray, factors: np.ndarray, n_bins: int = MIG_BINS) -> dict[str, float]:
     """Mutual Information Gap of codes (N, D) against factor indices (N, K).
 
@@ -78,13 +89,10 @@ def mig(codes: np.ndarray, factors: np.ndarray, n_bins: int = MIG_BINS) -> dict[
     Factors that take a single value in the sample (zero entropy) are left out; with
     one code the second largest is 0.
     """
-    codes, factors = np.asarray(codes), np.asarray(factors)
-    check_pair(codes, factors)
-    mi = mutual_information(histogram_discretize(codes, n_bins), factors)
+    mi, entropy = discretised_information(codes, factors, n_bins)
     if mi.shape[0] == 1:
         mi = np.concatenate([mi, np.zeros_like(mi)])
     top = np.sort(mi, axis=0)[::-1]
-    entropy = discrete_entropy(factors)
     gaps = {}
     for k in range(factors.shape[1]):
         if entropy[k] > 0:
@@ -298,10 +306,7 @@ def dimension_factors(
     informative about and its share of that factor's information, I(z_d; v_k) / H(v_k),
     from the matrix MIG uses (histogram-discretised codes). Constant factors are left
     out; a dimension informative about none gets (-1, 0.0)."""
-    codes, factors = np.asarray(codes), np.asarray(factors)
-    check_pair(codes, factors)
-    mi = mutual_information(histogram_discretize(codes, n_bins), factors)
-    entropy = discrete_entropy(factors)
+    mi, entropy = discretised_information(codes, factors, n_bins)
     share = np.where(entropy > 0, mi / np.where(entropy > 0, entropy, 1.0), 0.0)
     best = []
     for d in range(share.shape[0]):

@@ -329,7 +329,7 @@ class VAE(CheapHookName, L.LightningModule):
         step values (same keys, same step number, plus `epoch`), and to the progress
         bar (`last_train_step`, which `vaelab.callbacks.ProgressBar` shows). Not
         through `self.log`: each call of it moves its result object's whole state to
-        the device, about a millisecond per key on a CPU, and Lightning then converts
+        the device, a cost per key and step (README, Performance), and Lightning then converts
         the progress bar's values on every step, logged or not."""
         floats = dict(zip(values, torch.stack(list(values.values())).tolist(), strict=True))
         for logger in self.loggers:
