@@ -8,6 +8,7 @@ line), so the page cannot drift from what works.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -119,10 +120,10 @@ def test_the_five_parts_train_together_and_are_compared(extended: Path) -> None:
     compared = run(extended, "-m", "vaelab.compare", str(run_dir), "--metrics", "all")
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert "test/max_corr" in compared.stdout and "model/encoder=linear" in compared.stdout
-    rows = (run_dir / "comparison.csv").read_text().splitlines()
-    header = rows[0].split(",")
-    value = float(rows[1].split(",")[header.index("test/max_corr")])
-    assert value == pytest.approx(metrics["test/max_corr"])
+    with open(run_dir / "comparison.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert float(row["test/max_corr"]) == pytest.approx(metrics["test/max_corr"])
+    assert row["objective"] == "free_bits"
 
 
 @pytest.mark.slow
