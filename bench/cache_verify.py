@@ -45,7 +45,7 @@ def main() -> None:
     data.prepare_data()
     data.setup()
     train_u8, test_u8 = data.splits["train"].data, data.splits["test"].data
-    cache = data.array_cache()
+    cache = data.cache()
     sizes = {part: cache.path(part).stat().st_size for part in data.parts}
 
     verify_s, epoch_s = [], []

@@ -151,7 +151,9 @@ def test_parallel_jobs_share_the_cpus_and_a_failure_stays_its_jobs(tmp_path: Pat
         "hydra.launcher.n_jobs=2",
         "model.optimizer.lr=1e9,1e-3,2e-3",
         *SMOKE,
-        "trainer.max_epochs=3",
+        # Long enough that the first training still runs when the third job has
+        # started after the failed one, on a slow machine too (its start-up is seconds).
+        "trainer.max_epochs=10",
         "trainer.limit_train_batches=40",
         f"hydra.sweep.dir={sweep}",
         env=ENV,
