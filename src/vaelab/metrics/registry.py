@@ -317,7 +317,7 @@ def check_metric_settings(settings: Any, defaults: Any = None) -> None:
 
     for name in settings.get("metrics") or METRICS:
         metric = find_metric(str(name))
-        block = settings._get_node(str(name)) if str(name) in settings else None
+        block = settings.get(str(name))
         if isinstance(block, DictConfig):
             unknown = sorted(set(block) - set(metric.counts.model_fields))
             if unknown:
