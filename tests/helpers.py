@@ -38,17 +38,22 @@ def default_parts() -> dict:
     return copy.deepcopy(_default_parts())
 
 
-@functools.cache
-def _default_parts() -> dict:
+def compose_anywhere(*overrides: str):
+    """conf/train.yaml composed, inside the `hydra_conf` fixture's Hydra or without it."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
 
     if GlobalHydra.instance().is_initialized():
-        cfg = compose("train")
-    else:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose("train")
+        return compose("train", overrides=list(overrides))
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=list(overrides))
+
+
+@functools.cache
+def _default_parts() -> dict:
+    from omegaconf import OmegaConf
+
+    cfg = compose_anywhere()
     return {
         "likelihood": OmegaConf.to_container(cfg.likelihood, resolve=True),
         "objective": OmegaConf.to_container(cfg.objective, resolve=True),

@@ -26,9 +26,7 @@ from vaelab.errors import ConfigError, find_user_error
 @functools.cache
 def data_shapes() -> list[tuple[tuple[int, ...], int | None]]:
     """(dims, levels) of every data config, each distinct pair once."""
-    from helpers import CONF
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from helpers import compose_anywhere
     from hydra.utils import instantiate
 
     from vaelab.resolvers import register_resolvers
@@ -39,12 +37,7 @@ def data_shapes() -> list[tuple[tuple[int, ...], int | None]]:
         overrides = (
             [f"data={option}", "data.path=/images"] if option == "folder" else [f"data={option}"]
         )
-        if GlobalHydra.instance().is_initialized():
-            cfg = compose("train", overrides=overrides)
-        else:
-            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-                cfg = compose("train", overrides=overrides)
-        data = instantiate(cfg.data)
+        data = instantiate(compose_anywhere(*overrides).data)
         shapes.add((tuple(int(d) for d in data.dims), data.levels))
     return sorted(shapes, key=str)
 
