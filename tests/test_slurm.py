@@ -218,20 +218,24 @@ def test_scontrol_requeue_continues_the_job_from_its_last_checkpoint(
 
 
 def test_a_timed_out_job_is_requeued_by_submitit_and_resumes(slurm_cluster, tmp_path: Path) -> None:
-    # sbatch --time=1 --signal=USR2@50: SLURM signals each attempt 10-40 s after it
-    # starts (it checks time limits every 30 s). A job of 24 epochs (over a minute of
-    # training) is signalled at least once; each attempt checkpoints at the signal,
-    # submitit requeues it, and the next attempt continues until the job is done.
-    epochs = 24
+    # sbatch --time=3 --signal=USR2@60: SLURM signals each attempt 60-120 s after it
+    # starts (it sends the signal up to 60 s early, on its 30-s checks), so an attempt
+    # trains for half a minute or more even where starting Python, Lightning and W&B
+    # takes half a minute. (A 1-minute limit signalled attempts 10-30 s after they
+    # started: a slow machine's attempts had no time to train, 20 time-outs, no end.)
+    # A job of 48 epochs (over 120 s of training on a fast machine) is signalled at
+    # least once; each attempt checkpoints at the signal, submitit requeues it, and the
+    # next attempt continues until the job is done.
+    epochs = 48
     proc = _start_sweep(
         tmp_path,
         "beta=1",
         f"trainer.max_epochs={epochs}",
-        "hydra.launcher.timeout_min=1",
-        "hydra.launcher.signal_delay_s=50",
+        "hydra.launcher.timeout_min=3",
+        "hydra.launcher.signal_delay_s=60",
         "hydra.launcher.max_num_timeout=20",
     )
-    _, stderr = proc.communicate(timeout=1200)  # a slow or busy machine needs more attempts
+    _, stderr = proc.communicate(timeout=1800)  # a slow or busy machine needs more attempts
 
     assert proc.returncode == 0, stderr[-3000:]
     run_dir = _only_job(tmp_path)
