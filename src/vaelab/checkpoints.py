@@ -198,6 +198,14 @@ def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -
             f"whose state does not fit {optimizers[1]}; continue with the checkpoint's "
             "optimiser (its settings, e.g. lr, may change), or start a new run"
         )
+    schedulers = [(h.get("scheduler") or {}).get("_target_") for h in (saved, hparams)]
+    if schedulers[0] != schedulers[1]:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with model.scheduler="
+            f"{schedulers[0] or 'null'}, and the config sets {schedulers[1] or 'null'}: a "
+            "schedule's state cannot carry over; continue with the schedule the run was "
+            "started with (its .hydra/overrides.yaml) or start a new run"
+        )
     for key in ARCHITECTURE_KEYS:
         if _plain(saved.get(key)) != _plain(hparams.get(key)):
             raise CheckpointError(

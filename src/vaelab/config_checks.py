@@ -94,6 +94,7 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     from hydra.utils import get_object, instantiate
 
     from vaelab.app import build_model
+    from vaelab.models.lr_schedule import check_scheduler
     from vaelab.models.vae import optimizer_arguments
 
     datamodule = instantiate(cfg.data)
@@ -101,9 +102,10 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     arguments = optimizer_arguments(model.hparams.optimizer)
     optimizer_class = get_object(arguments.pop("_target_"))
     try:
-        optimizer_class([torch.zeros(1, requires_grad=True)], **arguments)
+        optimizer = optimizer_class([torch.zeros(1, requires_grad=True)], **arguments)
     except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1.0"
         raise ConfigError(f"model.optimizer: {exc} (e.g. model.optimizer.lr=0.001)") from None
+    check_scheduler(model.hparams.get("scheduler"), optimizer, cfg.trainer)
     return datamodule
 
 

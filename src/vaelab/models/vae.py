@@ -35,6 +35,7 @@ from vaelab.lightning_internals import (
 )
 from vaelab.likelihoods import Likelihood
 from vaelab.metrics.test_stage import TestStageMetrics, VectorMean, kl_dim_values
+from vaelab.models.lr_schedule import build_scheduler
 from vaelab.noise import example_draw
 from vaelab.objectives import (
     LatentBatch,
@@ -100,6 +101,9 @@ class VAE(CheapHookName, L.LightningModule):
             Their defaults live in `conf/` only (`conf/model/_shared.yaml`, the groups
             `model/encoder`, `likelihood`, `objective`), not here.
         compile: `torch.compile` the encoder and decoder forward passes.
+        scheduler: a learning-rate schedule's `_target_` config, or None for a constant
+            rate (`vaelab.models.lr_schedule`); checkpoints written before it existed
+            have none.
         beta_schedule: what checkpoints written before `objective` existed call it; it
             stands in for `objective` in those checkpoints only.
     """
@@ -116,6 +120,7 @@ class VAE(CheapHookName, L.LightningModule):
         compile: bool,
         objective: Mapping[str, Any] | None = None,
         data_levels: int | None = None,
+        scheduler: Mapping[str, Any] | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
@@ -134,6 +139,7 @@ class VAE(CheapHookName, L.LightningModule):
                 "likelihood": _plain(likelihood),
                 "objective": _plain(objective),
                 "optimizer": _plain(optimizer),
+                "scheduler": None if scheduler is None else _plain(scheduler),
                 "compile": bool(compile),
             }
         )
@@ -172,6 +178,8 @@ class VAE(CheapHookName, L.LightningModule):
         self.example_input_array = torch.zeros(2, *data_shape)
         self.automatic_optimization = False  # see the loop hooks below
         self.accumulate_grad_batches = 1
+        self._scheduled = scheduler is not None  # a learning-rate schedule to step
+        self._step_lr: float | None = None  # the rate the last optimiser step used
 
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Independent[Normal]:
@@ -293,9 +301,15 @@ class VAE(CheapHookName, L.LightningModule):
         self.manual_backward(total if n == 1 else total / n)
         if closes:
             vae_optimizer, *own_optimizers = optimizers
+            if self._scheduled:
+                self._step_lr = float(vae_optimizer.param_groups[0]["lr"])
             vae_optimizer.step()
             for optimizer in own_optimizers:  # one batch is one global step, as without them
                 step_uncounted(optimizer)
+            if self._scheduled:
+                # Once per optimiser step, a skipped (non-finite) one too: the schedule
+                # is a function of the global step.
+                self._lr_scheduler().step()
         # Per-step bookkeeping is one tensor add; the step's values reach the loggers
         # only on the steps they record, and the epoch means once per epoch.
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
@@ -318,6 +332,8 @@ class VAE(CheapHookName, L.LightningModule):
         loss, recon, kl = terms.unbind()
         values = {"train/loss": loss, "train/recon": recon, "train/kl": kl}
         values["train/nelbo"] = recon + kl  # float32, as the loss: equal at β = 1
+        if self._step_lr is not None:
+            values["train/lr"] = torch.tensor(self._step_lr)
         keys = self._term_keys
         for name, value in out.terms.items():
             key = keys.get(name) or keys.setdefault(name, f"train/{name}")
@@ -406,6 +422,18 @@ class VAE(CheapHookName, L.LightningModule):
         wanted = optimizer_arguments(self.hparams["optimizer"])
         for key in ("_target_", *IMPLEMENTATION_FLAGS):
             wanted.pop(key, None)
+        if self._scheduled:
+            # The schedule owns the rate: its state (restored by Lightning) continues
+            # from the checkpoint's, and so does the rate it set.
+            lr = wanted.pop("lr", None)
+            saved = checkpoint.get("hyper_parameters", {}).get("optimizer", {}).get("lr")
+            if lr is not None and saved is not None and saved != lr:
+                log.warning(
+                    "resume: model.optimizer.lr=%s is not applied; the learning-rate "
+                    "schedule continues from the checkpoint's (model.optimizer.lr=%s)",
+                    lr,
+                    saved,
+                )
         for state in checkpoint.get("optimizer_states", [])[:1]:  # the VAE's; then the objective's
             for group in state.get("param_groups", []):
                 for key, value in wanted.items():
@@ -418,13 +446,33 @@ class VAE(CheapHookName, L.LightningModule):
                         )
                         group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(self) -> Any:
         """The VAE's optimiser (of every parameter but the objective's), then the
-        objective's own (FactorVAE's discriminator), in that order in checkpoints."""
+        objective's own (FactorVAE's discriminator), in that order in checkpoints; and
+        the VAE optimiser's learning-rate schedule, if `model.scheduler` sets one
+        (stepped by `training_step`: the VAE optimises manually)."""
         own = {id(p) for p in self.objective.parameters()}
         params = [p for p in self.parameters() if id(p) not in own]
         vae = instantiate(optimizer_arguments(self.hparams["optimizer"]), params=params)
-        return [vae, *self.objective.own_optimizers()]
+        optimizers = [vae, *self.objective.own_optimizers()]
+        scheduler = build_scheduler(self.hparams.get("scheduler"), vae, self.planned_steps)
+        return optimizers if scheduler is None else (optimizers, [scheduler])
+
+    def planned_steps(self) -> int | float:
+        """The optimiser steps this fit will take (inf when neither `max_epochs` nor
+        `max_steps` ends it): Lightning's estimate, per epoch counted in the model's own
+        accumulated steps (`configure_accumulation`)."""
+        trainer = self.trainer
+        estimate = trainer.estimated_stepping_batches  # sets up the train loader first
+        batches = trainer.num_training_batches
+        if trainer.max_epochs in (None, -1) or not math.isfinite(batches):
+            return estimate
+        steps = math.ceil(batches / self.accumulate_grad_batches) * max(trainer.max_epochs, 1)
+        return min(steps, trainer.max_steps) if trainer.max_steps != -1 else steps
+
+    def _lr_scheduler(self) -> Any:
+        schedulers = self.lr_schedulers()
+        return schedulers[0] if isinstance(schedulers, list) else schedulers
 
     def on_train_start(self) -> None:
         # After the loaders are set up: the number of training batches is known here.
