@@ -124,9 +124,7 @@ def check_scheduler(
     """Build the scheduler before anything else is created, so its own range checks
     and a run with no length to size it by fail first, in one line."""
     max_steps = trainer_cfg.get("max_steps", -1)
-    max_epochs = trainer_cfg.get("max_epochs", -1)
-    endless = max_steps in (-1, None) and max_epochs in (-1, None)
+    endless = max_steps == -1 and trainer_cfg.get("max_epochs", -1) == -1
     # The exact count needs the data loader; any finite count exercises the checks.
-    build_scheduler(
-        config, optimizer, lambda: math.inf if endless else max_steps if max_steps > 0 else 1000
-    )
+    planned = math.inf if endless else max_steps if max_steps > 0 else 1000
+    build_scheduler(config, optimizer, lambda: planned)
