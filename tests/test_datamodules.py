@@ -328,6 +328,40 @@ def test_a_resumed_epoch_continues_the_same_permutation_at_its_next_batch() -> N
     assert len(list(loader)) == len(whole) - 2 and len(list(loader)) == len(whole)  # once
 
 
+def test_short_epochs_walk_the_stream_of_permutations_without_repeats() -> None:
+    source = TensorSource(torch.arange(50, dtype=torch.uint8).view(50, 1, 1, 1), scale=1.0)
+
+    def epoch(e: int, per_epoch: int | None, rank: int = 0, world: int = 1) -> list[int]:
+        loader = BatchLoader(
+            source,
+            4,
+            shuffle=True,
+            drop_last=True,
+            seed=5,
+            epoch_fn=lambda: e,
+            examples_per_epoch=per_epoch,
+            rank=rank,
+            world_size=world,
+        )
+        return [int(v) for batch in loader for v in batch.flatten()]
+
+    # The stream, written out: permutation p drawn from seed + p, one after another.
+    stream = torch.cat(
+        [torch.randperm(50, generator=torch.Generator().manual_seed(5 + p)) for p in range(3)]
+    ).tolist()
+    assert epoch(1, None) == stream[50:98]  # the default: one permutation an epoch
+    epochs = [epoch(e, 20) for e in range(5)]
+    assert all(len(e) == 20 for e in epochs)  # 5 batches of 4
+    assert [v for e in epochs for v in e] == stream[:100]  # each epoch the next 20 of the stream
+    assert sorted(epochs[0] + epochs[1] + stream[40:50]) == list(range(50))  # no repeats
+    # DDP: two ranks share each epoch's stretch, disjoint and equally long.
+    # Each rank: every other example of the stretch, 10, of which 2 full batches.
+    assert [epoch(3, 20, rank, 2) for rank in (0, 1)] == [stream[60:80][r::2][:8] for r in (0, 1)]
+    assert len(BatchLoader(source, 4, shuffle=True, drop_last=True, examples_per_epoch=22)) == 5
+    # An evaluation loader always serves its whole split.
+    assert len(BatchLoader(source, 10, examples_per_epoch=20)) == 5
+
+
 @pytest.mark.parametrize("damage", ["bytes", "float32", "shape"])
 def test_a_damaged_cache_is_rebuilt_from_the_sources_with_one_warning(
     mnist_dir: Path, damage: str, caplog: pytest.LogCaptureFixture

@@ -318,6 +318,28 @@ def test_train_loader_serves_shuffled_float_batches() -> None:
     assert [len(x) for x, _ in val] == [64, 64, 64, 64, 44]
 
 
+def test_examples_per_epoch_serves_fresh_images_every_epoch() -> None:
+    dm = ShapesDataModule(
+        resolution=32, n_val=100, n_test=100, batch_size=50, examples_per_epoch=500, seed=3
+    )
+    loader = dm.train_dataloader()
+    assert len(loader) == 10 and dm.train_size() == N_IMAGES - 200  # N stays the split
+    train = dm.splits["train"].indices
+    epochs = [torch.cat(list(loader)) for _ in range(3)]
+    assert all(e.shape == (500, 1, 32, 32) for e in epochs)
+    # Each epoch renders the next 500 grid indices of the seeded stream: independently
+    # recomputed here, from the loader's rule (permutation 0 of the split from seed 3).
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(3))
+    for e, images in enumerate(epochs):
+        assert torch.equal(images, render(train[order[e * 500 : (e + 1) * 500]], 32))
+
+
+def test_an_epoch_shorter_than_a_batch_is_refused_in_one_line() -> None:
+    dm = ShapesDataModule(n_val=100, n_test=100, batch_size=64, examples_per_epoch=50)
+    with pytest.raises(ConfigError, match=r"an epoch \(data.examples_per_epoch\) has 50 ex"):
+        dm.train_dataloader()
+
+
 def test_resolution_32_gives_32_by_32_images() -> None:
     dm = ShapesDataModule(resolution=32, n_train=256, n_val=64, n_test=64, batch_size=32)
     assert dm.dims == (1, 32, 32)

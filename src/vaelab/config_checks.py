@@ -79,7 +79,12 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
         check_trains_a_step(cfg.trainer)
         train_size = datamodule.train_size()
         if train_size is not None:
-            check_full_batch(train_size, datamodule.batch_size, world_size(cfg.trainer))
+            check_full_batch(
+                train_size,
+                datamodule.batch_size,
+                world_size(cfg.trainer),
+                datamodule.examples_per_epoch,
+            )
     if cfg.get("ckpt_path") is not None:
         from vaelab.checkpoints import read_checkpoint
 

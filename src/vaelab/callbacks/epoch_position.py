@@ -50,8 +50,9 @@ class EpochPosition(L.Callback):
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # After the checkpoint's callback states are restored, before the training loader
-        # is built: the loader skips what the interrupted epoch had already done.
+        # After the checkpoint's callback states are restored, before the first training
+        # batch: the loader, built earlier or later, asks the data module at its first
+        # pass and skips what the interrupted epoch had already done.
         # set by Lightning's data connector (Trainer does not declare it); duck-typed:
         # any data module with a `resume_epoch_at`
         datamodule = cast(Any, trainer).datamodule

@@ -1,6 +1,12 @@
 """Random-number state saved in every checkpoint, so a resumed run draws what the
 uninterrupted run would have drawn (Lightning restores model, optimiser and loops,
-but not the RNGs)."""
+but not the RNGs).
+
+Lightning loads callback states first, before the model builds its optimisers and
+schedulers and before the sanity check; anything drawn there would shift the stream.
+So the saved states are applied at `on_train_start`, just before the first training
+batch, where the interrupted run took the next one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,9 @@ from typing_extensions import override
 
 class RNGState(L.Callback):
     """Save the Python, NumPy, torch (CPU and CUDA) RNG states; restore them on resume."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
 
     @override
     def state_dict(self) -> dict[str, Any]:
@@ -33,9 +42,20 @@ class RNGState(L.Callback):
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        random.setstate(state_dict["python"])
-        name, keys, pos, has_gauss, cached = state_dict["numpy"]
-        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-        torch.set_rng_state(state_dict["torch"])
-        if "cuda" in state_dict and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state_dict["cuda"])
+        self._pending = state_dict
+
+    @override
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is not None:
+            state_dict, self._pending = self._pending, None
+            _apply(state_dict)
+
+
+def _apply(state_dict: dict[str, Any]) -> None:
+    """Set the global generators to the states `RNGState.state_dict` saved."""
+    random.setstate(state_dict["python"])
+    name, keys, pos, has_gauss, cached = state_dict["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state_dict["torch"])
+    if "cuda" in state_dict and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state_dict["cuda"])

@@ -99,26 +99,37 @@ def split_train_val(
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
-def check_full_batch(n_train: int, batch_size: int, world: int = 1) -> None:
-    """Training batches are full (the last partial one is dropped), so each of the
-    `world` processes needs at least `batch_size` of the `n_train` examples."""
-    per_process = n_train // world
-    if per_process < batch_size:
-        share = f" ({per_process} per process of {world})" if world > 1 else ""
-        raise ConfigError(
-            f"the training split has {n_train} examples{share}, fewer than one batch of "
-            f"data.batch_size={batch_size}: no training step would run; use "
-            f"data.batch_size={max(1, per_process)} or more training data"
-        )
+def check_full_batch(
+    n_train: int, batch_size: int, world: int = 1, examples_per_epoch: int | None = None
+) -> None:
+    """Training batches are full (the last partial one is dropped) and hold distinct
+    examples, so each of the `world` processes needs at least `batch_size` of the
+    `n_train` examples of the split, and of the `examples_per_epoch` of an epoch."""
+    counts = [("the training split", n_train, "more training data")]
+    if examples_per_epoch is not None:
+        counts.append(("an epoch (data.examples_per_epoch)", examples_per_epoch, "a larger epoch"))
+    for what, n, more in counts:
+        per_process = n // world
+        if per_process < batch_size:
+            share = f" ({per_process} per process of {world})" if world > 1 else ""
+            raise ConfigError(
+                f"{what} has {n} examples{share}, fewer than one batch of "
+                f"data.batch_size={batch_size}: no training step would run; use "
+                f"data.batch_size={max(1, per_process)} or {more}"
+            )
 
 
 class BatchLoader:
     """Iterate over a `BatchSource` in batches; the loader Lightning sees.
 
-    Training loaders reshuffle each epoch from `seed + epoch` (the trainer's epoch when
-    `epoch_fn` is given, else a count of passes), so every rank of a DDP
-    job draws the same permutation and takes a disjoint, equally long share of it
-    (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
+    Training loaders read an endless stream of permutations, the p-th drawn from
+    `seed + p`, and epoch e takes the e-th stretch of `examples_per_epoch` examples of
+    it (the epoch is the trainer's when `epoch_fn` is given, else a count of passes).
+    By default an epoch is one permutation, the whole split; a shorter epoch sees a
+    fresh stretch each time, so a large split (the 727,280 training images of the
+    shapes grid) is seen through without repeats and validated as often as a small one.
+    Every rank of a DDP job reads the same stretch and takes a disjoint, equally long
+    share of it (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
     split the examples into contiguous per-rank shards without padding, so that a
     metric reduced as sums and counts sees every example exactly once. With
     `with_index` they yield `(batch, index)`, the examples' positions in the split, so
@@ -140,10 +151,13 @@ class BatchLoader:
         pin_memory: bool = False,
         with_index: bool = False,
         epoch_fn: Callable[[], int] | None = None,
-        resume_at: tuple[int, int] | None = None,
+        resume_at: tuple[int, int] | Callable[[], tuple[int, int] | None] | None = None,
+        examples_per_epoch: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if examples_per_epoch is not None and examples_per_epoch < 1:
+            raise ValueError(f"examples_per_epoch must be >= 1, got {examples_per_epoch}")
         self.source = source
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -157,16 +171,34 @@ class BatchLoader:
         self.epoch_fn = epoch_fn
         self.epoch = 0
         # (epoch, batches): the first pass over that epoch starts after those batches,
-        # which a resumed run's interrupted epoch had already trained on.
+        # which a resumed run's interrupted epoch had already trained on. A callable is
+        # asked at the first pass: the position may be known only after the loader is
+        # built (Lightning builds it while the model sizes its schedule, before the
+        # callbacks' on_fit_start).
         self.resume_at = resume_at
+        self.examples_per_epoch = examples_per_epoch if shuffle else None
+
+    def _epoch_examples(self) -> int:
+        return self.examples_per_epoch or len(self.source)
+
+    def _stream(self, start: int, count: int) -> Tensor:
+        """Positions `start` .. `start + count` of the stream of permutations."""
+        n = len(self.source)
+        first, last = start // n, (start + count - 1) // n
+        perms = [
+            torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + p))
+            for p in range(first, last + 1)
+        ]
+        offset = start - first * n
+        return torch.cat(perms)[offset : offset + count]
 
     def _shard(self) -> Tensor:
         n = len(self.source)
         if self.shuffle:
             epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
-            gen = torch.Generator().manual_seed(self.seed + epoch)
-            order = torch.randperm(n, generator=gen)
-            per_rank = n // self.world_size
+            count = self._epoch_examples()
+            order = self._stream(epoch * count, count)
+            per_rank = count // self.world_size
             return order[self.rank :: self.world_size][:per_rank]
         start = self.rank * n // self.world_size
         stop = (self.rank + 1) * n // self.world_size
@@ -175,7 +207,7 @@ class BatchLoader:
     def _shard_len(self) -> int:
         n = len(self.source)
         if self.shuffle:
-            return n // self.world_size
+            return self._epoch_examples() // self.world_size
         return (self.rank + 1) * n // self.world_size - self.rank * n // self.world_size
 
     def __len__(self) -> int:
@@ -188,8 +220,9 @@ class BatchLoader:
         self.epoch += 1
         n_batches = len(self)
         start = 0
-        if self.resume_at is not None and self.resume_at[0] == epoch:
-            start = min(self.resume_at[1], n_batches)
+        resume_at = self.resume_at() if callable(self.resume_at) else self.resume_at
+        if resume_at is not None and resume_at[0] == epoch:
+            start = min(resume_at[1], n_batches)
         self.resume_at = None
         for b in range(start, n_batches):
             batch_index = index[b * self.batch_size : (b + 1) * self.batch_size]
@@ -215,6 +248,9 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
     `pin_memory` pins each CPU batch for a faster copy to the GPU; `on_device` instead
     moves every `TensorSource` split (uint8) to the trainer's accelerator once at setup,
     so batches are gathered and converted on the GPU. Both are no-ops on a CPU run.
+    `examples_per_epoch` sets how many training examples make an epoch (None: the whole
+    split), each epoch a fresh stretch of the shuffled stream (see `BatchLoader`):
+    subclasses whose splits are large enough to want it expose it as a config key.
     """
 
     dims: tuple[int, int, int]
@@ -227,6 +263,8 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         seed: Seed = 0,
         pin_memory: bool = False,
         on_device: bool = False,
+        *,
+        examples_per_epoch: PositiveInt | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -234,6 +272,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.seed = seed
         self.pin_memory = pin_memory
         self.on_device = on_device
+        self.examples_per_epoch = examples_per_epoch
         self.splits: dict[str, BatchSource] = {}
         self._resume_at: tuple[int, int] | None = None
 
@@ -273,7 +312,9 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.setup()
         rank, world = self._rank_and_world()
         if train:  # sizes not known before the data is read (an image folder) meet it here
-            check_full_batch(len(self.splits[split]), self.batch_size, world)
+            check_full_batch(
+                len(self.splits[split]), self.batch_size, world, self.examples_per_epoch
+            )
         return BatchLoader(
             self.splits[split],
             self.batch_size if train else self.eval_batch_size,
@@ -293,7 +334,8 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
                 if train and self.trainer
                 else None
             ),
-            resume_at=self._resume_at if train else None,
+            resume_at=(lambda: self._resume_at) if train else None,
+            examples_per_epoch=self.examples_per_epoch,
         )
 
     def resume_epoch_at(self, epoch: int, batches_done: int) -> None:
@@ -315,7 +357,8 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
 
     def train_size(self) -> int | None:
         """Training examples this configuration gives, when that is known without reading
-        the data (None otherwise): what the preflight checks count batches with."""
+        the data (None otherwise): what the preflight checks count batches with, and
+        the dataset size N the objectives weigh with."""
         return None
 
     def example_batch(self, n: int, split: str = "val") -> Tensor:
