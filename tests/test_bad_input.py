@@ -54,6 +54,18 @@ CASES = [
     ("train", ["beta=inf"], "beta=inf is not finite; it must be a number"),
     ("train", ["trainer.log_every_n_steps=-1"], "trainer.log_every_n_steps=-1 must be an integer"),
     ("train", ["data.n_train=10"], "has 10 examples, fewer than one batch of data.batch_size=128"),
+    (
+        "train",
+        ["data.examples_per_epoch=100"],
+        "an epoch (data.examples_per_epoch) has 100 examples, fewer than one batch of data",
+    ),
+    ("train", ["data.examples_per_epoch=0"], "data.examples_per_epoch=0 must be"),
+    ("train", ["objective.beta_start=-1"], "objective.beta_start=-1 must be"),
+    (
+        "train",
+        ["model/scheduler=null"],
+        "model/scheduler=null: a config group takes one of its options; write ~model/scheduler",
+    ),
     ("train", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
     ("train", ["ckpt_path={damaged}"], "is damaged: its tensors do not match the checksum"),
     # ---- train: every group

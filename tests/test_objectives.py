@@ -13,8 +13,17 @@ from helpers import make_vae
 from torch.distributions import Independent, Normal
 
 from vaelab.models import VAE
-from vaelab.objectives import DIPVAE, IWAE, BetaTCVAE, BetaVAE, FactorVAE, LatentBatch
+from vaelab.objectives import (
+    DIPVAE,
+    IWAE,
+    BetaTCVAE,
+    BetaVAE,
+    FactorVAE,
+    InfoVAE,
+    LatentBatch,
+)
 from vaelab.objectives.factor_vae import discriminator, discriminator_loss, permute_dims
+from vaelab.objectives.mmd import DEFAULT_SCALES, mmd_squared
 from vaelab.objectives.total_correlation import decomposed_kl
 
 MLP_ENC = {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [64]}
@@ -224,6 +233,78 @@ def test_warm_up_ramps_each_objective_weight() -> None:
     penalty_full = dip(late).loss - batch.recon.mean() - batch.kl.mean()
     penalty_early = dip(early).loss - batch.recon.mean() - batch.kl.mean()
     torch.testing.assert_close(penalty_early, 0.25 * penalty_full)
+
+
+def test_beta_moves_from_beta_start_to_beta_over_the_warm_up() -> None:
+    batch = random_batch()
+    relaxed = BetaVAE(beta=1.0, warmup_steps=1000, beta_start=4.0)
+    steps = [0, 250, 500, 1000, 5000]
+    assert [relaxed(replace(batch, step=s)).terms["beta"] for s in steps] == [
+        4.0,
+        3.25,
+        2.5,
+        1.0,
+        1.0,
+    ]
+    torch.testing.assert_close(
+        relaxed(replace(batch, step=250)).loss, batch.recon.mean() + 3.25 * batch.kl.mean()
+    )
+    assert BetaVAE(beta=2.0, beta_start=4.0)(batch).terms["beta"] == 2.0  # no warm-up
+
+
+# ------------------------------------------------------------------- InfoVAE
+def test_mmd_estimate_is_the_unbiased_statistic_written_out() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(7, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g)
+    y = y.double() + 0.5
+
+    def k(a: np.ndarray, b: np.ndarray) -> float:
+        return sum(6 * s / (6 * s + float(((a - b) ** 2).sum())) for s in DEFAULT_SCALES)
+
+    xs, ys = x.numpy(), y.numpy()
+    xx = np.mean([k(xs[i], xs[j]) for i in range(7) for j in range(7) if i != j])
+    yy = np.mean([k(ys[i], ys[j]) for i in range(5) for j in range(5) if i != j])
+    xy = np.mean([k(a, b) for a in xs for b in ys])
+    assert mmd_squared(x, y).item() == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+
+
+def test_mmd_estimate_averages_to_the_population_value() -> None:
+    from scipy import integrate, stats
+
+    d, shift, n, repeats = 4, 1.0, 64, 300
+
+    def expected_kernel(noncentrality: float) -> float:
+        # a − b ~ N(δ, 2I): ‖a − b‖² = 2X, X noncentral chi-square(d, ‖δ‖²/2)
+        law = stats.ncx2(d, noncentrality) if noncentrality else stats.chi2(d)
+        return sum(
+            integrate.quad(lambda t, c=2 * d * s: c / (c + 2 * t) * law.pdf(t), 0, np.inf)[0]
+            for s in DEFAULT_SCALES
+        )
+
+    population = 2 * expected_kernel(0.0) - 2 * expected_kernel(shift**2 / 2)
+    g = torch.Generator().manual_seed(1)
+    same, apart = [], []
+    for _ in range(repeats):
+        a, b = torch.randn(2, n, d, generator=g, dtype=torch.float64)
+        same.append(mmd_squared(a, b).item())
+        apart.append(mmd_squared(a, b + torch.tensor([shift, 0.0, 0.0, 0.0])).item())
+    stderr = np.std(apart) / math.sqrt(repeats)
+    assert abs(np.mean(same)) < 3 * np.std(same) / math.sqrt(repeats)  # unbiased at zero
+    assert np.mean(apart) == pytest.approx(population, abs=3 * stderr)
+    assert population > 10 * stderr  # the shift is visible to the test
+
+
+def test_info_vae_adds_the_weighted_mmd_to_the_beta_elbo() -> None:
+    batch = replace(random_batch(b=32), step=250)
+    torch.manual_seed(3)
+    out = InfoVAE(beta=2.0, lambda_mmd=50.0, warmup_steps=1000)(batch)
+    torch.manual_seed(3)
+    mmd = mmd_squared(batch.z, torch.randn_like(batch.z))
+    torch.testing.assert_close(out.terms["mmd"], mmd)
+    torch.testing.assert_close(
+        out.loss, batch.recon.mean() + 2.0 * batch.kl.mean() + 0.25 * 50.0 * mmd
+    )
+    assert out.terms["beta"] == 2.0
 
 
 def test_an_objective_without_forward_cannot_be_built() -> None:

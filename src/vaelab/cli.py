@@ -232,6 +232,17 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
         sweeps = ", ".join(cast(str, o.input_line) for o in overrides if o.is_sweep_override())
         fail(f"{sweeps} lists several values; add -m to run one job per value")
     config_dir = str(Path(args.config_dir).resolve()) if args.config_dir else str(CONF_DIR)
+    for override in overrides:
+        group = override.key_or_group.lstrip("+")
+        if (
+            not override.is_delete()
+            and override.value() is None
+            and (Path(config_dir, group).is_dir())
+        ):
+            fail(
+                f"{group}=null: a config group takes one of its options; "
+                f"write ~{group} to leave it out"
+            )
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
         defaults = compose(config_name)

@@ -14,6 +14,7 @@ from vaelab.objectives.dip_vae import DIPVAE
 from vaelab.objectives.elbo import BetaVAE, Capacity
 from vaelab.objectives.factor_vae import FactorVAE
 from vaelab.objectives.iwae import IWAE
+from vaelab.objectives.mmd import InfoVAE
 from vaelab.objectives.total_correlation import BetaTCVAE
 
 #: `beta_schedule=` gave way to `objective=`; what to type instead.
@@ -47,6 +48,7 @@ __all__ = [
     "BetaVAE",
     "Capacity",
     "FactorVAE",
+    "InfoVAE",
     "LatentBatch",
     "Objective",
     "ObjectiveOutput",

@@ -8,18 +8,27 @@ from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, ramp
 
 
 class BetaVAE(Objective):
-    """recon + β·KL, β rising linearly from 0 over `warmup_steps` steps (0: constant).
-    At β = 1 the loss is −ELBO (Kingma & Welling 2014)."""
+    """recon + β·KL, β moving linearly from `beta_start` to `beta` over `warmup_steps`
+    steps (0: `beta` throughout). At β = 1 the loss is −ELBO (Kingma & Welling 2014).
+
+    `beta_start` = 0 is KL annealing (Bowman et al. 2016); `beta_start` > `beta` starts
+    with a stronger bottleneck and relaxes it."""
 
     terms = frozenset({"beta"})
 
-    def __init__(self, beta: NonNegative = 1.0, warmup_steps: NonNegativeInt = 0) -> None:
+    def __init__(
+        self,
+        beta: NonNegative = 1.0,
+        warmup_steps: NonNegativeInt = 0,
+        beta_start: NonNegative = 0.0,
+    ) -> None:
         super().__init__()
         self.beta = float(beta)
         self.warmup_steps = int(warmup_steps)
+        self.beta_start = float(beta_start)
 
     def beta_at(self, step: int) -> float:
-        return self.beta * ramp(step, self.warmup_steps)
+        return self.beta_start + (self.beta - self.beta_start) * ramp(step, self.warmup_steps)
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
         beta = self.beta_at(batch.step)
