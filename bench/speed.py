@@ -328,6 +328,7 @@ def main() -> None:
         "model.encoder.hidden=[512,256]",
         "model.decoder.hidden=[256,512]",
         "model.optimizer.lr=1e-3",
+        "~model/scheduler",  # a constant rate, as the hand loop keeps
     ]
     limit = (
         [

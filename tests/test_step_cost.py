@@ -154,7 +154,8 @@ def test_presets_use_fused_adam(hydra_conf, preset: str) -> None:
 
     from vaelab.app import build_model
 
-    cfg = compose_train("debug=smoke", f"model={preset}")
+    # No schedule: one needs a trainer to size it (tests/test_lr_schedule.py).
+    cfg = compose_train("debug=smoke", f"model={preset}", "~model/scheduler")
     model = build_model(cfg, ShapesDataModule(resolution=32))
     (optimizer,) = model.configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.defaults["fused"] is True
@@ -194,8 +195,10 @@ def test_optimiser_without_a_fused_implementation_takes_the_preset_as_is(hydra_c
 
     from vaelab.app import build_model
 
-    cfg = compose_train("debug=smoke", "model.optimizer._target_=torch.optim.RMSprop")
+    cfg = compose_train(
+        "debug=smoke", "model.optimizer._target_=torch.optim.RMSprop", "~model/scheduler"
+    )
     assert cfg.model.optimizer.fused is True  # the preset's key is still there
     model = build_model(cfg, ShapesDataModule(resolution=32))
     (optimizer,) = model.configure_optimizers()
-    assert type(optimizer) is torch.optim.RMSprop and optimizer.defaults["lr"] == 1e-3
+    assert type(optimizer) is torch.optim.RMSprop and optimizer.defaults["lr"] == 3e-3

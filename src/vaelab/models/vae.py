@@ -463,7 +463,7 @@ class VAE(CheapHookName, L.LightningModule):
         `max_steps` ends it): Lightning's estimate, per epoch counted in the model's own
         accumulated steps (`configure_accumulation`)."""
         trainer = self.trainer
-        estimate = trainer.estimated_stepping_batches  # sets up the train loader first
+        estimate = trainer.estimated_stepping_batches  # builds the train loader now
         batches = trainer.num_training_batches
         if trainer.max_epochs in (None, -1) or not math.isfinite(batches):
             return estimate
