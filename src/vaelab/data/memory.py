@@ -129,12 +129,12 @@ class BatchLoader:
     fresh stretch each time, so a large split (the 727,280 training images of the
     shapes grid) is seen through without repeats and validated as often as a small one.
     Every rank of a DDP job reads the same stretch and takes a disjoint, equally long
-    share of it (equal lengths keep the ranks' gradient all-reduces in step). Evaluation loaders
-    split the examples into contiguous per-rank shards without padding, so that a
-    metric reduced as sums and counts sees every example exactly once. With
-    `with_index` they yield `(batch, index)`, the examples' positions in the split, so
-    that evaluation can draw each example's noise from its index and give the same
-    numbers for any batch size or number of ranks.
+    share of it (equal lengths keep the ranks' gradient all-reduces in step).
+    Evaluation loaders split the examples into contiguous per-rank shards without
+    padding, so that a metric reduced as sums and counts sees every example exactly
+    once. With `with_index` they yield `(batch, index)`, the examples' positions in the
+    split, so that evaluation can draw each example's noise from its index and give the
+    same numbers for any batch size or number of ranks.
     """
 
     def __init__(
