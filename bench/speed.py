@@ -453,13 +453,14 @@ def bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp) -> dic
 def bench_images(quick, epochs, steps, limit, tmp) -> dict:
     """conv / resnet presets on 3x32x32, fp32 and bf16-mixed (conv), compile (conv)."""
     n_img = 256 if quick else 5120
-    # The shapes data config, retargeted at RandomImages (its keys, less three).
+    # The shapes data config, retargeted at RandomImages (its keys, less four).
     images = [
         "data=shapes",
         "data._target_=__main__.RandomImages",
         "~data.resolution",
         "~data.n_val",
         "~data.n_test",
+        "~data.examples_per_epoch",
         f"data.n_train={n_img}",
         "+data.shape=[3,32,32]",
         "likelihood=discretized_logistic",

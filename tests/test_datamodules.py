@@ -358,6 +358,8 @@ def test_short_epochs_walk_the_stream_of_permutations_without_repeats() -> None:
     # Each rank: every other example of the stretch, 10, of which 2 full batches.
     assert [epoch(3, 20, rank, 2) for rank in (0, 1)] == [stream[60:80][r::2][:8] for r in (0, 1)]
     assert len(BatchLoader(source, 4, shuffle=True, drop_last=True, examples_per_epoch=22)) == 5
+    # At most the split: a longer epoch is the whole split, as without the key.
+    assert epoch(1, 500) == epoch(1, None)
     # An evaluation loader always serves its whole split.
     assert len(BatchLoader(source, 10, examples_per_epoch=20)) == 5
 

@@ -99,6 +99,13 @@ def split_train_val(
     return perm[n_val:].sort().values, perm[:n_val].sort().values
 
 
+def epoch_examples(n_train: int, examples_per_epoch: int | None) -> int:
+    """Training examples in one epoch: `examples_per_epoch`, at most the split's
+    `n_train` (None: the whole split). A smaller split stays one epoch, as a user who
+    lowers data.n_train expects."""
+    return n_train if examples_per_epoch is None else min(examples_per_epoch, n_train)
+
+
 def check_full_batch(
     n_train: int, batch_size: int, world: int = 1, examples_per_epoch: int | None = None
 ) -> None:
@@ -107,7 +114,8 @@ def check_full_batch(
     `n_train` examples of the split, and of the `examples_per_epoch` of an epoch."""
     counts = [("the training split", n_train, "more training data")]
     if examples_per_epoch is not None:
-        counts.append(("an epoch (data.examples_per_epoch)", examples_per_epoch, "a larger epoch"))
+        per_epoch = epoch_examples(n_train, examples_per_epoch)
+        counts.append(("an epoch (data.examples_per_epoch)", per_epoch, "a larger epoch"))
     for what, n, more in counts:
         per_process = n // world
         if per_process < batch_size:
@@ -124,10 +132,11 @@ class BatchLoader:
 
     Training loaders read an endless stream of permutations, the p-th drawn from
     `seed + p`, and epoch e takes the e-th stretch of `examples_per_epoch` examples of
-    it (the epoch is the trainer's when `epoch_fn` is given, else a count of passes).
-    By default an epoch is one permutation, the whole split; a shorter epoch sees a
-    fresh stretch each time, so a large split (the 727,280 training images of the
-    shapes grid) is seen through without repeats and validated as often as a small one.
+    it (at most the split; the epoch is the trainer's when `epoch_fn` is given, else a
+    count of passes). By default an epoch is one permutation, the whole split; a
+    shorter epoch sees a fresh stretch each time, so a large split (the 727,280
+    training images of the shapes grid) is seen through without repeats and validated
+    as often as a small one.
     Every rank of a DDP job reads the same stretch and takes a disjoint, equally long
     share of it (equal lengths keep the ranks' gradient all-reduces in step).
     Evaluation loaders split the examples into contiguous per-rank shards without
@@ -179,7 +188,7 @@ class BatchLoader:
         self.examples_per_epoch = examples_per_epoch if shuffle else None
 
     def _epoch_examples(self) -> int:
-        return self.examples_per_epoch or len(self.source)
+        return epoch_examples(len(self.source), self.examples_per_epoch)
 
     def _stream(self, start: int, count: int) -> Tensor:
         """Positions `start` .. `start + count` of the stream of permutations."""
@@ -248,9 +257,10 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
     `pin_memory` pins each CPU batch for a faster copy to the GPU; `on_device` instead
     moves every `TensorSource` split (uint8) to the trainer's accelerator once at setup,
     so batches are gathered and converted on the GPU. Both are no-ops on a CPU run.
-    `examples_per_epoch` sets how many training examples make an epoch (None: the whole
-    split), each epoch a fresh stretch of the shuffled stream (see `BatchLoader`):
-    subclasses whose splits are large enough to want it expose it as a config key.
+    `examples_per_epoch` sets how many training examples make an epoch (at most the
+    split; None: the whole split), each epoch a fresh stretch of the shuffled stream
+    (see `BatchLoader`): subclasses whose splits are large enough to want it expose it
+    as a config key.
     """
 
     dims: tuple[int, int, int]

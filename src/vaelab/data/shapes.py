@@ -269,9 +269,9 @@ class ShapesDataModule(InMemoryDataModule):
     `n_train` changes. Each split keeps the permutation's order rather than sorting
     it, so the first examples of val (the reconstruction grid) vary in every factor.
     Nothing is rendered at setup; each batch is rendered when the loader asks for it.
-    With `examples_per_epoch`, an epoch is that many images, each epoch the next ones
-    of the shuffled training stream: with `n_train=None` a run sees fresh images every
-    epoch instead of a fixed subset many times.
+    With `examples_per_epoch`, an epoch is that many images (at most `n_train`), each
+    epoch the next ones of the shuffled training stream: with `n_train=None` a run sees
+    fresh images every epoch instead of a fixed subset many times.
 
     Its ground truth (`vaelab.data.factors`): `factor_space()` renders any factor
     combination, `example_factors(split)` gives the factors of every example.
