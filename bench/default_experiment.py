@@ -6,7 +6,8 @@ learnt, measured on its best checkpoint. Run it alone on the machine.
 
 - wall time of `python src/train.py` (fit, test and the end-of-training metrics);
 - of 512 prior samples (z ~ N(0, I)), the share that is blank: fewer than 20 pixels
-  above 0.5;
+  above 0.5; and the same for those latents scaled by 0.5 and 0.75 (the temperature),
+  which tells holes at the prior's centre from holes in its tails;
 - posterior-mean reconstructions of 2,000 freshly rendered shapes (random grid indices,
   a seed of their own), thresholded at 0.5: mean IoU with the originals, overall and
   per shape;
@@ -46,6 +47,15 @@ def measure(run_dir: Path) -> dict:
     resolution = int(model.hparams.data_shape[-1])
     torch.manual_seed(0)
     samples = model.sample(N_PRIOR)
+    # Where the holes are: the same 512 directions drawn closer to the origin. A share
+    # that grows as the temperature falls puts the holes at the centre of the prior,
+    # not in its tails.
+    blank_by_temperature = {}
+    for temperature in (0.5, 0.75):
+        torch.manual_seed(0)
+        blank_by_temperature[str(temperature)] = blank_fraction(
+            model.sample(N_PRIOR, temperature=temperature)
+        )
     generator = torch.Generator().manual_seed(FRESH_SEED)
     index = torch.randint(0, N_IMAGES, (N_FRESH,), generator=generator)
     originals = render(index, resolution)
@@ -61,6 +71,7 @@ def measure(run_dir: Path) -> dict:
     }
     return {
         "prior_blank_fraction": blank_fraction(samples),
+        "prior_blank_fraction_by_temperature": blank_by_temperature,
         "recon_iou": float(iou.mean()),
         "recon_iou_per_shape": {
             name: float(iou[shape == i].mean()) for i, name in enumerate(SHAPE_NAMES)
