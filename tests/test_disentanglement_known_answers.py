@@ -225,3 +225,28 @@ def test_unsupervised_scores_of_correlated_gaussian_codes_converge_to_the_closed
         -(p[p > 0] * np.log(p[p > 0])).sum(), rel=1e-6
     )
     assert result["mutual_info_score"] > independent["mutual_info_score"]
+
+
+def test_unsupervised_scores_skip_codes_that_never_vary() -> None:
+    """A collapsed posterior's constant codes: the Gaussian scores are those of the
+    codes that vary (closed form of a 2-D Gaussian with correlation 0.8), and codes
+    none of which vary score 0 rather than dividing by a zero trace."""
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]])
+    varying = np.random.RandomState(0).multivariate_normal(np.zeros(2), cov, size=20000)
+    codes = np.column_stack([varying[:, 0], np.full(20000, 0.3), varying[:, 1]])
+    result = unsupervised_scores(codes)
+    assert result["gaussian_total_correlation"] == pytest.approx(-0.5 * np.log(1 - 0.64), rel=0.03)
+    sample_cov = np.cov(varying, rowvar=False)
+    assert result["gaussian_wasserstein_correlation"] == pytest.approx(
+        gaussian_wasserstein_correlation(sample_cov), rel=1e-9
+    )
+    assert result["gaussian_wasserstein_correlation_norm"] == pytest.approx(
+        gaussian_wasserstein_correlation(sample_cov) / np.trace(sample_cov), rel=1e-9
+    )
+    collapsed = unsupervised_scores(np.full((500, 4), -1.5))
+    assert collapsed == {
+        "gaussian_total_correlation": 0.0,
+        "gaussian_wasserstein_correlation": 0.0,
+        "gaussian_wasserstein_correlation_norm": 0.0,
+        "mutual_info_score": 0.0,
+    }

@@ -236,3 +236,13 @@ def test_a_new_metrics_counts_are_checked_against_its_own_model(monkeypatch, hyd
     typo = compose_train(choose, "+eval.disentanglement.toy_corr.n_sample=50").eval.disentanglement
     with pytest.raises(ConfigError, match=r"toy_corr.n_sample is not a count of toy_corr"):
         check_metric_settings(typo)
+
+
+def test_a_collapsed_encoder_gets_scores_not_a_crash() -> None:
+    """Codes that never vary (every posterior at the prior, dead units): each metric
+    finishes, and the ones with a known answer give it: no information about any
+    factor, so MIG 0, SAP 0, and no total correlation between constants."""
+    scores = disentanglement_scores(lambda f: np.full((len(f), 4), 0.25), SIZES, SMALL)
+    assert all(np.isfinite(v) for v in scores.values()), scores
+    assert scores["mig"] == 0.0 and scores["sap"] == 0.0
+    assert scores["gaussian_total_correlation"] == 0.0 and scores["mutual_info_score"] == 0.0

@@ -12,6 +12,11 @@ of the representation alone, no factors needed.
 As in the study: codes are the posterior means of 10,000 observations sampled
 uniformly from the factor grid; Σ is the unbiased sample covariance. Active units, the
 fourth unsupervised number, is `vaelab.metrics.latents.active_units`.
+
+A code that never varies (a collapsed posterior, a dead unit) is independent of the
+others and adds nothing to either Gaussian score, so both are taken over the codes
+that vary; codes none of which vary score 0 (`_norm` too: there is no correlation to
+normalise), where the closed forms would divide by zero.
 """
 
 from __future__ import annotations
@@ -40,14 +45,18 @@ def unsupervised_scores(codes: np.ndarray, n_bins: int = MIG_BINS) -> dict[str, 
     if codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"expected codes (N, D) with N >= 2, got {codes.shape}")
     cov = np.atleast_2d(np.cov(codes, rowvar=False))
-    wasserstein = gaussian_wasserstein_correlation(cov)
+    varying = np.diag(cov) > 0
+    cov = cov[np.ix_(varying, varying)]
+    total_correlation = gaussian_total_correlation(cov) if varying.any() else 0.0
+    wasserstein = gaussian_wasserstein_correlation(cov) if varying.any() else 0.0
+    spread = float(np.trace(cov))
     d = codes.shape[1]
     binned = histogram_discretize(codes, n_bins)
     mi = mutual_information(binned, binned)
     np.fill_diagonal(mi, 0.0)
     return {
-        "gaussian_total_correlation": gaussian_total_correlation(cov),
+        "gaussian_total_correlation": total_correlation,
         "gaussian_wasserstein_correlation": wasserstein,
-        "gaussian_wasserstein_correlation_norm": wasserstein / float(np.trace(cov)),
+        "gaussian_wasserstein_correlation_norm": wasserstein / spread if spread > 0 else 0.0,
         "mutual_info_score": float(mi.sum() / (d * d - d)) if d > 1 else 0.0,
     }
