@@ -46,10 +46,12 @@ def unsupervised_scores(codes: np.ndarray, n_bins: int = MIG_BINS) -> dict[str, 
         raise ValueError(f"expected codes (N, D) with N >= 2, got {codes.shape}")
     cov = np.atleast_2d(np.cov(codes, rowvar=False))
     varying = np.diag(cov) > 0
-    cov = cov[np.ix_(varying, varying)]
-    total_correlation = gaussian_total_correlation(cov) if varying.any() else 0.0
-    wasserstein = gaussian_wasserstein_correlation(cov) if varying.any() else 0.0
-    spread = float(np.trace(cov))
+    total_correlation = wasserstein = wasserstein_norm = 0.0
+    if varying.any():
+        cov = cov[np.ix_(varying, varying)]
+        total_correlation = gaussian_total_correlation(cov)
+        wasserstein = gaussian_wasserstein_correlation(cov)
+        wasserstein_norm = wasserstein / float(np.trace(cov))
     d = codes.shape[1]
     binned = histogram_discretize(codes, n_bins)
     mi = mutual_information(binned, binned)
@@ -57,6 +59,6 @@ def unsupervised_scores(codes: np.ndarray, n_bins: int = MIG_BINS) -> dict[str, 
     return {
         "gaussian_total_correlation": total_correlation,
         "gaussian_wasserstein_correlation": wasserstein,
-        "gaussian_wasserstein_correlation_norm": wasserstein / spread if spread > 0 else 0.0,
+        "gaussian_wasserstein_correlation_norm": wasserstein_norm,
         "mutual_info_score": float(mi.sum() / (d * d - d)) if d > 1 else 0.0,
     }
