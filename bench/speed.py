@@ -327,6 +327,8 @@ def main() -> None:
         "data.batch_size=128",
         "model.encoder.hidden=[512,256]",
         "model.decoder.hidden=[256,512]",
+        "model.encoder.activation=ReLU",  # the hand loop's (the MLP backbones default to SiLU)
+        "model.decoder.activation=ReLU",
         "model.optimizer.lr=1e-3",
         "~model/scheduler",  # a constant rate, as the hand loop keeps
     ]

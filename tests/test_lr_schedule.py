@@ -10,13 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_train
+from helpers import default_parts, run_train
 
 from vaelab.models.lr_schedule import WarmupCosine
 
 SMOKE = ["debug=smoke", "logger=csv", "data.resolution=32", "model/encoder=mlp"]
 STEPS_PER_EPOCH = 4  # debug=smoke: limit_train_batches=4
-LR = 3e-3  # conf/model/mlp.yaml, the default preset
+
+
+def _preset_lr() -> float:
+    """The default preset's learning rate (conf/model/mlp.yaml), the schedules' peak."""
+    return float(default_parts()["optimizer"]["lr"])
 
 
 def _logged_lr(run: Path) -> dict[int, float]:
@@ -57,7 +61,7 @@ def test_a_run_logs_the_rate_of_each_step_sized_by_its_epochs(tmp_path: Path) ->
     logged = _logged_lr(tmp_path)
     total = 2 * STEPS_PER_EPOCH
     assert sorted(logged) == list(range(total))
-    expected = LR * _cosine(np.arange(total), total)
+    expected = _preset_lr() * _cosine(np.arange(total), total)
     np.testing.assert_allclose([logged[s] for s in range(total)], expected, rtol=1e-6)
 
 
@@ -76,8 +80,8 @@ def test_onecycle_gets_the_optimiser_steps_of_an_accumulating_run(tmp_path: Path
     )
     logged = _logged_lr(tmp_path)
     assert sorted(logged) == [0, 1, 2, 3]
-    assert logged[0] == pytest.approx(LR / 25)  # max_lr / div_factor
-    assert logged[3] == pytest.approx(LR / 25 / 1e4)  # ... / final_div_factor
+    assert logged[0] == pytest.approx(_preset_lr() / 25)  # max_lr / div_factor
+    assert logged[3] == pytest.approx(_preset_lr() / 25 / 1e4)  # ... / final_div_factor
 
 
 def test_resume_continues_the_schedule_from_the_checkpoint(tmp_path: Path) -> None:
@@ -92,7 +96,7 @@ def test_resume_continues_the_schedule_from_the_checkpoint(tmp_path: Path) -> No
     logged = _logged_lr(run)
     # The second part follows the schedule of the 2-epoch run from step 4 on.
     resumed = np.arange(STEPS_PER_EPOCH, 2 * STEPS_PER_EPOCH)
-    expected = LR * _cosine(resumed, 2 * STEPS_PER_EPOCH, final=0.5)
+    expected = _preset_lr() * _cosine(resumed, 2 * STEPS_PER_EPOCH, final=0.5)
     np.testing.assert_allclose([logged[s] for s in resumed], expected, rtol=1e-6)
 
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from helpers import run_train
+from helpers import default_parts, run_train
 
 # A constant learning rate: these tests are about the optimiser's own settings on
 # resume (tests/test_lr_schedule.py resumes schedules).
@@ -44,7 +44,8 @@ def test_an_optimiser_setting_given_on_resume_is_applied_and_said(tmp_path: Path
     assert group["lr"] == 0.01  # trained with the lr it records
     assert last["hyper_parameters"]["optimizer"]["lr"] == 0.01
     log = (run / "train.log").read_text()
-    assert "resume: model.optimizer.lr=0.01 (the checkpoint had 0.003): applied" in log
+    had = default_parts()["optimizer"]["lr"]  # the default preset's, which the first run used
+    assert f"resume: model.optimizer.lr=0.01 (the checkpoint had {had}): applied" in log
 
 
 def test_another_optimiser_class_on_resume_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ class MLPEncoder(nn.Module):
         self,
         in_shape: Sequence[int],
         hidden: Widths = (512, 256),
-        activation: str = "ReLU",
+        activation: str = "SiLU",
     ) -> None:
         super().__init__()
         self.net = nn.Sequential(nn.Flatten(), *_stack([math.prod(in_shape), *hidden], activation))
@@ -47,7 +47,7 @@ class MLPDecoder(nn.Module):
         latent_dim: int,
         out_shape: Sequence[int],
         hidden: Sequence[PositiveInt] = (256, 512),
-        activation: str = "ReLU",
+        activation: str = "SiLU",
     ) -> None:
         super().__init__()
         self.out_shape = tuple(int(s) for s in out_shape)
