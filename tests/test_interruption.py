@@ -77,6 +77,8 @@ def test_a_signal_leaves_a_resumable_checkpoint_at_the_step_it_came(
     assert summary(run_dir)["status"] == "interrupted"
     step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
     assert BATCHES_PER_EPOCH < step < 2 * BATCHES_PER_EPOCH  # inside epoch 1, not at its end
+    # The run's own log says so too (a requeued SLURM job's stderr is truncated).
+    assert f"{name}: wrote {last} at step {step}" in (run_dir / "train.log").read_text()
 
     resumed = run_train(*RUN, f"hydra.run.dir={run_dir}", "resume=auto")
 

@@ -14,6 +14,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 #: Layer widths of a backbone, shallowest (encoder) or deepest (decoder) first.
 Widths = Annotated[Sequence[PositiveInt], Field(min_length=1)]
 #: A split's size: a count of examples, or a fraction of the examples it is carved from.

@@ -23,6 +23,7 @@ the requeued job continues from the step the signal came at instead of an older 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 from pathlib import Path
@@ -36,6 +37,8 @@ from vaelab.errors import VaelabError
 
 if TYPE_CHECKING:
     from lightning.pytorch.callbacks import ModelCheckpoint
+
+log = logging.getLogger(__name__)
 
 HANDLED = (signal.SIGTERM, signal.SIGINT)
 
@@ -162,6 +165,9 @@ class Interruption(L.Callback):
             trainer.save_checkpoint(path)
         name = signal.Signals(signum).name
         saved = f"wrote {path} at step {trainer.global_step}" if path else "no checkpoint"
+        # Also into the run's own log (<run>/train.log): SLURM truncates a requeued job's
+        # stderr, and the log is where the next attempt's "continuing from" line goes.
+        log.warning("%s: %s", name, saved)
         run_dir = path.parent.parent if path is not None else "<run folder>"
         if signum == self._requeue_signal:
             self._requeue_through_submitit(signum)

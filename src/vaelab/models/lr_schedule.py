@@ -15,19 +15,16 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any
+from typing import Any
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from pydantic import Field
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from typing_extensions import override
 
-from vaelab.constraints import NonNegativeInt, PositiveInt
+from vaelab.constraints import Fraction, NonNegativeInt, PositiveInt
 from vaelab.errors import ConfigError
-
-Fraction = Annotated[float, Field(ge=0, le=1)]
 
 
 def warmup_cosine_factor(

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt, Widths
+from vaelab.constraints import Fraction, PositiveInt, Widths
 from vaelab.models.backbones._common import make_activation
+from vaelab.models.backbones.sparse_input import SparseInputLinear
 
 
 def _stack(sizes: Sequence[int], act: str) -> list[nn.Module]:
@@ -28,9 +29,15 @@ class MLPEncoder(nn.Module):
         in_shape: Sequence[int],
         hidden: Widths = (512, 256),
         activation: str = "SiLU",
+        sparse_below: Fraction = 0.08,
     ) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), *_stack([math.prod(in_shape), *hidden], activation))
+        # The first layer skips the zeros of sparse images (binary sprites are a few
+        # per cent ink); on other batches it is the dense product (sparse_input.py).
+        first = SparseInputLinear(math.prod(in_shape), hidden[0], max_density=sparse_below)
+        self.net = nn.Sequential(
+            nn.Flatten(), first, make_activation(activation), *_stack(hidden, activation)
+        )
         self.out_features = int(hidden[-1])
 
     @override
