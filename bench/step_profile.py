@@ -4,8 +4,8 @@ MLP encoder's gathered first layer saves. Run it alone on the machine.
     .venv/bin/python bench/step_profile.py [overrides ...]
 
 - the default config's model and 40 batches of its training data; optimiser steps
-  (the model's objective, backward, fused Adam with its zero_grad) timed over 3
-  interleaved passes with the encoder's first layer gathering (`SparseInputLinear`,
+  (the model's objective, backward, fused Adam with its zero_grad) timed over 5
+  interleaved pairs of passes with the encoder's first layer gathering (`SparseInputLinear`,
   its default) and forced dense (the baseline, `nn.Linear`'s product), and the
   operators of 20 default steps under torch.profiler, grouped into matrix products,
   the optimiser and the rest;
@@ -38,6 +38,7 @@ from vaelab.app import build_model, use_flush_denormal  # noqa: E402
 from vaelab.models.backbones.sparse_input import SparseInputLinear  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "step_profile.json"
+PASSES = 5  # interleaved pairs of passes, dense then gathered
 DENSITIES = (0.02, 0.04, 0.06, 0.08, 0.10, 0.12, 0.16, 0.25)
 
 
@@ -116,7 +117,7 @@ def main() -> None:
     for x in batches[:10]:
         step(x)
     passes: dict[str, list[float]] = {"dense": [], "gathered": []}
-    for _ in range(3):
+    for _ in range(PASSES):
         passes["dense"].append(timed_pass(0.0))
         passes["gathered"].append(timed_pass(threshold))
 
@@ -137,6 +138,9 @@ def main() -> None:
         "step_ms_per_pass": passes,
         "step_ms": {"dense": dense_ms, "gathered": gathered_ms},
         "step_speedup": dense_ms / gathered_ms,
+        "step_speedup_paired_median": statistics.median(
+            d / g for d, g in zip(passes["dense"], passes["gathered"], strict=True)
+        ),
         "share_matmul": matmul / total,
         "share_gather": gather / total,
         "share_optimiser": optimiser / total,

@@ -45,7 +45,7 @@ def test_the_dlib_protocol_has_disentanglement_libs_published_counts(hydra_conf)
 
 def test_fast_keeps_the_smaller_counts_and_one_count_can_still_be_set(hydra_conf) -> None:
     fast = composed("eval", "ckpt_path=x", "eval.disentanglement.protocol=fast")
-    assert fast["dci"] == {"n_train": 1000, "n_test": 500, "n_estimators": 20}
+    assert fast["dci"] == {"n_train": 1000, "n_test": 500, "n_estimators": 100}
     assert fast["factor_vae"]["n_train"] == 500 and fast["factor_vae"]["n_eval"] == 250
     fast_sap = ("eval.disentanglement.protocol=fast", "eval.disentanglement.sap.n_test=77")
     one = composed("eval", "ckpt_path=x", *fast_sap)

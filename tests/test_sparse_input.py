@@ -43,7 +43,7 @@ def dense_reference(layer: SparseInputLinear, x: torch.Tensor, grad_out: torch.T
 
 
 @pytest.mark.parametrize(
-    ("max_density", "path"), [(0.08, "EmbeddingBagBackward0"), (0.0, "MmBackward0")]
+    ("max_density", "path"), [(0.08, "EmbeddingBagBackward0"), (0.0, "AddmmBackward0")]
 )
 def test_both_paths_match_a_dense_linear_layer(max_density: float, path: str) -> None:
     torch.manual_seed(0)

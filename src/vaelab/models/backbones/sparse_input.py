@@ -5,14 +5,14 @@ Binary sprites (dSprites, the built-in shapes) are a few per cent ink: a dense
 batch is that sparse, the same product is the sum, per image, of the weight rows of its
 lit pixels, each scaled by the pixel's value: `F.embedding_bag` computes exactly that,
 forward and backward, with work in proportion to the ink instead of the image. On the
-default experiment's batches (3.4 % ink) it halves the time of the encoder's first layer
-(bench/step_profile.py). Denser batches (Fashion-MNIST is about half ink) take the
+default experiment's batches (3.4 % ink) it takes a third to a half off the layer's
+time (bench/step_profile.py). Denser batches (Fashion-MNIST is about half ink) take the
 dense product, which BLAS does faster there; both paths give the same numbers up to
 float rounding.
 
 The weight is stored one row per input feature, (in_features, out_features), the
-layout `embedding_bag` reads without a copy (through a transposed view it is 8x slower
-than the dense product); the dense path multiplies by it directly. A state dict of the
+layout `embedding_bag` reads without a copy (through a transposed view it is several
+times slower than the dense product); the dense path multiplies by it directly. A state dict of the
 `nn.Linear` this layer replaces (`weight`, (out, in)) loads into it, transposed.
 """
 
@@ -75,6 +75,8 @@ class SparseInputLinear(nn.Module):
         return summed + self.bias
 
     def _dense(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.addmm(self.bias, x, self.weight_rows)  # what nn.Linear calls
         return torch.matmul(x, self.weight_rows) + self.bias
 
     @override
