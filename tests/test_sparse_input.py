@@ -104,3 +104,12 @@ def test_an_encoder_state_dict_from_linear_layers_loads() -> None:
     x = sprites().reshape(-1, 1, 16, 16)
     torch.testing.assert_close(loaded(x), encoder(x))
     assert "EmbeddingBagBackward0" in graph_ops(loaded(x))
+
+
+def test_a_compiled_encoder_multiplies_without_breaking_its_graph() -> None:
+    torch.manual_seed(0)
+    encoder = MLPEncoder(in_shape=(1, 16, 16), hidden=[OUT, 8])
+    x = sprites().reshape(-1, 1, 16, 16)
+    # fullgraph=True raises at the first graph break (the gathered path would make one).
+    compiled = torch.compile(encoder.forward, fullgraph=True)
+    torch.testing.assert_close(compiled(x), encoder(x), atol=1e-5, rtol=0)

@@ -30,7 +30,8 @@ from typing_extensions import override
 class SparseInputLinear(nn.Module):
     """`nn.Linear(in_features, out_features)` for (B, in_features) inputs that are mostly
     zeros: gathers the weight rows of the non-zero inputs when at most `max_density` of
-    a batch's entries are non-zero (and the input needs no gradient), else multiplies."""
+    a batch's entries are non-zero (on a CPU, uncompiled, and the input needs no
+    gradient), else multiplies."""
 
     def __init__(self, in_features: int, out_features: int, max_density: float = 0.08) -> None:
         super().__init__()
@@ -55,8 +56,14 @@ class SparseInputLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # The gathered path has no gradient for the zero inputs, and it is measured on
         # CPUs only: on a GPU the dense product is cheap and counting the non-zeros
-        # would make every step wait for the device.
-        if x.requires_grad or x.dim() != 2 or x.device.type != "cpu":
+        # would make every step wait for the device. Under torch.compile its
+        # data-dependent sizes would break the graph at every step.
+        if (
+            x.requires_grad
+            or x.dim() != 2
+            or x.device.type != "cpu"
+            or torch.compiler.is_compiling()
+        ):
             return self._dense(x)
         if int(torch.count_nonzero(x)) > self.max_density * x.numel():
             return self._dense(x)
