@@ -29,7 +29,7 @@ from vaelab.checkpoints import load_vae  # noqa: E402
 from vaelab.data.factors import factor_space_of  # noqa: E402
 from vaelab.data.shapes import ShapesDataModule  # noqa: E402
 from vaelab.metrics.disentanglement import dci, sample_factors  # noqa: E402
-from vaelab.metrics.protocol import factor_encoder  # noqa: E402
+from vaelab.metrics.protocol import factor_encoder, pool_sizes  # noqa: E402
 from vaelab.metrics.registry import SHIPPED  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "dci_rounds.json"
@@ -54,23 +54,17 @@ def by_rounds(
 
 
 def main() -> None:
-    counts = {**SHIPPED["dci"].dlib, **SHIPPED["dci"].fast}
+    metrics = list(SHIPPED.values())
+    fast = {m.name: m.preset("fast") for m in metrics}
+    counts = fast["dci"]
     n_train, n_test = int(counts["n_train"]), int(counts["n_test"])
-    datamodule = ShapesDataModule()
-    space = factor_space_of(datamodule)
+    space = factor_space_of(ShapesDataModule())
     assert space is not None
-    # The pools the end-of-training metrics draw (FactorSamples.fill: the largest
-    # count any fast metric reads from each), of which DCI reads the first rows.
-    pools = [0, 0]
-    for metric in SHIPPED.values():
-        counts_of = {**metric.dlib, **metric.fast}
-        for i, key in enumerate(metric.pools):
-            if key is not None:
-                pools[i] = max(pools[i], int(counts_of[key]))
+    # The pools the end-of-training metrics draw, of which DCI reads the first rows.
+    pool_train, pool_test = pool_sizes(metrics, fast)
     rng = np.random.RandomState(SEED)
-    f_train = sample_factors(space.sizes, pools[0], rng)[:n_train]
-    f_test = sample_factors(space.sizes, pools[1], rng)[:n_test]
-    result: dict[str, object] = {"fast_counts": counts, "rounds": list(ROUNDS), "cases": {}}
+    f_train = sample_factors(space.sizes, pool_train, rng)[:n_train]
+    f_test = sample_factors(space.sizes, pool_test, rng)[:n_test]
     cases: dict[str, object] = {}
 
     for path in sys.argv[1:]:
@@ -90,7 +84,7 @@ def main() -> None:
         factor_codes(f_train), f_train, factor_codes(f_test), f_test
     )
     print("factors plus noise", json.dumps(cases["factors plus noise"]))
-    result["cases"] = cases
+    result = {"fast_counts": counts, "rounds": list(ROUNDS), "cases": cases}
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
 
 

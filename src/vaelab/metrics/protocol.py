@@ -117,8 +117,7 @@ def disentanglement_scores(
     times = StageTimes() if times is None else times
     chosen = chosen_metrics(cfg)
     counts = {m.name: metric_counts(cfg, m) for m in chosen}
-    n_train = max((int(counts[m.name][m.pools[0]]) for m in chosen if m.pools[0]), default=0)
-    n_test = max((int(counts[m.name][m.pools[1]]) for m in chosen if m.pools[1]), default=0)
+    n_train, n_test = pool_sizes(chosen, counts)
     samples = FactorSamples(encode, sizes, int(cfg["seed"]))
     with times.stage("encode_pool", f"{n_train} + {n_test} i.i.d. observations"):
         samples.fill(n_train, n_test)
@@ -127,6 +126,16 @@ def disentanglement_scores(
         with times.stage(metric.name, _describe(counts[metric.name])):
             scores.update(metric.run(samples, counts[metric.name]))
     return scores
+
+
+def pool_sizes(
+    metrics: Sequence[Metric], counts: Mapping[str, Mapping[str, Any]]
+) -> tuple[int, int]:
+    """The sizes of the shared training and test pools: the largest count any of
+    `metrics` reads from each (`counts`: each metric's counts, by name)."""
+    n_train = max((int(counts[m.name][m.pools[0]]) for m in metrics if m.pools[0]), default=0)
+    n_test = max((int(counts[m.name][m.pools[1]]) for m in metrics if m.pools[1]), default=0)
+    return n_train, n_test
 
 
 def chosen_metrics(cfg: Mapping[str, Any]) -> list[Metric]:

@@ -226,7 +226,7 @@ SHIPPED: dict[str, Metric] = {
             DCICounts,
             {**_TRAIN_TEST_DLIB, "n_estimators": 100},
             # Fewer boosting rounds would cut most of the fast protocol's time, but they
-            # raise the score itself (20 rounds: 1.7x the DCI of 100 on the same codes,
+            # raise the score itself (20 rounds: 1.5-1.7x the DCI of 100 on the same codes,
             # bench/dci_rounds.py), so fast keeps disentanglement_lib's 100.
             _TRAIN_TEST_FAST,
             pools=("n_train", "n_test"),

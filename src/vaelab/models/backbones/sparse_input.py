@@ -12,8 +12,9 @@ float rounding.
 
 The weight is stored one row per input feature, (in_features, out_features), the
 layout `embedding_bag` reads without a copy (through a transposed view it is several
-times slower than the dense product); the dense path multiplies by it directly. A state dict of the
-`nn.Linear` this layer replaces (`weight`, (out, in)) loads into it, transposed.
+times slower than the dense product); the dense path multiplies by it directly. A
+state dict of the `nn.Linear` this layer replaces (`weight`, (out, in)) loads into it,
+transposed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class SparseInputLinear(nn.Module):
         random stream: a seed gives this layer the weights it gives `nn.Linear`."""
         weight = torch.empty(self.out_features, self.in_features)
         nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
-        bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        bound = 1 / math.sqrt(self.in_features)
         with torch.no_grad():
             self.weight_rows.copy_(weight.t())
             nn.init.uniform_(self.bias, -bound, bound)
