@@ -2,7 +2,13 @@
 learnt, measured on its best checkpoint. Run it alone on the machine.
 
     .venv/bin/python bench/default_experiment.py [overrides ...]
+    .venv/bin/python bench/default_experiment.py --hand-loop [overrides ...]
     .venv/bin/python bench/default_experiment.py --measure <run folder>   # no training
+
+With `--hand-loop`, the machine's speed that hour as well: the epoch time of
+`bench/speed.py`'s hand-written loop (`--parts mlp --repeats 1 --epochs 3`), run just
+before and just after the experiment, so that a wall time can be read against the
+machine's drift.
 
 - wall time of `python src/train.py` (fit, test and the end-of-training metrics);
 - of 512 prior samples (z ~ N(0, I)), the share that is blank: fewer than 20 pixels
@@ -24,6 +30,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,11 +88,24 @@ def measure(run_dir: Path) -> dict:
     }
 
 
+def hand_loop_epoch_s() -> float:
+    """The epoch time of bench/speed.py's hand-written loop (plain Adam), measured now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speed.json"
+        command = [sys.executable, "bench/speed.py", "--parts", "mlp", "--repeats", "1"]
+        subprocess.run([*command, "--epochs", "3", "--out", str(out)], cwd=REPO, check=True)
+        return float(json.loads(out.read_text())["mlp_fashion_mnist"]["hand_epoch_s"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--measure", type=Path, help="a finished run folder: measure only")
+    parser.add_argument(
+        "--hand-loop", action="store_true", help="time bench/speed.py's hand loop around the run"
+    )
     args = parser.parse_args()
+    hand_loop = [hand_loop_epoch_s()] if args.hand_loop else []
     if args.measure:
         run_dir, wall = args.measure, None
     else:
@@ -94,7 +114,16 @@ def main() -> None:
         command = [sys.executable, "src/train.py", *args.overrides, f"hydra.run.dir={run_dir}"]
         subprocess.run(command, cwd=REPO, check=True)
         wall = time.monotonic() - start
-    result = {"overrides": args.overrides, "wall_s": wall, "run_dir": str(run_dir)}
+    if args.hand_loop:
+        hand_loop.append(hand_loop_epoch_s())
+    result = {
+        "overrides": args.overrides,
+        "wall_s": wall,
+        "run_dir": str(run_dir),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if hand_loop:
+        result["hand_loop_epoch_s"] = {"before": hand_loop[0], "after": hand_loop[-1]}
     result.update(measure(run_dir))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
