@@ -227,10 +227,12 @@ def test_a_timed_out_job_is_requeued_by_submitit_and_resumes(slurm_cluster, tmp_
     # trains for half a minute or more even where starting Python, Lightning and W&B
     # takes half a minute. (A 1-minute limit signalled attempts 10-30 s after they
     # started: a slow machine's attempts had no time to train, 20 time-outs, no end.)
-    # A job of 48 epochs (over 120 s of training on a fast machine) is signalled at
-    # least once; each attempt checkpoints at the signal, submitit requeues it, and the
-    # next attempt continues until the job is done.
-    epochs = 48
+    # The job must outlast 120 s on the fastest machine, or no signal comes: 48 epochs
+    # took 86 s in all in a fast hour (2026-12-03, 1.6 s an epoch) and were never
+    # signalled. 96 epochs (over 150 s there, 5-6 attempts in the slowest hours) are
+    # signalled at least once; each attempt checkpoints at the signal, submitit requeues
+    # it, and the next attempt continues until the job is done.
+    epochs = 96
     proc = _start_sweep(
         tmp_path,
         "beta=1",
