@@ -105,7 +105,7 @@ def main() -> None:
         "--hand-loop", action="store_true", help="time bench/speed.py's hand loop around the run"
     )
     args = parser.parse_args()
-    hand_loop = [hand_loop_epoch_s()] if args.hand_loop else []
+    loop_before = hand_loop_epoch_s() if args.hand_loop else None
     if args.measure:
         run_dir, wall = args.measure, None
     else:
@@ -114,16 +114,15 @@ def main() -> None:
         command = [sys.executable, "src/train.py", *args.overrides, f"hydra.run.dir={run_dir}"]
         subprocess.run(command, cwd=REPO, check=True)
         wall = time.monotonic() - start
-    if args.hand_loop:
-        hand_loop.append(hand_loop_epoch_s())
+    loop_after = hand_loop_epoch_s() if args.hand_loop else None
     result = {
         "overrides": args.overrides,
         "wall_s": wall,
         "run_dir": str(run_dir),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    if hand_loop:
-        result["hand_loop_epoch_s"] = {"before": hand_loop[0], "after": hand_loop[-1]}
+    if args.hand_loop:
+        result["hand_loop_epoch_s"] = {"before": loop_before, "after": loop_after}
     result.update(measure(run_dir))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")

@@ -12,7 +12,8 @@ epochs listed with the fast protocol (the metrics the end of training computes),
 each point's time is the training time the run's Timing callback recorded up to that
 epoch. The best checkpoint's sample quality (blank prior samples, reconstruction IoU)
 is measured as bench/default_experiment.py measures it. `--run` scores a run folder
-this bench trained before, reading the scores of the checkpoints it scored already.
+this bench trained before, reading the scores of the checkpoints it scored already
+(a damaged or unfinished eval.json is scored again).
 Writes bench/results/disentangling_time.json (one record per set of overrides, a new
 run replacing the old) and plots every recipe recorded there in
 docs/images/disentangling_time.png.
@@ -29,33 +30,42 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
 
-from default_experiment import measure  # noqa: E402  (the default experiment's quality)
+from default_experiment import measure  # noqa: E402  (it puts src/ on the path too)
+
+from vaelab.run_files import read_eval_report  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "disentangling_time.json"
 PLOT = REPO / "docs" / "images" / "disentangling_time.png"
 SCORES = ("mig", "factor_vae", "dci", "beta_vae")
 EPOCHS = "1,2,3,4,6,8,10,13,16,20,26"
 # A checkpoint at the end of every epoch, named by its 0-based epoch; weights only.
+EVERY_EPOCH_KEY = "+callbacks.every_epoch."
 EVERY_EPOCH = [
-    "+callbacks.every_epoch._target_=vaelab.callbacks.ModelCheckpoint",
-    "+callbacks.every_epoch.dirpath=${paths.output_dir}/checkpoints/every_epoch",
-    "+callbacks.every_epoch.filename='epoch{epoch:02d}'",
-    "+callbacks.every_epoch.auto_insert_metric_name=false",
-    "+callbacks.every_epoch.every_n_epochs=1",
-    "+callbacks.every_epoch.save_top_k=-1",
-    "+callbacks.every_epoch.save_weights_only=true",
+    EVERY_EPOCH_KEY + setting
+    for setting in (
+        "_target_=vaelab.callbacks.ModelCheckpoint",
+        "dirpath=${paths.output_dir}/checkpoints/every_epoch",
+        "filename='epoch{epoch:02d}'",
+        "auto_insert_metric_name=false",
+        "every_n_epochs=1",
+        "save_top_k=-1",
+        "save_weights_only=true",
+    )
 ]
 
 
 def score(checkpoint: Path, output: Path) -> dict:
     """The fast protocol's scores and the test ELBO terms of one checkpoint, from its
-    eval.json `output` (written first, unless there)."""
-    if not output.exists():
+    eval.json `output` (evaluated first unless a finished, readable one is there)."""
+    report, _ = read_eval_report(output)
+    if report is None:
         evaluate(checkpoint, output)
-    metrics = json.loads(output.read_text())["metrics"]
+        report, problem = read_eval_report(output)
+        if report is None:
+            raise SystemExit(problem or f"src/eval.py wrote no {output}")
+    metrics = report["metrics"]
     return {k: metrics.get(k) for k in (*SCORES, "nelbo", "kl")}
 
 
@@ -88,7 +98,7 @@ def main() -> None:
         subprocess.run([*command, f"hydra.run.dir={run_dir}"], cwd=REPO, check=True)
     summary = json.loads((run_dir / "metrics.json").read_text())
     # The run's own overrides: the checkpoint callback above is this bench's.
-    overrides = [o for o in summary["overrides"] if not o.startswith("+callbacks.every_epoch.")]
+    overrides = [o for o in summary["overrides"] if not o.startswith(EVERY_EPOCH_KEY)]
     epoch_train_s = summary["timing"]["epoch_train_s"]
     points = []
     for epoch in epochs:

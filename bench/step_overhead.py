@@ -50,6 +50,7 @@ from vaelab.app import (  # noqa: E402
     use_flush_denormal,
 )
 from vaelab.resolvers import register_resolvers  # noqa: E402
+from vaelab.tracking import finish_loggers  # noqa: E402
 from vaelab.train import build_trainer, without_disabled  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "step_overhead.json"
@@ -86,7 +87,15 @@ def main() -> None:
     tidy_lightning_output()
     use_flush_denormal(True)
     os.environ.setdefault("WANDB_MODE", "offline")
-    out_dir = Path(tempfile.mkdtemp(prefix="step_overhead_"))
+    # The Trainer passes' checkpoints, CSV and W&B files are not results: removed after.
+    with tempfile.TemporaryDirectory(prefix="step_overhead_") as tmp:
+        result = measure(Path(tmp))
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result["summary"], indent=1))
+
+
+def measure(out_dir: Path) -> dict[str, Any]:
+    """Every pass of every repeat, run with its files under `out_dir`."""
     os.environ["WANDB_DIR"] = str(out_dir)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(
@@ -113,10 +122,12 @@ def main() -> None:
         out.loss.backward()
         optimizer.step()
 
+    def first_batches(n: int) -> list[torch.Tensor]:
+        return [x for x, _ in zip(datamodule.train_dataloader(), range(n), strict=False)]
+
     def bare() -> dict[str, float]:
-        batches = [b for b, _ in zip(datamodule.train_dataloader(), range(STEPS), strict=False)]
         times = []
-        for x in batches:
+        for x in first_batches(STEPS):
             start = time.perf_counter()
             step(x)
             times.append(time.perf_counter() - start)
@@ -136,20 +147,18 @@ def main() -> None:
 
     def trainer(with_callbacks: bool) -> dict[str, float]:
         clock = StepClock()
-        callbacks = without_disabled(instantiate_group(cfg.callbacks), cfg.trainer)
-        loggers = instantiate_group(cfg.logger)
-        if not with_callbacks:
-            callbacks, loggers = [], []
+        if with_callbacks:
+            trainer_cfg = cfg.trainer
+            callbacks = without_disabled(instantiate_group(cfg.callbacks), cfg.trainer)
+            loggers = instantiate_group(cfg.logger)
+        else:
             trainer_cfg = OmegaConf.create(OmegaConf.to_container(cfg.trainer, resolve=True))
             trainer_cfg.enable_progress_bar = False
             trainer_cfg.enable_checkpointing = False
-        else:
-            trainer_cfg = cfg.trainer
+            callbacks, loggers = [], []
         fit = build_trainer(trainer_cfg, [*callbacks, clock], loggers)
         fit.fit(model, datamodule=datamodule)
-        for logger in loggers:
-            if hasattr(logger, "experiment") and hasattr(logger.experiment, "finish"):
-                logger.experiment.finish()
+        finish_loggers(loggers)
         return {"step_ms": median_ms(clock.step_s), "fetch_ms": median_ms(clock.gap_s)}
 
     variants = {
@@ -158,7 +167,7 @@ def main() -> None:
         "trainer": lambda: trainer(True),
         "trainer_bare": lambda: trainer(False),
     }
-    for x in [b for b, _ in zip(datamodule.train_dataloader(), range(20), strict=False)]:
+    for x in first_batches(20):
         step(x)  # warm the allocator and the kernels before any pass is timed
     passes: dict[str, list[dict[str, float]]] = {name: [] for name in variants}
     for _ in range(REPEATS):
@@ -174,7 +183,7 @@ def main() -> None:
         )
         return row
 
-    result = {
+    return {
         "overrides": sys.argv[1:],
         "steps_per_pass": STEPS,
         "warmup_steps": WARMUP,
@@ -186,8 +195,6 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result["summary"], indent=1))
 
 
 if __name__ == "__main__":
