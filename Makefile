@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make train` and `make test`.
+# Two commands on a fresh machine: `make train` and `make test`. While editing,
+# `make test-fast`: the tests that start no child process and no service.
 # torch is installed FIRST and on its own: anything that depends on torch, installed
 # before it, would pull the registry's newest CUDA build (gigabytes) instead of the
 # CPU wheel this machine has. TORCH_SPEC can be overridden for a GPU box.
@@ -8,7 +9,14 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv train test lint typecheck format bench clean
+# The tiers tests/conftest.py marks (tests/tiers.py), all left out by `make test-fast`.
+FAST_TIERS := "not integration and not slurm and not postgres and not ddp and not bench"
+# pytest-xdist workers, one torch thread each (tests/conftest.py); tests that share a
+# module-scoped fixture or a service stay on one worker (loadgroup). WORKERS=0: serial.
+WORKERS ?= 2
+PYTEST := WANDB_MODE=disabled $(BIN)/python -m pytest -q -n $(WORKERS) --dist loadgroup
+
+.PHONY: venv train test test-fast lint typecheck format bench clean
 
 venv: $(STAMP)
 
@@ -23,7 +31,10 @@ train: $(STAMP)
 	$(BIN)/python src/train.py $(ARGS)
 
 test: $(STAMP)
-	WANDB_MODE=disabled $(BIN)/python -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
+
+test-fast: $(STAMP)
+	$(PYTEST) -m $(FAST_TIERS) $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,31 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 from helpers import CONF
+from tiers import item_tiers, start_order, worker_group
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (make test: two workers on two cores) each worker and every
+    process it starts gets one torch thread: one CPU-heavy job per core. Set before
+    torch is first imported, which reads it once."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = "1"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks it is given
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test with its tiers (tests/tiers.py), read off the code it runs; keep
+    tests that share a module-scoped fixture or a service on one xdist worker; start
+    the tests that wait on services and child processes first."""
+    distributed = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        for tier in sorted(item_tiers(item)):
+            item.add_marker(tier)
+        group = worker_group(item)
+        if distributed and group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=start_order)  # stable: the file order within each tier
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +181,27 @@ def postgres_url() -> Iterator[str]:
                 break
             time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory: pytest.TempPathFactory):
+    """`trained_run(*overrides, to=folder)`: a copy, at `folder`, of the run folder that
+    `python src/train.py <overrides>` leaves. Each distinct list of overrides trains once
+    a session (in process); every test gets a copy of its own to change as it likes."""
+    import shutil
+
+    from in_process import call_train
+
+    cache = tmp_path_factory.mktemp("trained_runs")
+    runs: dict[tuple[str, ...], Path] = {}
+
+    def copy_of(*overrides: str, to: Path) -> Path:
+        if overrides not in runs:
+            run = cache / str(len(runs))
+            result = call_train(*overrides, f"hydra.run.dir={run}")
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs[overrides] = run
+        shutil.copytree(runs[overrides], to, symlinks=True)
+        return to
+
+    return copy_of

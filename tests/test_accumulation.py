@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 import torch
-from helpers import make_vae, quiet_trainer, run_train
+from helpers import make_vae, quiet_trainer
+from in_process import call_train
 
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.models import VAE
@@ -50,7 +51,7 @@ def test_two_accumulated_batches_of_16_step_as_one_batch_of_32() -> None:
 
 
 def test_accumulation_through_the_app_counts_optimiser_steps(tmp_path: Path) -> None:
-    result = run_train(
+    result = call_train(
         "debug=smoke",
         "logger=csv",
         "data.resolution=32",

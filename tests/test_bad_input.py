@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from data_fixtures import damage_tensor_bytes
 from helpers import REPO, run_app
+from in_process import call_train
 
 #: (app, arguments, a part of the one line it must print). `{run}` is a trained run
 #: folder, `{foreign}` a checkpoint that pickles a class from a package not installed,
@@ -186,20 +187,20 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def files(tmp_path_factory) -> dict[str, Path]:
-    """A trained run, a checkpoint that needs an uninstalled package, a corrupt run."""
+    """A trained run, a checkpoint that needs an uninstalled package, a corrupt run:
+    inputs the cases only read (session-scoped, so that the cases may spread over test
+    workers, each making them once)."""
     root = tmp_path_factory.mktemp("inputs")
     run = root / "run"
-    result = run_app(
-        "train",
+    result = call_train(
         "debug=smoke",
         "data.n_train=64",
         "data.n_val=32",
         "data.n_test=32",
         "logger=csv",
         f"hydra.run.dir={run}",
-        timeout=240,
     )
     assert result.returncode == 0, result.stderr
     package = root / "site"

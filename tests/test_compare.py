@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import REPO, run_train
+from helpers import REPO
+from in_process import call_module, call_train
 from PIL import Image, ImageStat
 
 from vaelab.compare import (
@@ -123,13 +124,14 @@ def hand_sweep(tmp_path: Path) -> Path:
 def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real 2 × 2 sweep of smoke runs (β 0.5, 2 × latent 2, 4), trained once."""
     sweep = tmp_path_factory.mktemp("compare") / "sweep"
-    result = run_train(*SMOKE_SWEEP, f"hydra.sweep.dir={sweep}", env={"WANDB_MODE": "disabled"})
+    result = call_train(*SMOKE_SWEEP, f"hydra.sweep.dir={sweep}", env={"WANDB_MODE": "disabled"})
     assert result.returncode == 0, result.stderr[-3000:]
     return sweep
 
 
 def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
-    """`python -m vaelab.compare <args>` as a user runs it (this checkout's package)."""
+    """`python -m vaelab.compare <args>` as a user runs it (this checkout's package), in a
+    child process: for the exit code and stderr of a failure."""
     env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONPATH": str(REPO / "src")}
     return subprocess.run(
         [sys.executable, "-m", "vaelab.compare", *args],
@@ -139,6 +141,11 @@ def run_compare(*args: str) -> subprocess.CompletedProcess[str]:
         env=env,
         cwd=REPO,
     )
+
+
+def call_compare(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m vaelab.compare <args>` run in this process."""
+    return call_module("vaelab.compare", *args, env={"WANDB_MODE": "disabled"})
 
 
 def table_rows(table: str) -> list[dict[str, str]]:
@@ -287,7 +294,7 @@ def test_metrics_option_and_bad_names(hand_sweep: Path) -> None:
 
 def test_cli_prints_table_reports_skips_and_writes_files(hand_sweep: Path, tmp_path: Path) -> None:
     out = tmp_path / "report"
-    result = run_compare(str(hand_sweep), "--sort", "test/kl", "--out", str(out))
+    result = call_compare(str(hand_sweep), "--sort", "test/kl", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "6 runs below" in result.stdout and "sorted by test/kl" in result.stdout
     assert "same in all runs: data.resolution=32  seed=0" in result.stdout
@@ -305,7 +312,7 @@ def test_cli_prints_table_reports_skips_and_writes_files(hand_sweep: Path, tmp_p
 
 
 def test_cli_no_plots_writes_the_csv_into_the_first_folder(hand_sweep: Path) -> None:
-    result = run_compare(str(hand_sweep), "--no-plots")
+    result = call_compare(str(hand_sweep), "--no-plots")
     assert result.returncode == 0, result.stderr
     assert (hand_sweep / "comparison.csv").is_file()
     assert not list(hand_sweep.glob("*.png"))
@@ -370,7 +377,6 @@ def test_fitted_runs_without_test_metrics_plot_val(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ a real sweep
 
 
-@pytest.mark.slow
 def test_real_sweep_table_equals_the_runs_metrics(real_sweep: Path, tmp_path: Path) -> None:
     result = compare([real_sweep], out=tmp_path)
     assert not result.skipped
@@ -387,7 +393,6 @@ def test_real_sweep_table_equals_the_runs_metrics(real_sweep: Path, tmp_path: Pa
             assert_close_to_shown(row[key], summary["metrics"][key])
 
 
-@pytest.mark.slow
 def test_real_sweep_csv_round_trips(real_sweep: Path, tmp_path: Path) -> None:
     result = compare([real_sweep], out=tmp_path, plots=False)
     with open(result.csv_path, newline="") as f:
@@ -405,16 +410,14 @@ def test_real_sweep_csv_round_trips(real_sweep: Path, tmp_path: Path) -> None:
             assert float(row[key]) == value, key
 
 
-@pytest.mark.slow
 def test_real_sweep_plots_are_readable_images(real_sweep: Path, tmp_path: Path) -> None:
-    result = run_compare(str(real_sweep), "--out", str(tmp_path))
+    result = call_compare(str(real_sweep), "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert "skipped" not in result.stderr
     assert_real_image(tmp_path / "rate_distortion.png")
     assert_real_image(tmp_path / "metrics_vs_beta.png", min_size=(1500, 600))
 
 
-@pytest.mark.slow
 def test_real_single_run_folder(real_sweep: Path, tmp_path: Path) -> None:
     run = next(p.parent for p in sorted(real_sweep.glob("*/metrics.json")))
     result = compare([run / "metrics.json"], out=tmp_path)
@@ -565,8 +568,8 @@ def test_runs_that_differ_only_in_seed_become_mean_and_std_rows(tmp_path: Path) 
 
 def test_cli_no_aggregate_keeps_one_row_per_run(tmp_path: Path) -> None:
     seed_sweep(tmp_path / "sweep")
-    folded = run_compare(str(tmp_path / "sweep"), "--no-plots")
-    per_run = run_compare(str(tmp_path / "sweep"), "--no-plots", "--no-aggregate")
+    folded = call_compare(str(tmp_path / "sweep"), "--no-plots")
+    per_run = call_compare(str(tmp_path / "sweep"), "--no-plots", "--no-aggregate")
     assert folded.returncode == 0 and per_run.returncode == 0, folded.stderr + per_run.stderr
     assert " ± " in folded.stdout and " ± " not in per_run.stdout
     assert "comparison_seeds.csv" in folded.stderr

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import quiet_trainer, read_wandb_run, run_app, run_train
+from helpers import quiet_trainer, read_wandb_run, run_app
+from in_process import call_app, call_train
 from PIL import Image
 
 SMALL_MODEL = [
@@ -70,13 +71,13 @@ def ok(result) -> None:
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """train -> eval -> generate, each as its own process, on one run folder."""
+    """train -> eval -> generate, each as a user runs it, on one run folder."""
     root = tmp_path_factory.mktemp("e2e")
     run = root / "run"
-    ok(run_train(*TRAIN, f"hydra.run.dir={run}", env=WANDB))
+    ok(call_train(*TRAIN, f"hydra.run.dir={run}", env=WANDB))
     ckpt = f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}"
-    ok(run_app("eval", ckpt, *EVAL, f"hydra.run.dir={root / 'eval'}", env=WANDB))
-    ok(run_app("generate", ckpt, *GENERATE, f"hydra.run.dir={root / 'generate'}", env=WANDB))
+    ok(call_app("eval", ckpt, *EVAL, f"hydra.run.dir={root / 'eval'}", env=WANDB))
+    ok(call_app("generate", ckpt, *GENERATE, f"hydra.run.dir={root / 'generate'}", env=WANDB))
     return run
 
 
@@ -236,8 +237,10 @@ def test_nll_iwae_is_the_same_for_any_eval_batch_size_and_one_or_two_ddp_ranks(
     results = {}
     for trainer, batch_size in (("cpu", 32), ("cpu", 25), ("ddp_cpu", 32)):
         output = tmp_path / f"{trainer}-{batch_size}.json"
+        # One process in this one; DDP re-launches its script, so it runs as a child.
+        run_eval = call_app if trainer == "cpu" else run_app
         ok(
-            run_app(
+            run_eval(
                 "eval",
                 f"ckpt_path={run_dir / 'checkpoints' / 'best.ckpt'}",
                 f"trainer={trainer}",
@@ -385,7 +388,7 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
     checkpoint["state_dict"][name].view(-1)[0] = float("nan")
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)  # intact file, diverged weights
 
-    result = run_app(
+    result = call_app(
         "eval",
         f"ckpt_path={path}",
         *EVAL,

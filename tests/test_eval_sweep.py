@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from data_fixtures import damage_tensor_bytes
-from helpers import run_app, run_train
+from helpers import run_app
+from in_process import call_app, call_train
 
 from vaelab.compare import compare
 
@@ -38,7 +39,7 @@ ENV = {"WANDB_MODE": "disabled"}
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("eval_sweep") / "sweep"
-    result = run_train(*SWEEP, f"hydra.sweep.dir={folder}", env=ENV)
+    result = call_train(*SWEEP, f"hydra.sweep.dir={folder}", env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     return folder
 
@@ -50,9 +51,8 @@ def reports(sweep: Path) -> dict[str, dict]:
     }
 
 
-@pytest.mark.slow
 def test_one_command_evaluates_every_run_of_a_sweep(sweep: Path, tmp_path: Path) -> None:
-    result = run_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
+    result = call_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     found = reports(sweep)
     assert len(found) == 2
@@ -70,7 +70,6 @@ def test_one_command_evaluates_every_run_of_a_sweep(sweep: Path, tmp_path: Path)
         assert run.metrics["test/mig"] == pytest.approx(report["metrics"]["mig"])
 
 
-@pytest.mark.slow
 def test_a_damaged_run_is_reported_and_the_others_are_still_evaluated(
     sweep: Path, tmp_path: Path
 ) -> None:
@@ -78,7 +77,7 @@ def test_a_damaged_run_is_reported_and_the_others_are_still_evaluated(
         path.unlink()
     first, second = sorted(sweep.glob("*/checkpoints/best.ckpt"))
     damage_tensor_bytes(first)
-    result = run_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
+    result = call_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
     assert result.returncode != 0
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert "1 of 2 checkpoints could not be evaluated" in last and str(first) in last

@@ -83,7 +83,6 @@ def run(root: Path, *args: str, timeout: float = 600) -> subprocess.CompletedPro
     )
 
 
-@pytest.mark.slow
 def test_the_five_parts_train_together_and_are_compared(extended: Path) -> None:
     run_dir = extended / "outputs" / "run"
     result = run(
@@ -126,7 +125,6 @@ def test_the_five_parts_train_together_and_are_compared(extended: Path) -> None:
     assert row["objective"] == "free_bits"
 
 
-@pytest.mark.slow
 def test_the_new_parts_keep_the_one_line_checks(extended: Path) -> None:
     """The checks every shipped part has hold for the new ones: a range in an
     annotation, and a metric's count against its own model."""

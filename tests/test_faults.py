@@ -196,16 +196,15 @@ def test_a_diverging_run_with_skip_stops_before_a_checkpoint_holds_it(tmp_path: 
     """lr=1e6 keeps the loss finite for a few steps, then the model diverges: the run ends
     "failed" with one line, counts its skipped steps, and writes no checkpoint of the
     diverged weights."""
-    from helpers import run_train
+    from in_process import call_train
 
     run = tmp_path / "run"
-    result = run_train(
+    result = call_train(
         "debug=smoke",
         "logger=csv",
         "model.optimizer.lr=1e6",
         "callbacks.nonfinite_guard.action=skip",
         f"hydra.run.dir={run}",
-        timeout=120,
     )
 
     assert result.returncode == 2, result.stderr[-2000:]

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, TRAIN_SCRIPT, run_train
+from helpers import REPO, TRAIN_SCRIPT
+from in_process import call_train
 
 BATCHES_PER_EPOCH = 300
 RUN = [
@@ -37,7 +38,7 @@ def summary(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def reference_dir(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    result = run_train(*RUN, f"hydra.run.dir={run_dir}")
+    result = call_train(*RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
     return run_dir
 
@@ -80,7 +81,7 @@ def test_a_signal_leaves_a_resumable_checkpoint_at_the_step_it_came(
     # The run's own log says so too (a requeued SLURM job's stderr is truncated).
     assert f"{name}: wrote {last} at step {step}" in (run_dir / "train.log").read_text()
 
-    resumed = run_train(*RUN, f"hydra.run.dir={run_dir}", "resume=auto")
+    resumed = call_train(*RUN, f"hydra.run.dir={run_dir}", "resume=auto")
 
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     got = summary(run_dir)

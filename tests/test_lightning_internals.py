@@ -82,9 +82,9 @@ def test_last_checkpoint_holds_the_newest_epoch_when_the_metric_stops_improving(
     it at epoch 0)."""
     import json
 
-    from helpers import run_train
+    from in_process import call_train
 
-    result = run_train(
+    result = call_train(
         "debug=smoke",
         "logger=csv",
         "data.resolution=32",

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import default_parts, run_train
+from in_process import call_train
 
 from vaelab.models.lr_schedule import WarmupCosine
 
@@ -54,7 +55,7 @@ def test_warmup_cosine_follows_its_closed_form() -> None:
 
 def test_a_run_logs_the_rate_of_each_step_sized_by_its_epochs(tmp_path: Path) -> None:
     _ok(
-        run_train(
+        call_train(
             *SMOKE, "trainer.max_epochs=2", "model/scheduler=cosine", f"hydra.run.dir={tmp_path}"
         )
     )
@@ -70,7 +71,7 @@ def test_onecycle_gets_the_optimiser_steps_of_an_accumulating_run(tmp_path: Path
     only at the last one: both hold only if the run's count (2 epochs x 4 batches / 2
     accumulated) is exactly what it was given."""
     _ok(
-        run_train(
+        call_train(
             *SMOKE,
             "trainer.max_epochs=2",
             "trainer.accumulate_grad_batches=2",
@@ -87,8 +88,8 @@ def test_onecycle_gets_the_optimiser_steps_of_an_accumulating_run(tmp_path: Path
 def test_resume_continues_the_schedule_from_the_checkpoint(tmp_path: Path) -> None:
     run = tmp_path / "run"
     common = [*SMOKE, "model/scheduler=cosine", "model.scheduler.final_lr_fraction=0.5"]
-    _ok(run_train(*common, "trainer.max_epochs=1", f"hydra.run.dir={run}"))
-    _ok(run_train(*common, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}"))
+    _ok(call_train(*common, "trainer.max_epochs=1", f"hydra.run.dir={run}"))
+    _ok(call_train(*common, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}"))
 
     last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     (state,) = last["lr_schedulers"]
@@ -102,10 +103,10 @@ def test_resume_continues_the_schedule_from_the_checkpoint(tmp_path: Path) -> No
 
 def test_resuming_with_another_schedule_is_refused_in_one_line(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    _ok(run_train(*SMOKE, "~model/scheduler", f"hydra.run.dir={run}"))  # a constant rate
+    _ok(call_train(*SMOKE, "~model/scheduler", f"hydra.run.dir={run}"))  # a constant rate
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
 
-    result = run_train(
+    result = call_train(
         *SMOKE,
         "trainer.max_epochs=2",
         "model/scheduler=cosine",

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, config_options, kill_train_when, run_app, run_sweep, run_train
+from helpers import REPO, config_options, kill_train_when, run_app
+from in_process import call_app, call_sweep, call_train
 
 OBJECTIVES = config_options("objective")
 BACKBONES = ("mlp", "conv", "resnet")
@@ -34,7 +35,7 @@ def own_terms(objective: str) -> set[str]:
 
 def test_a_sweep_over_objectives_gives_comparable_run_folders(tmp_path: Path) -> None:
     swept = ["beta_vae", "beta_tcvae", "factor_vae", "dip_vae_ii"]
-    sweep = run_sweep(tmp_path, f"objective={','.join(swept)}", *SMOKE)
+    sweep = call_sweep(tmp_path, f"objective={','.join(swept)}", *SMOKE)
     folders = sorted(p for p in sweep.iterdir() if (p / "metrics.json").exists())
     assert [p.name for p in folders] == [f"{i}_objective={o}" for i, o in enumerate(swept)]
     for folder, objective in zip(folders, swept, strict=True):
@@ -65,7 +66,7 @@ def _last(run: Path) -> dict:
 
 def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    ok = run_train(*RESUMABLE, f"hydra.run.dir={reference}")
+    ok = call_train(*RESUMABLE, f"hydra.run.dir={reference}")
     assert ok.returncode == 0, ok.stderr[-2000:]
 
     killed = tmp_path / "killed"
@@ -73,7 +74,7 @@ def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None
     kill_train_when(last.exists, *RESUMABLE, f"hydra.run.dir={killed}", settle=0.3)
     assert _last(killed)["epoch"] < 2
 
-    resumed = run_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
+    resumed = call_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
     want, got = _last(reference), _last(killed)
@@ -95,12 +96,14 @@ def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None
 
 def test_a_factor_vae_checkpoint_evaluates_alike_on_one_and_two_ddp_ranks(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    ok = run_train(*SMOKE, "objective=factor_vae", "objective.hidden=[32]", f"hydra.run.dir={run}")
+    ok = call_train(*SMOKE, "objective=factor_vae", "objective.hidden=[32]", f"hydra.run.dir={run}")
     assert ok.returncode == 0, ok.stderr[-2000:]
     results = {}
     for trainer in ("cpu", "ddp_cpu"):
         output = tmp_path / f"{trainer}.json"
-        result = run_app(
+        # The one-process evaluation in this process; DDP re-launches its script: a child.
+        run_eval = call_app if trainer == "cpu" else run_app
+        result = run_eval(
             "eval",
             f"ckpt_path={run / 'checkpoints' / 'best.ckpt'}",
             f"trainer={trainer}",

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import optuna
-import pytest
-from helpers import REPO, SMOKE_MLP, run_train
+from helpers import REPO, SMOKE_MLP
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from in_process import call_train
 
 from vaelab.optuna_sweeper import ENDED, distribution_of, search_space
 
@@ -43,26 +43,24 @@ def counted(s: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [t for t in s.get_trials() if t.user_attrs.get(ENDED)]
 
 
-@pytest.mark.slow
 def test_a_search_in_its_sweep_folder_continues_to_n_trials(tmp_path: Path) -> None:
     sweep = tmp_path / "search"
     base = ["hparams_search=optuna", *TRIAL, f"hydra.sweep.dir={sweep}"]
-    first = run_train(*base, "hydra.sweeper.n_trials=2", env=ENV)
+    first = call_train(*base, "hydra.sweeper.n_trials=2", env=ENV)
     assert first.returncode == 0, first.stderr[-3000:]
     assert len(counted(study(sweep))) == 2
     results = (sweep / "optimization_results.yaml").read_text()
     assert "best_params:" in results and "n_complete: 2" in results
-    again = run_train(*base, "hydra.sweeper.n_trials=3", env=ENV)
+    again = call_train(*base, "hydra.sweeper.n_trials=3", env=ENV)
     assert again.returncode == 0, again.stderr[-3000:]
     trials = counted(study(sweep))
     assert len(trials) == 3 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len(list(sweep.glob("[0-9]*_*"))) == 3  # the first two were not run again
 
 
-@pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     sweep = tmp_path / "search"
-    result = run_train(
+    result = call_train(
         "hparams_search=optuna",
         *TRIAL,
         "trainer.max_epochs=2",
@@ -77,7 +75,6 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> No
     assert "3 of 3 jobs failed" in result.stderr
 
 
-@pytest.mark.slow
 def test_two_workers_share_one_study_on_postgresql(postgres_url: str, tmp_path: Path) -> None:
     n_trials = 4
     workers = [

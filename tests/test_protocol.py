@@ -125,7 +125,6 @@ def test_an_unknown_metric_name_is_one_line() -> None:
         disentanglement_scores(CountingEncoder(), SIZES, {**SMALL, "metrics": ["mgi"]})
 
 
-@pytest.mark.slow
 def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results(
     tmp_path,
 ) -> None:
@@ -134,14 +133,14 @@ def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results
     import json
 
     import torch
-    from helpers import run_train
+    from in_process import call_train
 
     from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
     from vaelab.metrics.protocol import evaluate_disentanglement, headline_scores
 
     run = tmp_path / "run"
-    result = run_train(
+    result = call_train(
         "debug=smoke",
         "data.resolution=32",
         "logger=csv",

@@ -153,7 +153,6 @@ def train_two_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_a_recipe_trains_two_steps(recipe: str, tmp_path: Path, monkeypatch) -> None:
     summary = train_two_steps([f"experiment={recipe}"], tmp_path, monkeypatch)
@@ -224,7 +223,6 @@ def test_an_hp_index_outside_the_grid_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method", ["factor_vae", "dip_vae_i"])
 def test_a_study_job_trains_two_steps(method: str, tmp_path: Path, monkeypatch) -> None:
     overrides = ["experiment=locatello_study", f"method={method}", "hp_index=5", "seed=49"]

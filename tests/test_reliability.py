@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import kill_train_when, read_wandb_run, run_train
+from in_process import call_train
 
 SMOKE = ["debug=smoke", "data.resolution=32", "model/encoder=mlp", "model/decoder=mlp"]
 
@@ -20,7 +21,7 @@ def metrics(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("trained") / "run"
-    result = run_train(*SMOKE, "logger=csv", f"hydra.run.dir={run_dir}")
+    result = call_train(*SMOKE, "logger=csv", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-2000:]
     return run_dir
 
@@ -41,7 +42,9 @@ def test_ddp_on_two_processes_gives_the_one_process_test_nelbo(
     results = {}
     for trainer in ("cpu", "ddp_cpu"):
         run_dir = tmp_path / trainer
-        result = run_train(*common, f"trainer={trainer}", f"hydra.run.dir={run_dir}")
+        # One process in this one; DDP re-launches its script, so it runs as a child.
+        run = call_train if trainer == "cpu" else run_train
+        result = run(*common, f"trainer={trainer}", f"hydra.run.dir={run_dir}")
         assert result.returncode == 0, result.stderr[-2000:]
         results[trainer] = metrics(run_dir)
     assert results["cpu"]["world_size"] == 1 and results["ddp_cpu"]["world_size"] == 2
@@ -128,7 +131,7 @@ RESUMABLE = [
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
-    assert run_train(*RESUMABLE, f"hydra.run.dir={reference}").returncode == 0
+    assert call_train(*RESUMABLE, f"hydra.run.dir={reference}").returncode == 0
 
     killed = tmp_path / "killed"
     last = killed / "checkpoints" / "last.ckpt"
@@ -138,7 +141,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
     epoch_at_kill = torch.load(last, map_location="cpu", weights_only=False)["epoch"]
     assert epoch_at_kill < 3
 
-    resumed = run_train(*RESUMABLE, f"hydra.run.dir={killed}", "resume=auto")
+    resumed = call_train(*RESUMABLE, f"hydra.run.dir={killed}", "resume=auto")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     got, want = metrics(killed), metrics(reference)
     assert got["global_step"] == want["global_step"] == 240
@@ -151,7 +154,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path: Path) -> Non
 def test_same_seed_deterministic_runs_are_bit_identical(tmp_path: Path) -> None:
     runs = []
     for name in ("a", "b"):
-        result = run_train(
+        result = call_train(
             *SMOKE,
             "logger=csv",
             "trainer.deterministic=true",

@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 import torch
-from helpers import default_parts, run_train
+from helpers import default_parts
+from in_process import call_train
 
 # A constant learning rate: these tests are about the optimiser's own settings on
 # resume (tests/test_lr_schedule.py resumes schedules).
@@ -24,12 +25,13 @@ def _ok(result) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_an_optimiser_setting_given_on_resume_is_applied_and_said(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+def test_an_optimiser_setting_given_on_resume_is_applied_and_said(
+    tmp_path: Path, trained_run
+) -> None:
+    run = trained_run(*SMOKE, to=tmp_path / "run")
 
     _ok(
-        run_train(
+        call_train(
             *SMOKE,
             "trainer.max_epochs=2",
             "model.optimizer.lr=0.01",
@@ -48,12 +50,13 @@ def test_an_optimiser_setting_given_on_resume_is_applied_and_said(tmp_path: Path
     assert f"resume: model.optimizer.lr=0.01 (the checkpoint had {had}): applied" in log
 
 
-def test_another_optimiser_class_on_resume_is_refused_in_one_line(tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+def test_another_optimiser_class_on_resume_is_refused_in_one_line(
+    tmp_path: Path, trained_run
+) -> None:
+    run = trained_run(*SMOKE, to=tmp_path / "run")
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
 
-    result = run_train(
+    result = call_train(
         *SMOKE,
         "trainer.max_epochs=2",
         "model.optimizer._target_=torch.optim.SGD",
@@ -68,14 +71,15 @@ def test_another_optimiser_class_on_resume_is_refused_in_one_line(tmp_path: Path
     assert (run / "checkpoints" / "last.ckpt").read_bytes() == before
 
 
-def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(
+    tmp_path: Path, trained_run
+) -> None:
     from data_fixtures import damage_tensor_bytes
 
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    run = trained_run(*SMOKE, to=tmp_path / "run")
     damage_tensor_bytes(run / "checkpoints" / "last.ckpt")
 
-    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}")
+    result = call_train(*SMOKE, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}")
 
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
@@ -85,17 +89,16 @@ def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(tmp_path: 
 
 
 def test_resume_intact_passes_over_a_damaged_last_checkpoint_and_says_which_it_used(
-    tmp_path: Path,
+    tmp_path: Path, trained_run
 ) -> None:
     from data_fixtures import damage_tensor_bytes
 
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    run = trained_run(*SMOKE, to=tmp_path / "run")
     checkpoints = run / "checkpoints"
     best_weights = _checkpoint(checkpoints / "best.ckpt")["state_dict"]
     damage_tensor_bytes(checkpoints / "last.ckpt")
 
-    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
+    result = call_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
 
     _ok(result)
     log = (run / "train.log").read_text()
@@ -108,15 +111,16 @@ def test_resume_intact_passes_over_a_damaged_last_checkpoint_and_says_which_it_u
     assert any(not torch.equal(last["state_dict"][k], v) for k, v in best_weights.items())
 
 
-def test_resume_intact_with_every_checkpoint_damaged_is_one_line(tmp_path: Path) -> None:
+def test_resume_intact_with_every_checkpoint_damaged_is_one_line(
+    tmp_path: Path, trained_run
+) -> None:
     from data_fixtures import damage_tensor_bytes
 
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    run = trained_run(*SMOKE, to=tmp_path / "run")
     for name in ("best.ckpt", "last.ckpt"):
         damage_tensor_bytes(run / "checkpoints" / name)
 
-    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
+    result = call_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
 
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
@@ -126,16 +130,16 @@ def test_resume_intact_with_every_checkpoint_damaged_is_one_line(tmp_path: Path)
 
 
 def test_a_moved_run_folder_resumes_from_and_writes_its_own_last_checkpoint(
-    tmp_path: Path,
+    tmp_path: Path, trained_run
 ) -> None:
     first, moved = tmp_path / "first", tmp_path / "elsewhere" / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={first}"))
+    trained_run(*SMOKE, to=first)
     moved.parent.mkdir()
     shutil.move(first, moved)
 
     for epochs in (2, 3):
         _ok(
-            run_train(
+            call_train(
                 *SMOKE, f"trainer.max_epochs={epochs}", "resume=auto", f"hydra.run.dir={moved}"
             )
         )
@@ -150,16 +154,15 @@ def test_a_moved_run_folder_resumes_from_and_writes_its_own_last_checkpoint(
 
 
 def test_resuming_a_finished_run_keeps_its_val_metrics_and_each_logged_step_once(
-    tmp_path: Path,
+    tmp_path: Path, trained_run
 ) -> None:
     import csv
     import json
 
-    run = tmp_path / "run"
-    _ok(run_train(*SMOKE, f"hydra.run.dir={run}"))
+    run = trained_run(*SMOKE, to=tmp_path / "run")
     before = json.loads((run / "metrics.json").read_text())["metrics"]
 
-    _ok(run_train(*SMOKE, "resume=auto", f"hydra.run.dir={run}"))  # nothing left to train
+    _ok(call_train(*SMOKE, "resume=auto", f"hydra.run.dir={run}"))  # nothing left to train
 
     after = json.loads((run / "metrics.json").read_text())["metrics"]
     val = {k: v for k, v in before.items() if k.startswith("val/")}
@@ -212,7 +215,7 @@ def test_a_run_killed_in_its_test_stage_resumes_to_test_and_keeps_its_fit(
     val = {k: v for k, v in fitted["metrics"].items() if k.startswith("val/")}
     assert val and not [k for k in fitted["metrics"] if k.startswith("test/")]
 
-    _ok(run_train(*slow_test, "resume=auto", f"hydra.run.dir={run}"))
+    _ok(call_train(*slow_test, "resume=auto", f"hydra.run.dir={run}"))
 
     done = json.loads(summary.read_text())
     assert done["status"] == "finished"

@@ -10,7 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import REPO, run_train
+from helpers import REPO
+from in_process import call_train
 
 LONG_RUN = [
     "debug=smoke",
@@ -46,7 +47,7 @@ def test_a_second_run_on_a_folder_in_use_stops_and_a_stale_lock_is_taken(tmp_pat
         _wait_for(run_dir / "checkpoints" / "last.ckpt")  # well into training
         config_before = (run_dir / ".hydra" / "config.yaml").read_text()
 
-        second = run_train("debug=smoke", "seed=7", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        second = call_train("debug=smoke", "seed=7", f"hydra.run.dir={run_dir}", cwd=tmp_path)
 
         assert second.returncode == 2, second.stderr[-2000:]
         lines = [line for line in second.stderr.splitlines() if line.strip()]
@@ -58,7 +59,7 @@ def test_a_second_run_on_a_folder_in_use_stops_and_a_stale_lock_is_taken(tmp_pat
         first.send_signal(signal.SIGKILL)
         first.wait()
 
-    third = run_train("debug=smoke", "logger=csv", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    third = call_train("debug=smoke", "logger=csv", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     assert third.returncode == 0, third.stderr[-2000:]  # the killed run's lock was stale
     holder = (run_dir / ".lock").read_text()
     assert holder.startswith("PID ") and f"PID {first.pid} " not in holder

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, SMOKE_MLP, run_train
+from in_process import call_train
 
 SMOKE = list(SMOKE_MLP)
 # Long enough (4 epochs of 4 steps) that a signal lands inside a job.
 LONGER = [*SMOKE, "trainer.max_epochs=4", "trainer.limit_val_batches=1"]
 ENV = {"WANDB_MODE": "disabled"}
-
-pytestmark = pytest.mark.slow
 
 
 def job_folders(sweep: Path) -> dict[int, Path]:
@@ -66,7 +65,9 @@ def steps_logged(folder: Path) -> list[int]:
 )
 def test_a_failing_job_does_not_stop_the_sweep(tmp_path: Path, trainer: list[str]) -> None:
     sweep = tmp_path / "sweep"
-    result = run_train(
+    # A DDP group re-launches its script: its sweep runs as a child process.
+    run = call_train if trainer == ["trainer=cpu"] else run_train
+    result = run(
         "-m",
         "model.optimizer.lr=1e9,1e-3",
         *SMOKE,
@@ -101,7 +102,7 @@ def test_sigterm_stops_the_sweep_with_143_and_the_same_command_continues_it(
     assert set(jobs) == {0}  # jobs 1 and 2 never started
     assert record(jobs[0])["status"] == "interrupted"
 
-    result = run_train("-m", *command, env=ENV)
+    result = call_train("-m", *command, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_folders(sweep)
     assert set(jobs) == {0, 1, 2}
@@ -122,7 +123,7 @@ def test_a_killed_sweep_continues_with_only_the_unfinished_jobs(tmp_path: Path) 
     first_two = {n: f for n, f in job_folders(sweep).items() if n < 2}
     before = {n: (f / "metrics.json").stat().st_mtime for n, f in first_two.items()}
 
-    result = run_train("-m", *command, env=ENV)
+    result = call_train("-m", *command, env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = job_folders(sweep)
     assert set(jobs) == {0, 1, 2, 3}

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import SMOKE_MLP as SMOKE
-from helpers import run_train
+from in_process import call_train
 
 
 def test_optuna_search_reports_the_best_trial(tmp_path: Path) -> None:
-    result = run_train(
+    result = call_train(
         "hparams_search=optuna",
         "hydra.sweeper.n_trials=3",
         "hydra.sweeper.sampler.n_startup_trials=2",

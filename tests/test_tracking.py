@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, read_wandb_run, run_train
+from helpers import REPO, read_wandb_run
+from in_process import call_train
 
 SMOKE = ["debug=smoke", "data.resolution=32", "model/encoder=mlp", "model/decoder=mlp"]
 
@@ -17,7 +18,7 @@ SMOKE = ["debug=smoke", "data.resolution=32", "model/encoder=mlp", "model/decode
 def sweep(tmp_path_factory) -> Path:
     """A real `-m beta=0.5,2 latent_dim=2,4` sweep with W&B offline; its sweep folder."""
     log_dir = tmp_path_factory.mktemp("sweep")
-    result = run_train(
+    result = call_train(
         "-m",
         "beta=0.5,2",
         "latent_dim=2,4",
@@ -129,7 +130,7 @@ def test_wandb_sweep_example_composes(hydra_conf) -> None:
 
 
 def test_loggers_combine(tmp_path: Path) -> None:
-    result = run_train(*SMOKE, "logger=[csv,tensorboard]", f"hydra.run.dir={tmp_path}")
+    result = call_train(*SMOKE, "logger=[csv,tensorboard]", f"hydra.run.dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
     events = list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     assert sum(e.stat().st_size for e in events) > 1000  # scalars and the image grids
@@ -141,7 +142,7 @@ def test_loggers_combine(tmp_path: Path) -> None:
 def test_the_wandb_summary_names_the_metric_it_holds(tmp_path: Path) -> None:
     """`optimized_metric=val/recon` (which the checkpoint does not monitor) is reported
     as the final value under final/val_recon, never under best/val_nelbo."""
-    result = run_train(
+    result = call_train(
         *SMOKE,
         "trainer.max_epochs=2",
         "optimized_metric=val/recon",

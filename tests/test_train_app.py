@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import run_train
+from in_process import call_train
 from PIL import Image
 
 SHORT_RUN = [
@@ -28,7 +29,7 @@ ELBO_KEYS = {"loss", "recon", "kl", "nelbo", "beta"}
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("short") / "run"
-    result = run_train(*SHORT_RUN, f"hydra.run.dir={run_dir}")
+    result = call_train(*SHORT_RUN, f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 

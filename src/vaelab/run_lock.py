@@ -63,6 +63,19 @@ def lock_run_folder(folder: str | os.PathLike[str]) -> None:
     _HELD[folder] = handle
 
 
+def held_folders() -> list[Path]:
+    """The folders whose locks this process holds."""
+    return list(_HELD)
+
+
+def release(folder: str | os.PathLike[str]) -> None:
+    """Give up the lock of `folder`, as the end of this process would. For code that runs
+    the apps one after another in one process (a test session, a notebook)."""
+    handle = _HELD.pop(Path(folder).resolve(), None)
+    if handle is not None:
+        handle.close()  # closing the file releases the flock
+
+
 @contextmanager
 def holding(folder: str | os.PathLike[str]) -> Iterator[None]:
     """Hold the lock of `folder` for the block (in the first process only: DDP ranks
@@ -76,4 +89,4 @@ def holding(folder: str | os.PathLike[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        _HELD.pop(resolved).close()  # closing the file releases the flock
+        release(resolved)

@@ -1,0 +1,175 @@
+"""Run an app's command line (`python src/<app>.py <overrides>`) inside the test process.
+
+A child process pays about four seconds of imports (torch, Lightning, Hydra, W&B) before
+it does anything; in process the imports are paid once per test session. The app runs
+exactly as `src/<app>.py` runs it: `vaelab.cli.preflight`, then the Hydra-decorated
+`main` of the entry point, with `sys.argv` set to the command line. The result is the
+`Finished` a child would have given (the fields of `subprocess.CompletedProcess`): the
+exit code (0, or the code of the `SystemExit` the app raised) and what it wrote to
+stdout and stderr.
+
+What a process would have thrown away at its end is put back afterwards, so that one
+run cannot leak into the next test: the environment, the working folder, `sys.argv`,
+the root logger's handlers and level, warning filters, signal handlers, torch's thread
+count and denormal mode, Hydra's global state and the run-folder locks the app took.
+
+Keep the child process (`helpers.run_app`) where the process boundary is what a test is
+about: exit codes and stderr of the one-line error contract, signals, locks between
+runs, kill -9, DDP (Lightning re-launches the script) and SLURM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import logging
+import os
+import runpy
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers import REPO
+
+#: Signals an app may take over (vaelab's Interruption, Lightning's connector, submitit).
+_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A command that ran in this process, as `subprocess.CompletedProcess` describes a
+    child that ended (not that class: this module starts no process)."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def call_app(app: str, *overrides: str, cwd: Path = REPO, env: dict | None = None) -> Finished:
+    """`python src/<app>.py <overrides>` (train, eval, generate) run in this process."""
+    script = str(REPO / "src" / f"{app}.py")
+    # As `python <script>` runs it: the script's own `if __name__ == "__main__":` block.
+    run = functools.partial(runpy.run_path, script, run_name="__main__")
+    return _call([script, *overrides], run, cwd, env)
+
+
+def call_module(module: str, *args: str, cwd: Path = REPO, env: dict | None = None) -> Finished:
+    """`python -m <module> <args>` (e.g. vaelab.compare) run in this process."""
+    run = functools.partial(runpy.run_module, module, run_name="__main__", alter_sys=True)
+    return _call([module, *args], run, cwd, env, command=["-m", module, *args])
+
+
+def _call(
+    argv: list[str],
+    run: Callable[[], object],
+    cwd: Path,
+    env: dict | None,
+    command: list[str] | None = None,
+) -> Finished:
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with _as_a_fresh_process(cwd, env, argv):
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                run()
+        except SystemExit as exc:
+            code = _exit_code(exc.code, err)
+    args = [sys.executable, *(command or argv)]
+    return Finished(args, code, out.getvalue(), err.getvalue())
+
+
+def call_train(*overrides: str, cwd: Path = REPO, env: dict | None = None) -> Finished:
+    """`python src/train.py <overrides>` run in this process."""
+    return call_app("train", *overrides, cwd=cwd, env=env)
+
+
+def call_sweep(log_dir: Path, *overrides: str, env: dict | None = None) -> Path:
+    """`python src/train.py -m <overrides>` in this process (Hydra's basic launcher runs
+    the jobs one after another here); assert it succeeded, return its sweep folder."""
+    result = call_train("-m", *overrides, f"paths.log_dir={log_dir}", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (Path(log_dir) / "multirun").glob("*/*")
+    return sweep_dir
+
+
+def _exit_code(code: object, err: io.StringIO) -> int:
+    """What `sys.exit(code)` makes a process exit with: None is 0, a message is 1 (and
+    goes to stderr)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    err.write(f"{code}\n")
+    return 1
+
+
+def _to_stderr(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def _as_a_fresh_process(cwd: Path, env: dict | None, argv: list[str]) -> Iterator[None]:
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from vaelab import run_lock
+
+    environ = dict(os.environ)
+    folder = os.getcwd()
+    saved_argv = sys.argv
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    handlers_of_signals = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    threads = torch.get_num_threads()
+    deterministic = (  # Lightning's trainer.deterministic=true sets it for the process
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    hydra_instance = GlobalHydra.instance().hydra
+    hydra_config = HydraConfig.instance().cfg
+    locks = set(run_lock.held_folders())
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]  # as in a new process
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    sys.argv = argv
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _to_stderr  # as a process shows them, not to pytest
+            yield
+    finally:
+        for added in set(run_lock.held_folders()) - locks:
+            run_lock.release(added)  # a process's locks end with it
+        GlobalHydra.instance().clear()
+        GlobalHydra.instance().hydra = hydra_instance
+        HydraConfig.instance().cfg = hydra_config
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+        torch.set_flush_denormal(False)  # the default of a new process
+        for signum, handler in handlers_of_signals.items():
+            signal.signal(signum, handler)
+        for handler in list(root.handlers):
+            if handler not in handlers:  # the run's console and <run>/<app>.log
+                root.removeHandler(handler)
+                handler.close()  # flushed and closed, as at a process's exit
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+        sys.argv = saved_argv
+        os.chdir(folder)
+        os.environ.clear()
+        os.environ.update(environ)
