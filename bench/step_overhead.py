@@ -45,13 +45,14 @@ from omegaconf import OmegaConf  # noqa: E402
 
 from vaelab.app import (  # noqa: E402
     build_model,
+    build_trainer,
     instantiate_group,
     tidy_lightning_output,
     use_flush_denormal,
+    without_disabled,
 )
 from vaelab.resolvers import register_resolvers  # noqa: E402
 from vaelab.tracking import finish_loggers  # noqa: E402
-from vaelab.train import build_trainer, without_disabled  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "step_overhead.json"
 REPEATS = 4

@@ -37,7 +37,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = worker_group(item)
         if distributed and group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-    items.sort(key=start_order)  # stable: the file order within each tier
+    items[:] = start_order(items)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,7 @@ import functools
 import io
 import logging
 import os
+import re
 import runpy
 import signal
 import sys
@@ -119,57 +120,160 @@ def _to_stderr(
     sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
+#: Loggers an app changes for the rest of its process: the root (Hydra's job logging)
+#: and Lightning's, whose handlers `vaelab.app.tidy_lightning_output` takes away.
+_LOGGERS = (
+    "",
+    "lightning",
+    "lightning.pytorch",
+    "lightning.fabric",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+#: Overrides whose run starts processes of its own (Lightning re-launches the script for
+#: DDP; these launchers start jobs): such a run is a child process's (helpers.run_app).
+_STARTS_PROCESSES = re.compile(r"^trainer=ddp|^trainer\.strategy=ddp|^hydra/launcher=(?!basic)")
+
+
+def _refuse_process_starters(argv: list[str]) -> None:
+    starters = [a for a in argv[1:] if _STARTS_PROCESSES.match(a)]
+    assert not starters, f"{' '.join(starters)} starts processes: run it with helpers.run_app"
+
+
 @contextlib.contextmanager
 def _as_a_fresh_process(cwd: Path, env: dict | None, argv: list[str]) -> Iterator[None]:
+    """The block runs as a new process would; afterwards this one is as it was. Each
+    piece of state is put back on its own, so one that fails to restore cannot leave
+    the others changed."""
+    _refuse_process_starters(argv)
+    with contextlib.ExitStack() as restore:
+        restore.enter_context(_environment(cwd, env, argv))
+        restore.enter_context(_logging())
+        restore.enter_context(_signal_handlers())
+        restore.enter_context(_torch_state())
+        restore.enter_context(_hydra_state())
+        restore.enter_context(_run_folder_locks())
+        restore.callback(_end_wandb)
+        restore.enter_context(warnings.catch_warnings())
+        _default_warning_filters()
+        warnings.showwarning = _to_stderr  # as a process shows them, not to pytest
+        yield
+
+
+@contextlib.contextmanager
+def _environment(cwd: Path, env: dict | None, argv: list[str]) -> Iterator[None]:
+    environ, folder, saved_argv = dict(os.environ), os.getcwd(), sys.argv
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved_argv
+        os.chdir(folder)
+        os.environ.clear()
+        os.environ.update(environ)
+
+
+@contextlib.contextmanager
+def _logging() -> Iterator[None]:
+    saved = {}
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        state = (list(logger.handlers), list(logger.filters), logger.level, logger.propagate)
+        saved[name] = (logger, state)
+    try:
+        yield
+    finally:
+        for logger, (handlers, filters, level, propagate) in saved.values():
+            for handler in list(logger.handlers):
+                if handler not in handlers:  # the run's console and <run>/<app>.log
+                    logger.removeHandler(handler)
+                    handler.close()  # flushed and closed, as at a process's exit
+            logger.handlers[:] = handlers
+            logger.filters[:] = filters
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+@contextlib.contextmanager
+def _signal_handlers() -> Iterator[None]:
+    saved = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            if handler is not None:  # None: a handler not set from Python, left alone
+                signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _torch_state() -> Iterator[None]:
+    """Threads, determinism, denormals and the global generators (seed_everything)."""
+    import random
+
+    import numpy as np
     import torch
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
 
-    from vaelab import run_lock
-
-    environ = dict(os.environ)
-    folder = os.getcwd()
-    saved_argv = sys.argv
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    handlers_of_signals = {signum: signal.getsignal(signum) for signum in _SIGNALS}
     threads = torch.get_num_threads()
     deterministic = (  # Lightning's trainer.deterministic=true sets it for the process
         torch.are_deterministic_algorithms_enabled(),
         torch.is_deterministic_algorithms_warn_only_enabled(),
     )
-    hydra_instance = GlobalHydra.instance().hydra
-    hydra_config = HydraConfig.instance().cfg
-    locks = set(run_lock.held_folders())
-    GlobalHydra.instance().clear()
-    HydraConfig.instance().cfg = None  # type: ignore[assignment]  # as in a new process
-    os.environ.update(env or {})
-    os.chdir(cwd)
-    sys.argv = argv
+    generators = (random.getstate(), np.random.get_state(), torch.get_rng_state())
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _to_stderr  # as a process shows them, not to pytest
-            yield
+        yield
     finally:
-        for added in set(run_lock.held_folders()) - locks:
-            run_lock.release(added)  # a process's locks end with it
-        GlobalHydra.instance().clear()
-        GlobalHydra.instance().hydra = hydra_instance
-        HydraConfig.instance().cfg = hydra_config
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
         torch.set_flush_denormal(False)  # the default of a new process
-        for signum, handler in handlers_of_signals.items():
-            signal.signal(signum, handler)
-        for handler in list(root.handlers):
-            if handler not in handlers:  # the run's console and <run>/<app>.log
-                root.removeHandler(handler)
-                handler.close()  # flushed and closed, as at a process's exit
-        for handler in handlers:
-            if handler not in root.handlers:
-                root.addHandler(handler)
-        root.setLevel(level)
-        sys.argv = saved_argv
-        os.chdir(folder)
-        os.environ.clear()
-        os.environ.update(environ)
+        random.setstate(generators[0])
+        np.random.set_state(generators[1])
+        torch.set_rng_state(generators[2])
+
+
+@contextlib.contextmanager
+def _hydra_state() -> Iterator[None]:
+    """Hydra's process-wide singletons: empty for the run, as in a new process."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_instance = GlobalHydra.instance().hydra
+    hydra_config = HydraConfig.instance().cfg
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        GlobalHydra.instance().hydra = hydra_instance
+        HydraConfig.instance().cfg = hydra_config
+
+
+@contextlib.contextmanager
+def _run_folder_locks() -> Iterator[None]:
+    from vaelab import run_lock
+
+    held = set(run_lock.held_folders())
+    try:
+        yield
+    finally:
+        for added in set(run_lock.held_folders()) - held:
+            run_lock.release(added)  # a process's locks end with it
+
+
+def _end_wandb() -> None:
+    """W&B reads its settings once a process and keeps its service running: end both,
+    as a process's exit would, so that the next run reads its own WANDB_* settings."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None:
+        wandb.teardown()
+
+
+def _default_warning_filters() -> None:
+    """Python's own filters of a process started without -W (not pytest's)."""
+    warnings.resetwarnings()
+    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    for category in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)

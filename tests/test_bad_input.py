@@ -69,6 +69,23 @@ CASES = [
     ),
     ("train", ["ckpt_path={foreign}"], "was saved with code that is not installed here"),
     ("train", ["ckpt_path={damaged}"], "is damaged: its tensors do not match the checksum"),
+    # ---- train: what the Trainer's and the callbacks' own constructors refuse
+    (
+        "train",
+        ["trainer.accelerator=tpuu"],
+        "trainer: You selected an invalid accelerator name: `accelerator='tpuu'`",
+    ),
+    (
+        "train",
+        ["trainer.strategy=ddp_wrong"],
+        "trainer: You selected an invalid strategy name: `strategy='ddp_wrong'`",
+    ),
+    ("train", ["trainer.profiler=nope"], "trainer: When passing string value for the `profiler`"),
+    (
+        "train",
+        ["callbacks.model_checkpoint.save_top_k=-7"],
+        "callbacks.model_checkpoint: Invalid value for save_top_k=-7. Must be >= -1",
+    ),
     # ---- train: every group
     ("train", ["model=cnv"], "unknown option 'cnv' for model= (did you mean model=conv?)"),
     ("train", ["model/encoder=transformer"], "unknown option 'transformer' for model/encoder="),
@@ -307,3 +324,47 @@ def test_compare_skips_a_malformed_metrics_json_with_its_reason(
 def test_compare_with_a_metric_no_run_has_is_one_line(files: dict[str, Path], tmp_path) -> None:
     result = _compare(str(files["run"]), "--sort", "test/nosuch", "--no-plots", cwd=tmp_path)
     _assert_one_line_error(result, "test/nosuch")
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "upstream"),
+    [
+        ("trainer.accelerator=tpuu", "trainer", "invalid accelerator name"),
+        ("callbacks.model_checkpoint.save_top_k=-7", "callbacks.model_checkpoint", "save_top_k"),
+        ("trainer.profiler=nope", "trainer", "`profiler`"),
+    ],
+)
+def test_what_a_constructor_refuses_is_one_config_error_naming_its_key(
+    hydra_conf, override: str, key: str, upstream: str
+) -> None:
+    """The Trainer and callbacks are built before the run (and thrown away): the
+    constructor's own message, prefixed by the key, with what to type to see it."""
+    from helpers import compose_anywhere
+
+    from vaelab.config_checks import check_trainer_and_callbacks
+    from vaelab.errors import ConfigError
+
+    check_trainer_and_callbacks(compose_anywhere("debug=smoke"))  # the defaults build
+    with pytest.raises(ConfigError) as refused:
+        check_trainer_and_callbacks(compose_anywhere("debug=smoke", override))
+    message = str(refused.value)
+    assert message.startswith(f"{key}: ") and upstream in message
+    assert f"python src/train.py --cfg job --package {key}" in message
+    assert "\n" not in message
+
+
+def test_a_value_that_reads_the_jobs_own_folder_is_left_for_the_job_to_build(hydra_conf) -> None:
+    """`${hydra:runtime.output_dir}` exists only once Hydra starts the job: the check
+    before the run does not refuse it (the job builds that part then)."""
+    from helpers import compose_anywhere
+
+    from vaelab.config_checks import check_trainer_and_callbacks
+
+    job_folder = "${hydra:runtime.output_dir}"
+    check_trainer_and_callbacks(
+        compose_anywhere(
+            "debug=smoke",
+            f"trainer.default_root_dir={job_folder}",
+            f"callbacks.image_grids.dirpath={job_folder}/images",
+        )
+    )

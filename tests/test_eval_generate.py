@@ -388,7 +388,7 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
     checkpoint["state_dict"][name].view(-1)[0] = float("nan")
     AtomicCheckpointIO().save_checkpoint(checkpoint, path)  # intact file, diverged weights
 
-    result = call_app(
+    result = run_app(
         "eval",
         f"ckpt_path={path}",
         *EVAL,

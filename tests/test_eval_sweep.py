@@ -77,7 +77,7 @@ def test_a_damaged_run_is_reported_and_the_others_are_still_evaluated(
         path.unlink()
     first, second = sorted(sweep.glob("*/checkpoints/best.ckpt"))
     damage_tensor_bytes(first)
-    result = call_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
+    result = run_app("eval", f"ckpt_path={sweep}", *EVAL, f"hydra.run.dir={tmp_path}", env=ENV)
     assert result.returncode != 0
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert "1 of 2 checkpoints could not be evaluated" in last and str(first) in last

@@ -14,12 +14,12 @@ from helpers import check_arguments, make_vae, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
+from vaelab.app import build_trainer
 from vaelab.atomic import DiskFullError
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
 from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.errors import ConfigError
-from vaelab.train import build_trainer
 
 MLP = {
     "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},
@@ -196,15 +196,16 @@ def test_a_diverging_run_with_skip_stops_before_a_checkpoint_holds_it(tmp_path: 
     """lr=1e6 keeps the loss finite for a few steps, then the model diverges: the run ends
     "failed" with one line, counts its skipped steps, and writes no checkpoint of the
     diverged weights."""
-    from in_process import call_train
+    from helpers import run_train
 
     run = tmp_path / "run"
-    result = call_train(
+    result = run_train(
         "debug=smoke",
         "logger=csv",
         "model.optimizer.lr=1e6",
         "callbacks.nonfinite_guard.action=skip",
         f"hydra.run.dir={run}",
+        timeout=120,
     )
 
     assert result.returncode == 2, result.stderr[-2000:]

@@ -106,7 +106,7 @@ def test_resuming_with_another_schedule_is_refused_in_one_line(tmp_path: Path) -
     _ok(call_train(*SMOKE, "~model/scheduler", f"hydra.run.dir={run}"))  # a constant rate
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
 
-    result = call_train(
+    result = run_train(
         *SMOKE,
         "trainer.max_epochs=2",
         "model/scheduler=cosine",

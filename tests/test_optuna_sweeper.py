@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import optuna
-from helpers import REPO, SMOKE_MLP
+from helpers import REPO, SMOKE_MLP, run_train
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from in_process import call_train
 
@@ -60,7 +60,7 @@ def test_a_search_in_its_sweep_folder_continues_to_n_trials(tmp_path: Path) -> N
 
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path: Path) -> None:
     sweep = tmp_path / "search"
-    result = call_train(
+    result = run_train(
         "hparams_search=optuna",
         *TRIAL,
         "trainer.max_epochs=2",

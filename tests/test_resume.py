@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import torch
-from helpers import default_parts
+from helpers import default_parts, run_train
 from in_process import call_train
 
 # A constant learning rate: these tests are about the optimiser's own settings on
@@ -56,7 +56,7 @@ def test_another_optimiser_class_on_resume_is_refused_in_one_line(
     run = trained_run(*SMOKE, to=tmp_path / "run")
     before = (run / "checkpoints" / "last.ckpt").read_bytes()
 
-    result = call_train(
+    result = run_train(
         *SMOKE,
         "trainer.max_epochs=2",
         "model.optimizer._target_=torch.optim.SGD",
@@ -79,7 +79,7 @@ def test_resume_from_a_damaged_last_checkpoint_is_refused_in_one_line(
     run = trained_run(*SMOKE, to=tmp_path / "run")
     damage_tensor_bytes(run / "checkpoints" / "last.ckpt")
 
-    result = call_train(*SMOKE, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}")
+    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=auto", f"hydra.run.dir={run}")
 
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]
@@ -120,7 +120,7 @@ def test_resume_intact_with_every_checkpoint_damaged_is_one_line(
     for name in ("best.ckpt", "last.ckpt"):
         damage_tensor_bytes(run / "checkpoints" / name)
 
-    result = call_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
+    result = run_train(*SMOKE, "trainer.max_epochs=2", "resume=intact", f"hydra.run.dir={run}")
 
     assert result.returncode == 2
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("vaelab: error:")]

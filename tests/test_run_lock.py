@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, run_train
 from in_process import call_train
 
 LONG_RUN = [
@@ -47,7 +47,7 @@ def test_a_second_run_on_a_folder_in_use_stops_and_a_stale_lock_is_taken(tmp_pat
         _wait_for(run_dir / "checkpoints" / "last.ckpt")  # well into training
         config_before = (run_dir / ".hydra" / "config.yaml").read_text()
 
-        second = call_train("debug=smoke", "seed=7", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+        second = run_train("debug=smoke", "seed=7", f"hydra.run.dir={run_dir}", cwd=tmp_path)
 
         assert second.returncode == 2, second.stderr[-2000:]
         lines = [line for line in second.stderr.splitlines() if line.strip()]

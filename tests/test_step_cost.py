@@ -138,7 +138,7 @@ def test_checkpoint_callback_keeps_lightnings_state_key() -> None:
 def test_trainer_gets_null_profiler_unless_one_is_chosen(hydra_conf) -> None:
     from helpers import compose_train
 
-    from vaelab.train import build_trainer
+    from vaelab.app import build_trainer
 
     with NullProfiler().profile("step") as entered:  # a working no-op context
         assert entered is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import types
 
 import pytest
 import test_bad_input
@@ -42,8 +43,22 @@ def runs_a_benchmark():
 
 def sweeps(overrides):
     run_sweep(*overrides)
+
+def names_a_strategy_that_is_not_ddp():
+    run_sweep("trainer.strategy=ddp_wrong")
+
+def reads_a_bench_script():
+    return open("bench/test_suite.py").read()
+
+def starts_a_popen():
+    Popen(["true"]).wait()
 """
-SAMPLE = {"subprocess": subprocess, "run_sweep": run_sweep, "run_compare": run_compare}
+SAMPLE = {
+    "subprocess": subprocess,
+    "Popen": subprocess.Popen,
+    "run_sweep": run_sweep,
+    "run_compare": run_compare,
+}
 exec(compile(SAMPLES, "<sample tests>", "exec"), SAMPLE)
 
 
@@ -66,6 +81,10 @@ def test_services_ddp_and_benchmarks_get_their_own_tiers() -> None:
     sweeps = SAMPLE["sweeps"]
     assert tiers.tiers(sweeps, [], [], [["trainer=ddp_cpu"]]) == {"integration", "ddp"}
     assert tiers.tiers(sweeps, [], [], [["trainer=cpu"]]) == {"integration"}
+    # Only what runs counts: a bad strategy name is no DDP group, reading a script no run.
+    assert tiers.tiers(SAMPLE["names_a_strategy_that_is_not_ddp"], [], []) == {"integration"}
+    assert tiers.tiers(SAMPLE["reads_a_bench_script"], [], []) == set()
+    assert tiers.tiers(SAMPLE["starts_a_popen"], [], []) == {"integration"}
 
 
 def test_the_suites_own_tests_fall_in_the_tiers_they_should() -> None:
@@ -85,6 +104,26 @@ def test_the_suites_own_tests_fall_in_the_tiers_they_should() -> None:
         tiers.tiers(test_objectives.test_permute_dims_shuffles_each_dimension_on_its_own, [], [])
         == set()
     )
+
+
+def test_a_module_starts_at_its_earliest_tier_with_its_tests_together() -> None:
+    class Item:
+        def __init__(self, module: str, tier: str | None) -> None:
+            self.module = types.SimpleNamespace(__name__=module)
+            self.marks = [pytest.mark.integration.mark] if tier else []
+            self.name = f"{module}:{tier}"
+
+        def iter_markers(self):
+            return iter(self.marks)
+
+    items = [Item("a", None), Item("b", None), Item("b", "integration"), Item("a", None)]
+    # b has a test that starts a process: all of b first, in file order; then a.
+    assert [i.name for i in tiers.start_order(items)] == [
+        "b:None",
+        "b:integration",
+        "a:None",
+        "a:None",
+    ]
 
 
 def test_the_fixtures_of_a_collected_test_are_found(

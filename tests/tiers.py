@@ -6,11 +6,15 @@ function, the fixtures it asks for and the test-suite helpers they call refer to
 
 - `slurm`: asks for the `slurm_cluster` fixture (a SLURM cluster, jobs on it).
 - `postgres`: asks for the `postgres_url` fixture (a PostgreSQL server).
-- `integration`: starts a child process: refers to `subprocess` or to a helper that
-  runs an app as a process (`helpers.run_app`, `run_train`, `run_sweep`,
-  `kill_train_when`).
-- `ddp`: starts a child process that runs a DDP process group (`trainer=ddp_cpu`).
-- `bench`: runs a script under `bench/`.
+- `integration`: starts a child process: refers to `subprocess` (`Popen`,
+  `multiprocessing`) or to a helper that runs an app as a process
+  (`helpers.run_app`, `run_train`, `run_sweep`, `kill_train_when`).
+- `ddp`: an integration test whose strings name a DDP trainer (`trainer=ddp_cpu`): a
+  DDP process group in its child processes.
+- `bench`: an integration test that runs a script under `bench/`.
+
+The in-process runner (tests/in_process.py) refuses a DDP trainer or a launcher that
+starts processes, so that nothing the fast tier runs starts a DDP group or a job.
 
 A test's tiers are a superset of what it does, never less: a helper that refers to
 `subprocess` in a branch the test never takes still puts the test in `integration`.
@@ -19,6 +23,7 @@ A test's tiers are a superset of what it does, never less: a helper that refers 
 from __future__ import annotations
 
 import inspect
+import re
 import types
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -28,6 +33,10 @@ TESTS = Path(__file__).resolve().parent
 
 #: Helpers of tests/helpers.py that start `python src/<app>.py` as a child process.
 CHILD_PROCESS_HELPERS = frozenset({"run_app", "run_train", "run_sweep", "kill_train_when"})
+#: Names through which test code starts a process of its own.
+PROCESS_NAMES = frozenset({"subprocess", "Popen", "multiprocessing"})
+#: A DDP trainer or strategy in an override or argument (`trainer=ddp_cpu`, `ddp`).
+DDP = re.compile(r"\bddp(?:_cpu|_spawn)?\b")
 #: Fixtures that start or need a service, and the marker each gives.
 SERVICE_FIXTURES = {"slurm_cluster": "slurm", "postgres_url": "postgres"}
 TIERS = ("integration", "slurm", "postgres", "ddp", "bench")
@@ -50,12 +59,12 @@ def tiers(
     for function in (test, *fixtures):
         _collect(function, names, strings, seen)
     found = {SERVICE_FIXTURES[f] for f in uses if f in SERVICE_FIXTURES}
-    if "subprocess" in names or names & CHILD_PROCESS_HELPERS:
+    if names & PROCESS_NAMES or names & CHILD_PROCESS_HELPERS:
         found.add("integration")
-        if any("ddp" in s for s in strings):
+        if any(DDP.search(s) for s in strings):
             found.add("ddp")
-    if any(s.startswith("bench/") for s in strings):
-        found.add("bench")
+        if any(s.startswith("bench/") for s in strings):
+            found.add("bench")
     return found
 
 
@@ -106,10 +115,20 @@ def _defined_in_tests(function: types.FunctionType) -> bool:
 START_ORDER = ("slurm", "postgres", "ddp", "bench", "integration")
 
 
-def start_order(item: object) -> int:
-    """Sort key of a marked item: its first tier's place in START_ORDER, in-process last."""
-    names = {mark.name for mark in item.iter_markers()}  # type: ignore[attr-defined]
-    return next((i for i, tier in enumerate(START_ORDER) if tier in names), len(START_ORDER))
+def start_order(items: list[Any]) -> list[Any]:
+    """Marked items in the order they start: each module at the place of its earliest
+    tier in START_ORDER (in-process modules last), its own tests together and in file
+    order, so that a module-scoped fixture is made once also when run serially."""
+
+    def place(item: Any) -> int:
+        names = {mark.name for mark in item.iter_markers()}
+        return next((i for i, tier in enumerate(START_ORDER) if tier in names), len(START_ORDER))
+
+    module_place: dict[str, int] = {}
+    for item in items:
+        module = item.module.__name__
+        module_place[module] = min(module_place.get(module, len(START_ORDER)), place(item))
+    return sorted(items, key=lambda item: module_place[item.module.__name__])
 
 
 def worker_group(item: object) -> str | None:

@@ -1,6 +1,7 @@
 """What the three apps (`src/train.py`, `src/eval.py`, `src/generate.py`) share once
 their config is checked: Lightning's output through Hydra's logging, the job's output
-folder, the torch device, CPU float flags and building the model from a config.
+folder, the torch device, CPU float flags, and building the model and the training
+Trainer from a config (the pre-flight checks build them the same way).
 
 `vaelab.cli` is the layer before this one (composing, checking, reporting errors);
 each app module (`vaelab.train`, `vaelab.eval`, `vaelab.generate`) imports from here
@@ -89,3 +90,46 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
+    """Drop the progress bar / checkpoint callbacks that `trainer.enable_progress_bar=false`
+    or `trainer.enable_checkpointing=false` switch off. Lightning refuses the pair with an
+    error; a user who types the trainer flag means "off", whatever callbacks= holds."""
+    from lightning.pytorch.callbacks import Checkpoint, ProgressBar
+
+    disabled: tuple[type, ...] = ()
+    if not trainer_cfg.get("enable_progress_bar", True):
+        disabled += (ProgressBar,)
+    if not trainer_cfg.get("enable_checkpointing", True):
+        disabled += (Checkpoint,)
+    return [c for c in callbacks if not isinstance(c, disabled)]
+
+
+def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> Any:
+    """The Lightning Trainer of `cfg.trainer`. The VAE optimises manually, which
+    Lightning's gradient clipping and accumulation refuse: `gradient_clip_val` becomes
+    the `GradientClipping` callback and `accumulate_grad_batches` is the model's
+    (`VAE.configure_accumulation`). With no `trainer.profiler` chosen the trainer gets
+    `NullProfiler`, which costs less per step than Lightning's default pass-through, and
+    callbacks' per-step hooks that do nothing are not called (`skip_unused_step_hooks`)."""
+    from hydra.utils import instantiate
+
+    from vaelab.callbacks import GradientClipping
+    from vaelab.lightning_internals import skip_unused_step_hooks
+    from vaelab.profiler import NullProfiler
+
+    profiler = {} if trainer_cfg.get("profiler") else {"profiler": NullProfiler()}
+    clip = trainer_cfg.get("gradient_clip_val")
+    clipping = [GradientClipping(clip, trainer_cfg.get("gradient_clip_algorithm"))] if clip else []
+    trainer = instantiate(
+        trainer_cfg,
+        callbacks=[*callbacks, *clipping],
+        logger=loggers or False,
+        gradient_clip_val=None,
+        gradient_clip_algorithm=None,
+        accumulate_grad_batches=1,  # the model accumulates (manual optimisation)
+        **profiler,
+    )
+    skip_unused_step_hooks(trainer.callbacks)  # Lightning's own defaults included
+    return trainer

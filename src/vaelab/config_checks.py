@@ -10,6 +10,10 @@ here are the rules that need several keys, or the machine, at once:
 - the cheap objects a job builds first, built once here so that their own multi-key
   rules (a likelihood that cannot model the data, a backbone too deep for the image,
   an optimiser argument torch refuses) stop the run now, not after its folder exists;
+- the callbacks and the Trainer, built as the job builds them (no loggers: a W&B run
+  would start), so that whatever their constructors refuse (an accelerator, strategy
+  or profiler Lightning does not know, a checkpoint callback's `save_top_k=-7`) stops
+  the run in one line naming the key;
 - a training split smaller than one batch per process (the rule is
   `vaelab.data.memory.check_full_batch`, which the loaders apply too, for data whose
   size is known only once read), or a trainer that trains no step at all;
@@ -89,6 +93,81 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
         from vaelab.checkpoints import read_checkpoint
 
         read_checkpoint(str(cfg.ckpt_path))
+    if here:  # a cluster's node has devices this machine may lack: its job builds them
+        check_trainer_and_callbacks(cfg)
+
+
+def check_trainer_and_callbacks(cfg: DictConfig) -> None:
+    """Build each callback of `cfg.callbacks` and the Trainer of `cfg.trainer` as the job
+    will (`vaelab.app.build_trainer`), without loggers, and throw them away: an
+    exception from a constructor becomes a `ConfigError` naming the config key and
+    the constructor's own message. The run folder is a placeholder here (the job's
+    folder is not chosen yet); the constructors store it, they do not create it."""
+    import copy
+    import logging
+    import tempfile
+    import warnings
+
+    from hydra.utils import instantiate
+    from omegaconf import open_dict
+
+    from vaelab.app import build_trainer, without_disabled
+
+    probe = copy.deepcopy(cfg)
+    with open_dict(probe):
+        probe.paths.output_dir = str(Path(tempfile.gettempdir()) / "vaelab-preflight-run")
+    # The job says which devices and batch limits it uses; this check says nothing.
+    # Lightning's rank-zero messages go through loggers with levels of their own.
+    names = [
+        f"lightning.{part}{sub}"
+        for part in ("pytorch", "fabric")
+        for sub in ("", ".utilities.rank_zero")
+    ]
+    chatty = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in chatty]
+    for logger in chatty:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the job's own Trainer warns, once
+            built = [
+                _constructed(f"callbacks.{name}", instantiate, entry)
+                for name, entry in (probe.get("callbacks") or {}).items()
+                if entry and "_target_" in entry
+            ]
+            callbacks = without_disabled([c for c in built if c is not None], probe.trainer)
+            _constructed("trainer", build_trainer, probe.trainer, callbacks, [])
+    finally:
+        for logger, level in zip(chatty, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _constructed(key: str, build: Any, *arguments: Any) -> Any:
+    """`build(*arguments)`, its exception as a one-line `ConfigError` naming `key`; None
+    when the value reads Hydra's job settings (`${hydra:runtime.output_dir}`), which
+    exist only once the job runs: the job builds it then."""
+    from omegaconf.errors import InterpolationResolutionError
+
+    from vaelab.errors import VaelabError
+
+    try:
+        return build(*arguments)
+    except VaelabError:
+        raise
+    except Exception as exc:
+        chain: list[BaseException] = [exc]
+        while chain[-1].__cause__ is not None:  # Hydra's InstantiationException wraps it
+            chain.append(chain[-1].__cause__)
+        if any(
+            isinstance(e, InterpolationResolutionError) and "HydraConfig was not set" in str(e)
+            for e in chain
+        ):
+            return None
+        cause = chain[-1]
+        message = " ".join(str(cause).split()) or type(cause).__name__
+        raise ConfigError(
+            f"{key}: {message} (its settings: python src/train.py --cfg job --package {key})"
+        ) from None
 
 
 def build_cheap_parts(cfg: DictConfig) -> Any:

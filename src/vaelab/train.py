@@ -9,24 +9,17 @@ from typing import Any, cast
 
 from omegaconf import DictConfig
 
-from vaelab.app import build_model, instantiate_group, tidy_lightning_output, use_flush_denormal
+from vaelab.app import (
+    build_model,
+    build_trainer,
+    instantiate_group,
+    tidy_lightning_output,
+    use_flush_denormal,
+    without_disabled,
+)
 from vaelab.config_checks import check_config, check_devices
 
 log = logging.getLogger(__name__)
-
-
-def without_disabled(callbacks: list[Any], trainer_cfg: DictConfig) -> list[Any]:
-    """Drop the progress bar / checkpoint callbacks that `trainer.enable_progress_bar=false`
-    or `trainer.enable_checkpointing=false` switch off. Lightning refuses the pair with an
-    error; a user who types the trainer flag means "off", whatever callbacks= holds."""
-    from lightning.pytorch.callbacks import Checkpoint, ProgressBar
-
-    disabled: tuple[type, ...] = ()
-    if not trainer_cfg.get("enable_progress_bar", True):
-        disabled += (ProgressBar,)
-    if not trainer_cfg.get("enable_checkpointing", True):
-        disabled += (Checkpoint,)
-    return [c for c in callbacks if not isinstance(c, disabled)]
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -90,35 +83,6 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
         # Every job ends its W&B run, a failed one too: a sweep's next job starts fresh.
         tracking.finish_loggers(loggers, failed=failed)
     return optimized[1] if optimized is not None else None
-
-
-def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[Any]) -> Any:
-    """The Lightning Trainer of `cfg.trainer`. The VAE optimises manually, which
-    Lightning's gradient clipping and accumulation refuse: `gradient_clip_val` becomes
-    the `GradientClipping` callback and `accumulate_grad_batches` is the model's
-    (`VAE.configure_accumulation`). With no `trainer.profiler` chosen the trainer gets
-    `NullProfiler`, which costs less per step than Lightning's default pass-through, and
-    callbacks' per-step hooks that do nothing are not called (`skip_unused_step_hooks`)."""
-    from hydra.utils import instantiate
-
-    from vaelab.callbacks import GradientClipping
-    from vaelab.lightning_internals import skip_unused_step_hooks
-    from vaelab.profiler import NullProfiler
-
-    profiler = {} if trainer_cfg.get("profiler") else {"profiler": NullProfiler()}
-    clip = trainer_cfg.get("gradient_clip_val")
-    clipping = [GradientClipping(clip, trainer_cfg.get("gradient_clip_algorithm"))] if clip else []
-    trainer = instantiate(
-        trainer_cfg,
-        callbacks=[*callbacks, *clipping],
-        logger=loggers or False,
-        gradient_clip_val=None,
-        gradient_clip_algorithm=None,
-        accumulate_grad_batches=1,  # the model accumulates (manual optimisation)
-        **profiler,
-    )
-    skip_unused_step_hooks(trainer.callbacks)  # Lightning's own defaults included
-    return trainer
 
 
 def resolve_checkpoint(cfg: DictConfig, model: Any) -> tuple[str | None, int]:

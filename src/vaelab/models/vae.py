@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric
+from typing_extensions import override
 
 from vaelab.constraints import PositiveInt
 from vaelab.errors import ConfigError
@@ -201,6 +202,7 @@ class VAE(CheapHookName, L.LightningModule):
         zeros = torch.zeros_like(like)
         return Independent(Normal(zeros, torch.ones_like(like), validate_args=False), 1)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """Mean reconstruction of `x` (what `example_input_array` traces)."""
         return self.reconstruct(x)
@@ -282,6 +284,7 @@ class VAE(CheapHookName, L.LightningModule):
         self.accumulate_grad_batches = int(batches or 1)
 
     @cached_signature
+    @override
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
@@ -353,10 +356,12 @@ class VAE(CheapHookName, L.LightningModule):
             logger.save()
         self.last_train_step = floats
 
+    @override
     def on_train_epoch_start(self) -> None:
         self._train_totals = torch.zeros(3, device=self.device)
         self._train_count = 0
 
+    @override
     def on_train_epoch_end(self) -> None:
         if not self._train_count:
             return
@@ -370,10 +375,12 @@ class VAE(CheapHookName, L.LightningModule):
         }
         self.log_dict(epoch, on_step=False, on_epoch=True, sync_dist=True)
 
+    @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         terms = self._update_eval_metrics("val", *batch)
         self.val_kl_per_dim.update(terms["kl_per_dim"])
 
+    @override
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, index = batch
         terms = self._update_eval_metrics("test", x, index)
@@ -387,6 +394,7 @@ class VAE(CheapHookName, L.LightningModule):
             self.decode,
         )
 
+    @override
     def on_validation_epoch_end(self) -> None:
         values = self._compute_eval_metrics("val")
         # KL per latent dimension: which dimensions carry information (latent health).
@@ -394,6 +402,7 @@ class VAE(CheapHookName, L.LightningModule):
         self.val_kl_per_dim.reset()
         self.log_dict(values)
 
+    @override
     def on_test_epoch_end(self) -> None:
         values = self._compute_eval_metrics("test")
         values.update(self.test_extras.compute(self.data_shape, with_bpd="test/bpd" in values))
@@ -405,6 +414,7 @@ class VAE(CheapHookName, L.LightningModule):
         run, reduced over every rank: what `vaelab.eval` writes to eval.json."""
         return self.test_extras.latent_stats
 
+    @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming: the optimiser settings of this config, not the checkpoint's.
 
@@ -446,6 +456,7 @@ class VAE(CheapHookName, L.LightningModule):
                         )
                         group[key] = tuple(value) if isinstance(group[key], tuple) else value
 
+    @override
     def configure_optimizers(self) -> Any:
         """The VAE's optimiser (of every parameter but the objective's), then the
         objective's own (FactorVAE's discriminator), in that order in checkpoints; and
@@ -474,6 +485,7 @@ class VAE(CheapHookName, L.LightningModule):
         schedulers = self.lr_schedulers()
         return schedulers[0] if isinstance(schedulers, list) else schedulers
 
+    @override
     def on_train_start(self) -> None:
         # After the loaders are set up: the number of training batches is known here.
         self.objective.set_dataset_size(self._training_examples())
