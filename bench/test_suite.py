@@ -34,7 +34,6 @@ import ast
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -264,6 +263,4 @@ def _summary_line(record: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    if shutil.which("make") is None:
-        sys.exit("bench/test_suite.py needs make")
     main()

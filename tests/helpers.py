@@ -138,6 +138,11 @@ def run_sweep(
     """Run `python src/train.py -m <overrides>` with `paths.log_dir=log_dir`; assert it
     succeeded and return its one sweep folder."""
     result = run_train("-m", *overrides, f"paths.log_dir={log_dir}", timeout=timeout, env=env)
+    return sweep_folder(log_dir, result)
+
+
+def sweep_folder(log_dir: Path, result) -> Path:
+    """The one sweep folder below `log_dir` of a `-m` run that must have succeeded."""
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep_dir,) = (Path(log_dir) / "multirun").glob("*/*")
     return sweep_dir

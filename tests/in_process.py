@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from helpers import REPO
+from helpers import REPO, sweep_folder
 
 #: Signals an app may take over (vaelab's Interruption, Lightning's connector, submitit).
 _SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)
@@ -92,10 +92,7 @@ def call_train(*overrides: str, cwd: Path = REPO, env: dict | None = None) -> Fi
 def call_sweep(log_dir: Path, *overrides: str, env: dict | None = None) -> Path:
     """`python src/train.py -m <overrides>` in this process (Hydra's basic launcher runs
     the jobs one after another here); assert it succeeded, return its sweep folder."""
-    result = call_train("-m", *overrides, f"paths.log_dir={log_dir}", env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (sweep_dir,) = (Path(log_dir) / "multirun").glob("*/*")
-    return sweep_dir
+    return sweep_folder(log_dir, call_train("-m", *overrides, f"paths.log_dir={log_dir}", env=env))
 
 
 def _exit_code(code: object, err: io.StringIO) -> int:

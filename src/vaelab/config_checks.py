@@ -101,8 +101,8 @@ def check_trainer_and_callbacks(cfg: DictConfig) -> None:
     """Build each callback of `cfg.callbacks` and the Trainer of `cfg.trainer` as the job
     will (`vaelab.app.build_trainer`), without loggers, and throw them away: an
     exception from a constructor becomes a `ConfigError` naming the config key and
-    the constructor's own message. The run folder is a placeholder here (the job's
-    folder is not chosen yet); the constructors store it, they do not create it."""
+    the constructor's own message. `paths.output_dir` is a temporary path that is never
+    created (the job's folder is not chosen yet): the constructors only store it."""
     import copy
     import logging
     import tempfile
