@@ -25,12 +25,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from vaelab.checkpoints import load_vae  # noqa: E402
 from vaelab.data.factors import factor_space_of  # noqa: E402
 from vaelab.data.shapes import ShapesDataModule  # noqa: E402
 from vaelab.metrics.disentanglement import dci, sample_factors  # noqa: E402
 from vaelab.metrics.protocol import factor_encoder, pool_sizes  # noqa: E402
 from vaelab.metrics.registry import SHIPPED  # noqa: E402
+from vaelab.runs.checkpoints import load_vae  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "dci_rounds.json"
 ROUNDS = (10, 20, 50, 100)

@@ -60,7 +60,7 @@ def conv_preset(data: ShapesDataModule) -> VAE:
     """`model=conv latent_dim=10` with conf/'s defaults, built for `data`."""
     from hydra import compose, initialize_config_dir
 
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=["model=conv", "latent_dim=10"])

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from default_experiment import measure  # noqa: E402  (it puts src/ on the path too)
 
-from vaelab.run_files import read_eval_report  # noqa: E402
+from vaelab.runs.files import read_eval_report  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "disentangling_time.json"
 PLOT = REPO / "docs" / "images" / "disentangling_time.png"

@@ -43,7 +43,7 @@ def recipe_card(name: str) -> dict[str, Any]:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
 
     register_resolvers()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

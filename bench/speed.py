@@ -141,7 +141,7 @@ def vaelab_run(overrides: list[str], run_dir: Path) -> dict[str, Any]:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict, read_write
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
     from vaelab.train import train
 
     register_resolvers()

@@ -43,16 +43,15 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from vaelab.app import (  # noqa: E402
-    build_model,
+from vaelab.config.build import build_model, instantiate_group  # noqa: E402
+from vaelab.config.resolvers import register_resolvers  # noqa: E402
+from vaelab.lightning.trainer import (  # noqa: E402
     build_trainer,
-    instantiate_group,
     tidy_lightning_output,
     use_flush_denormal,
     without_disabled,
 )
-from vaelab.resolvers import register_resolvers  # noqa: E402
-from vaelab.tracking import finish_loggers  # noqa: E402
+from vaelab.tracking.setup import finish_loggers  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "step_overhead.json"
 REPEATS = 4

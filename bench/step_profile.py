@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO / "src"))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from vaelab.app import build_model, use_flush_denormal  # noqa: E402
+from vaelab.config.build import build_model  # noqa: E402
+from vaelab.lightning.trainer import use_flush_denormal  # noqa: E402
 from vaelab.models.backbones.sparse_input import SparseInputLinear  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "step_profile.json"

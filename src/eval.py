@@ -7,7 +7,8 @@ python src/eval.py ckpt_path=... eval.iwae_k=1000 trainer=gpu
 import hydra
 from omegaconf import DictConfig
 
-from vaelab.cli import preflight, reports_errors
+from vaelab.config.preflight import preflight
+from vaelab.launch.job import reports_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")

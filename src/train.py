@@ -8,7 +8,8 @@ python src/train.py -m beta=0.5,1,4 latent_dim=8,16
 import hydra
 from omegaconf import DictConfig
 
-from vaelab.cli import preflight, reports_errors
+from vaelab.config.preflight import preflight
+from vaelab.launch.job import reports_errors
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

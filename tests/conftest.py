@@ -46,9 +46,9 @@ def hydra_conf() -> Iterator[None]:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
 
-    register_resolvers()  # as the entry points do (vaelab.cli) before Hydra composes
+    register_resolvers()  # as the entry points do (vaelab.config.preflight) before Hydra composes
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         yield

@@ -236,10 +236,10 @@ def read_wandb_run(run_dir: Path) -> dict:
 
 
 def check_arguments(target: str, key: str = "node", **arguments):
-    """Check `arguments` for `target` as a config would be (`vaelab.schema`): raises the
+    """Check `arguments` for `target` as a config would be (`vaelab.config.schema`): raises the
     `ConfigError` a user would see for `<key>.<argument>=...`."""
     from omegaconf import OmegaConf
 
-    from vaelab.schema import check_targets
+    from vaelab.config.schema import check_targets
 
     check_targets(OmegaConf.create({"_target_": target, **arguments}), None, key)

@@ -2,7 +2,7 @@
 
 A child process pays about four seconds of imports (torch, Lightning, Hydra, W&B) before
 it does anything; in process the imports are paid once per test session. The app runs
-exactly as `src/<app>.py` runs it: `vaelab.cli.preflight`, then the Hydra-decorated
+exactly as `src/<app>.py` runs it: `vaelab.config.preflight.preflight`, then the Hydra-decorated
 `main` of the entry point, with `sys.argv` set to the command line. The result is the
 `Finished` a child would have given (the fields of `subprocess.CompletedProcess`): the
 exit code (0, or the code of the `SystemExit` the app raised) and what it wrote to
@@ -118,7 +118,7 @@ def _to_stderr(
 
 
 #: Loggers an app changes for the rest of its process: the root (Hydra's job logging)
-#: and Lightning's, whose handlers `vaelab.app.tidy_lightning_output` takes away.
+#: and Lightning's, whose handlers `vaelab.lightning.trainer.tidy_lightning_output` takes away.
 _LOGGERS = (
     "",
     "lightning",
@@ -249,7 +249,7 @@ def _hydra_state() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _run_folder_locks() -> Iterator[None]:
-    from vaelab import run_lock
+    from vaelab.runs import lock as run_lock
 
     held = set(run_lock.held_folders())
     try:

@@ -1,4 +1,4 @@
-"""Files a run reads back are never half-written (vaelab.atomic): a full disk is one line
+"""Files a run reads back are never half-written (vaelab.runs.atomic): a full disk is one line
 that keeps what was there, killed writers' temporary files are cleared, and JSON holds
 no bare NaN."""
 
@@ -15,10 +15,10 @@ import pytest
 import torch
 from helpers import REPO, make_vae, run_app
 
-from vaelab.atomic import DiskFullError, atomic_path, remove_orphans, temp_path
-from vaelab.checkpoints import AtomicCheckpointIO
 from vaelab.data.array_cache import ArrayCache
-from vaelab.run_files import write_json
+from vaelab.runs.atomic import DiskFullError, atomic_path, remove_orphans, temp_path
+from vaelab.runs.checkpoints import AtomicCheckpointIO
+from vaelab.runs.files import write_json
 
 
 def test_a_checkpoint_too_big_for_the_disk_is_one_line_and_keeps_the_last(
@@ -44,7 +44,7 @@ def test_a_checkpoint_too_big_for_the_disk_is_one_line_and_keeps_the_last(
 
 DECODE_ON_FULL_DISK = """
 import sys, numpy as np
-from vaelab.atomic import DiskFullError
+from vaelab.runs.atomic import DiskFullError
 from vaelab.data.array_cache import ArrayCache
 cache = ArrayCache(sys.argv[1])
 try:
@@ -143,8 +143,8 @@ def test_a_checkpoint_with_damaged_tensor_bytes_is_refused_naming_the_file(
 ) -> None:
     from data_fixtures import damage_tensor_bytes
 
-    from vaelab.checkpoints import read_checkpoint
     from vaelab.errors import CheckpointError
+    from vaelab.runs.checkpoints import read_checkpoint
 
     path = tmp_path / "best.ckpt"
     weights = torch.arange(4096, dtype=torch.float32)

@@ -75,7 +75,7 @@ def test_the_combinations_come_from_conf() -> None:
 def test_config_combination_composes_and_instantiates(
     hydra_conf, model, encoder, decoder, likelihood
 ) -> None:
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
 
     cfg = compose_train(
         f"model={model}",

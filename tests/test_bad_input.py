@@ -341,7 +341,7 @@ def test_what_a_constructor_refuses_is_one_config_error_naming_its_key(
     constructor's own message, prefixed by the key, with what to type to see it."""
     from helpers import compose_anywhere
 
-    from vaelab.config_checks import check_trainer_and_callbacks
+    from vaelab.config.checks import check_trainer_and_callbacks
     from vaelab.errors import ConfigError
 
     check_trainer_and_callbacks(compose_anywhere("debug=smoke"))  # the defaults build
@@ -358,7 +358,7 @@ def test_a_value_that_reads_the_jobs_own_folder_is_left_for_the_job_to_build(hyd
     before the run does not refuse it (the job builds that part then)."""
     from helpers import compose_anywhere
 
-    from vaelab.config_checks import check_trainer_and_callbacks
+    from vaelab.config.checks import check_trainer_and_callbacks
 
     job_folder = "${hydra:runtime.output_dir}"
     check_trainer_and_callbacks(

@@ -29,7 +29,7 @@ def data_shapes() -> list[tuple[tuple[int, ...], int | None]]:
     from helpers import compose_anywhere
     from hydra.utils import instantiate
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
 
     register_resolvers()
     shapes = set()
@@ -76,7 +76,7 @@ def test_the_combinations_and_shapes_come_from_conf() -> None:
 def test_each_combination_trains_a_step_on_each_data_shape(
     model: str, likelihood: str, objective: str, hydra_conf, tmp_path: Path
 ) -> None:
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
 
     # No learning-rate schedule: sizing one needs a trainer (tests/test_lr_schedule.py).
     cfg = compose_train(

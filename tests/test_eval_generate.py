@@ -182,8 +182,8 @@ def test_generate_writes_grids_of_the_right_size(run_dir: Path) -> None:
 def test_samples_and_reconstructions_show_what_the_model_decodes(run_dir: Path) -> None:
     import numpy as np
 
-    from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
+    from vaelab.runs.checkpoints import load_vae
 
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     # samples.png at sample_seed=0, temperature=1: decoded N(0, I) draws from that seed.
@@ -209,8 +209,8 @@ def test_samples_and_reconstructions_show_what_the_model_decodes(run_dir: Path) 
 def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
     """k = 1 reproduces the ELBO; k > 1 is tighter; neither depends on the batch size."""
 
-    from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
+    from vaelab.runs.checkpoints import load_vae
 
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     results = {}
@@ -269,7 +269,7 @@ def test_overrides_replace_only_what_they_name(hydra_conf, run_dir: Path) -> Non
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from vaelab.runs import merge_run_config
+    from vaelab.runs.trained import merge_run_config
 
     overrides = ["data.n_test=100", "trainer=cpu", "eval.iwae_k=3", "seed=5"]
     composed = compose("eval", overrides=[f"ckpt_path={run_dir}/x.ckpt", *overrides])
@@ -342,8 +342,8 @@ def test_bad_values_are_one_line(tmp_path: Path) -> None:
 
 
 def test_broken_checkpoints_are_one_line(run_dir: Path, tmp_path: Path) -> None:
-    from vaelab.checkpoints import load_vae
     from vaelab.errors import CheckpointError
+    from vaelab.runs.checkpoints import load_vae
 
     good = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
     truncated = tmp_path / "truncated.ckpt"
@@ -381,7 +381,7 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
     damaged = tmp_path / "run"
     shutil.copytree(run_dir, damaged, ignore=shutil.ignore_patterns("wandb", "generated"))
     path = damaged / "checkpoints" / "best.ckpt"
-    from vaelab.checkpoints import AtomicCheckpointIO
+    from vaelab.runs.checkpoints import AtomicCheckpointIO
 
     checkpoint = torch.load(path, weights_only=False)
     name = next(k for k in checkpoint["state_dict"] if k.startswith("decoder"))
@@ -433,8 +433,8 @@ def test_traversal_rows_are_labelled_with_the_factor_each_dimension_follows(
     import numpy as np
     from sklearn.metrics import mutual_info_score
 
-    from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import FACTOR_NAMES, FACTOR_SIZES, render
+    from vaelab.runs.checkpoints import load_vae
 
     out = run_dir / "checkpoints" / "generated"
     info = json.loads((out / "generated.json").read_text())

@@ -14,12 +14,12 @@ from helpers import check_arguments, make_vae, quiet_trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
-from vaelab.app import build_trainer
-from vaelab.atomic import DiskFullError
 from vaelab.callbacks import NonFiniteGuard, NonFiniteLossError
-from vaelab.checkpoints import AtomicCheckpointIO, read_checkpoint
 from vaelab.data.shapes import ShapesDataModule
 from vaelab.errors import ConfigError
+from vaelab.lightning.trainer import build_trainer
+from vaelab.runs.atomic import DiskFullError
+from vaelab.runs.checkpoints import AtomicCheckpointIO, read_checkpoint
 
 MLP = {
     "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [32]},

@@ -70,7 +70,7 @@ def test_the_model_knows_no_dataset() -> None:
 
 
 def test_data_knows_no_model() -> None:
-    allowed = ("vaelab.data", "vaelab.constraints", "vaelab.errors", "vaelab.atomic")
+    allowed = ("vaelab.data", "vaelab.config.constraints", "vaelab.errors", "vaelab.runs.atomic")
     offenders = {
         module_name(p): sorted(n for n in vaelab_imports(p) if not within(n, allowed))
         for p in modules("data")
@@ -79,7 +79,7 @@ def test_data_knows_no_model() -> None:
 
 
 def test_backbones_know_nothing_of_vaes() -> None:
-    allowed = ("vaelab.constraints", "vaelab.errors", "vaelab.models.backbones")
+    allowed = ("vaelab.config.constraints", "vaelab.errors", "vaelab.models.backbones")
     offenders = {
         module_name(p): sorted(n for n in vaelab_imports(p) if not within(n, allowed))
         for p in modules("models/backbones")
@@ -96,7 +96,7 @@ def test_no_app_module_imports_another(app: str) -> None:
 def test_compare_reads_files_without_torch_numpy_or_models() -> None:
     """Importing the comparison and its readers loads no torch, numpy or Lightning."""
     code = (
-        "import sys, vaelab.compare, vaelab.compare.figures, vaelab.run_files;"
+        "import sys, vaelab.compare, vaelab.compare.figures, vaelab.runs.files;"
         "print(' '.join(m for m in ('torch', 'numpy', 'lightning', 'vaelab.models') "
         "if m in sys.modules))"
     )

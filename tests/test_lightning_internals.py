@@ -1,4 +1,4 @@
-"""vaelab.lightning_internals reaches into Lightning: fail here, not silently, when an
+"""vaelab.lightning.internals reaches into Lightning: fail here, not silently, when an
 upgrade moves what it relies on."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def test_step_uncounted_steps_without_advancing_the_global_step(tmp_path) -> Non
     parameters while the global step counts batches."""
     import lightning as L
 
-    from vaelab.lightning_internals import step_uncounted
+    from vaelab.lightning.internals import step_uncounted
 
     class TwoOptimisers(L.LightningModule):
         def __init__(self) -> None:
@@ -111,7 +111,7 @@ def test_lightning_still_inspects_training_step_through_its_signature() -> None:
     from lightning.pytorch.loops import training_epoch_loop
     from lightning.pytorch.utilities.signature_utils import is_param_in_hook_signature
 
-    from vaelab.lightning_internals import cached_signature
+    from vaelab.lightning.internals import cached_signature
     from vaelab.models import VAE
 
     source = inspect_module.getsource(training_epoch_loop)
@@ -146,7 +146,7 @@ def test_callback_metrics_published_by_a_step_reach_the_monitors(tmp_path) -> No
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping
 
-    from vaelab.lightning_internals import publish_callback_metrics
+    from vaelab.lightning.internals import publish_callback_metrics
 
     seen: list[float] = []
 
@@ -183,7 +183,7 @@ def test_lightning_skips_the_per_step_hooks_a_callback_does_not_implement(tmp_pa
     import lightning as L
     from lightning.pytorch.trainer import call
 
-    from vaelab.lightning_internals import PER_STEP_CALLBACK_HOOKS, skip_unused_step_hooks
+    from vaelab.lightning.internals import PER_STEP_CALLBACK_HOOKS, skip_unused_step_hooks
 
     calls: list[str] = []
 

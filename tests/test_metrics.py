@@ -26,7 +26,7 @@ from vaelab.metrics.likelihood import (
     standard_normal,
 )
 from vaelab.metrics.reconstruction import psnr, ssim
-from vaelab.noise import per_example_noise
+from vaelab.models.noise import per_example_noise
 
 # ------------------------------------------------------------------ likelihood bounds
 

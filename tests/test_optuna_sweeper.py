@@ -14,7 +14,7 @@ from helpers import REPO, SMOKE_MLP, run_train
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from in_process import call_train
 
-from vaelab.optuna_sweeper import ENDED, distribution_of, search_space
+from vaelab.launch.optuna import ENDED, distribution_of, search_space
 
 TRIAL = list(SMOKE_MLP)
 ENV = {"WANDB_MODE": "disabled"}

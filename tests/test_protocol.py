@@ -18,7 +18,7 @@ from vaelab.metrics.unsupervised import unsupervised_scores
 def composed(app: str, *overrides: str) -> dict:
     from hydra import compose
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
 
     register_resolvers()
     cfg = compose(app, overrides=list(overrides))
@@ -135,9 +135,9 @@ def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results
     import torch
     from in_process import call_train
 
-    from vaelab.checkpoints import load_vae
     from vaelab.data.shapes import ShapesDataModule
     from vaelab.metrics.protocol import evaluate_disentanglement, headline_scores
+    from vaelab.runs.checkpoints import load_vae
 
     run = tmp_path / "run"
     result = call_train(

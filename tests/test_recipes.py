@@ -19,11 +19,11 @@ from data_fixtures import (
 )
 from helpers import compose_train
 
+from vaelab.config.resolvers import register_resolvers
 from vaelab.data.celeba import CelebADataModule
 from vaelab.data.cifar10 import CIFAR10DataModule
 from vaelab.data.dsprites import DSpritesDataModule
 from vaelab.data.mnist import MNISTDataModule
-from vaelab.resolvers import register_resolvers
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 RECIPES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -33,7 +33,7 @@ DSPRITES_SIZES = (3, 2, 2, 2, 2)
 
 @pytest.fixture(autouse=True)
 def _conf(hydra_conf) -> None:
-    register_resolvers()  # as the entry points do (vaelab.cli) before Hydra composes
+    register_resolvers()  # as the entry points do (vaelab.config.preflight) before Hydra composes
 
 
 def data_root(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -176,10 +176,10 @@ def test_resuming_a_finished_run_keeps_its_val_metrics_and_each_logged_step_once
 
 
 def test_the_csv_logger_internals_vaelab_relies_on_still_exist(tmp_path: Path) -> None:
-    """vaelab.loggers reaches into Lightning's CSVLogger: fail here if an upgrade moves it."""
+    """vaelab.tracking.csv_logger reaches into Lightning's CSVLogger: fail if it moves."""
     from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
-    from vaelab.loggers import CSVLogger
+    from vaelab.tracking.csv_logger import CSVLogger
 
     logger = CSVLogger(save_dir=tmp_path, name="csv", version="")
     assert hasattr(logger, "_experiment") and hasattr(logger, "_fs")

@@ -1,4 +1,4 @@
-"""The rules for config values come from the signatures that receive them (vaelab.schema):
+"""The rules for config values come from the signatures that receive them (vaelab.config.schema):
 known answers for the type check, the words and examples of the messages, and that the
 shipped configs pass their own rules."""
 
@@ -14,11 +14,11 @@ from helpers import check_arguments, compose_train, config_groups, config_option
 from omegaconf import DictConfig, OmegaConf
 from pydantic import BaseModel, Field
 
-from vaelab.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt
+from vaelab.config.schema import check_settings, check_targets, describe, fits, signature_of
+from vaelab.config.settings import APP_SETTINGS, TrainSettings
+from vaelab.config.upstream_ranges import ranges_for
 from vaelab.errors import ConfigError
-from vaelab.schema import check_settings, check_targets, describe, fits, signature_of
-from vaelab.settings import APP_SETTINGS, TrainSettings
-from vaelab.upstream_ranges import ranges_for
 
 
 @pytest.mark.parametrize(
@@ -120,7 +120,7 @@ def test_the_optimizer_is_checked_as_the_vae_will_call_it() -> None:
 
 
 def test_every_upstream_range_names_a_parameter_lightning_still_has() -> None:
-    """vaelab.upstream_ranges adds bounds to Lightning's Trainer arguments by name: an
+    """vaelab.config.upstream_ranges adds bounds to Lightning's Trainer arguments by name: an
     upgrade that renames or drops one must fail here, not silently stop checking it."""
     import lightning as L
 
@@ -148,7 +148,7 @@ def test_every_plugin_range_names_a_setting_the_plugin_still_has(
     import dataclasses
     import importlib
 
-    from vaelab.upstream_ranges import UPSTREAM
+    from vaelab.config.upstream_ranges import UPSTREAM
 
     fields = {
         f.name for f in dataclasses.fields(getattr(importlib.import_module(module), conf_class))

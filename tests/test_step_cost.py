@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from vaelab.callbacks import ModelCheckpoint, ProgressBar
 from vaelab.data.shapes import ShapesDataModule
+from vaelab.lightning.profiler import NullProfiler
 from vaelab.models import VAE
-from vaelab.profiler import NullProfiler
 
 MLP = {
     "encoder": {"_target_": "vaelab.models.backbones.MLPEncoder", "hidden": [16]},
@@ -138,7 +138,7 @@ def test_checkpoint_callback_keeps_lightnings_state_key() -> None:
 def test_trainer_gets_null_profiler_unless_one_is_chosen(hydra_conf) -> None:
     from helpers import compose_train
 
-    from vaelab.app import build_trainer
+    from vaelab.lightning.trainer import build_trainer
 
     with NullProfiler().profile("step") as entered:  # a working no-op context
         assert entered is None
@@ -152,7 +152,7 @@ def test_trainer_gets_null_profiler_unless_one_is_chosen(hydra_conf) -> None:
 def test_presets_use_fused_adam(hydra_conf, preset: str) -> None:
     from helpers import compose_train
 
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
 
     # No schedule: one needs a trainer to size it (tests/test_lr_schedule.py).
     cfg = compose_train("debug=smoke", f"model={preset}", "~model/scheduler")
@@ -193,7 +193,7 @@ def test_checkpoint_of_an_unfused_optimizer_resumes_under_the_fused_default(
 def test_optimiser_without_a_fused_implementation_takes_the_preset_as_is(hydra_conf) -> None:
     from helpers import compose_train
 
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
 
     cfg = compose_train(
         "debug=smoke", "model.optimizer._target_=torch.optim.RMSprop", "~model/scheduler"

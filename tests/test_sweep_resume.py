@@ -1,5 +1,5 @@
 """Sweeps that survive a failing job, stop on SIGTERM with 143, and continue after a
-kill when the same command runs again (`vaelab.sweeps`)."""
+kill when the same command runs again (`vaelab.launch.sweeps`)."""
 
 from __future__ import annotations
 

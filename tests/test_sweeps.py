@@ -44,7 +44,7 @@ def test_optuna_search_reports_the_best_trial(tmp_path: Path) -> None:
 def test_the_slurm_preset_asks_for_gpus_only_for_a_gpu_trainer(hydra_conf) -> None:
     from hydra import compose
 
-    from vaelab.resolvers import register_resolvers
+    from vaelab.config.resolvers import register_resolvers
 
     register_resolvers()
 

@@ -160,7 +160,7 @@ def test_the_wandb_summary_names_the_metric_it_holds(tmp_path: Path) -> None:
 LOSE_THE_SERVICE = """
 import os, signal, sys, time
 from pathlib import Path
-from vaelab.tracking import wandb_logger
+from vaelab.tracking.setup import wandb_logger
 
 logger = wandb_logger(save_dir=sys.argv[1], mode="offline")
 logger.log_metrics({"train/loss": 1.0}, step=0)

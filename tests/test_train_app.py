@@ -129,8 +129,8 @@ def test_trainer_switches_drop_their_callbacks() -> None:
     from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
     from omegaconf import OmegaConf
 
-    from vaelab.app import without_disabled
     from vaelab.callbacks import Timing
+    from vaelab.lightning.trainer import without_disabled
 
     callbacks = [TQDMProgressBar(), ModelCheckpoint(), Timing()]
     both_off = OmegaConf.create({"enable_progress_bar": False, "enable_checkpointing": False})

@@ -7,6 +7,18 @@ what is wrong and what to type instead.
 
 from __future__ import annotations
 
+import sys
+from typing import NoReturn
+
+#: The exit code of bad input (a value, a file, a missing dataset).
+EXIT_USAGE = 2
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print `vaelab: error: <message>` as one line and exit with `code` (2: bad input)."""
+    print(f"vaelab: error: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(code)
+
 
 class VaelabError(Exception):
     """A fault in the user's input, reported as one line."""

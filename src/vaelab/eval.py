@@ -22,9 +22,10 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from vaelab.app import job_output_dir, tidy_lightning_output
-from vaelab.config_checks import check_config
+from vaelab.config.checks import check_config
 from vaelab.errors import VaelabError
+from vaelab.launch.job import job_output_dir
+from vaelab.lightning.trainer import tidy_lightning_output
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks
     checkpoints, no loggers (eval.json and the training's W&B run get the numbers)."""
     from hydra.utils import instantiate
 
-    from vaelab.config_checks import check_devices
+    from vaelab.config.checks import check_devices
 
     trainer_cfg = run_trainer.copy()
     with open_dict(trainer_cfg):
@@ -63,11 +64,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     run = check_config(cfg, "eval")  # opens the checkpoint and the run's data
     import lightning as L
 
-    from vaelab import distributed, tracking
     from vaelab.callbacks import ReconstructionQuality
     from vaelab.callbacks.run_summary import package_versions
-    from vaelab.run_files import read_eval_report, write_json
-    from vaelab.runs import warn_if_outside_a_run
+    from vaelab.launch import distributed
+    from vaelab.runs.files import read_eval_report, write_json
+    from vaelab.runs.trained import warn_if_outside_a_run
+    from vaelab.tracking import setup as tracking
 
     tidy_lightning_output()
     # Under DDP Lightning suggests sync_dist for every epoch-level value; these are
@@ -145,7 +147,7 @@ def evaluate_folder(cfg: DictConfig) -> dict[str, Any]:
     the same eval settings: each run's `best.ckpt` (else `last.ckpt`) gets its own
     eval.json beside it. A run that fails is reported and the others still run; the
     command then fails with one line naming them. Returns {checkpoint: its results}."""
-    from vaelab.checkpoints import run_checkpoints
+    from vaelab.runs.checkpoints import run_checkpoints
 
     checkpoints = run_checkpoints(str(cfg.ckpt_path))
     log.info("evaluating %d run checkpoint(s) below %s", len(checkpoints), cfg.ckpt_path)
@@ -202,7 +204,7 @@ def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
 def report_to_wandb(run: Any, results: dict[str, Any]) -> None:
     """Add the headline numbers as eval/<name> (history and summary) to the W&B run the
     training made, if it made one."""
-    from vaelab import tracking
+    from vaelab.tracking import setup as tracking
 
     wandb_run = tracking.continue_run(run.run_dir, (run.config.get("logger") or {}).get("wandb"))
     if wandb_run is None:

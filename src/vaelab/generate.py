@@ -30,8 +30,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from vaelab.app import pick_device
-from vaelab.config_checks import check_config
+from vaelab.config.checks import check_config
+from vaelab.lightning.trainer import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -183,11 +183,11 @@ def label_text(label: dict[str, Any]) -> str:
 def generate(cfg: DictConfig) -> dict[str, Path]:
     """Write the grids and the GIF for `cfg.ckpt_path`; return {name: path}."""
     run = check_config(cfg, "generate")  # opens the checkpoint and the run's data
-    from vaelab import tracking
-    from vaelab.images import RowLabels, make_grid, save_gif, save_png
     from vaelab.metrics.latents import active_dimensions
-    from vaelab.run_files import write_json
-    from vaelab.runs import warn_if_outside_a_run
+    from vaelab.runs.files import write_json
+    from vaelab.runs.images import RowLabels, make_grid, save_gif, save_png
+    from vaelab.runs.trained import warn_if_outside_a_run
+    from vaelab.tracking import setup as tracking
 
     warn_if_outside_a_run(run)
     model = run.model.to(pick_device(str(cfg.device))).eval()

@@ -9,15 +9,14 @@ from typing import Any, cast
 
 from omegaconf import DictConfig
 
-from vaelab.app import (
-    build_model,
+from vaelab.config.build import build_model, instantiate_group
+from vaelab.config.checks import check_config, check_devices
+from vaelab.lightning.trainer import (
     build_trainer,
-    instantiate_group,
     tidy_lightning_output,
     use_flush_denormal,
     without_disabled,
 )
-from vaelab.config_checks import check_config, check_devices
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +25,9 @@ def train(cfg: DictConfig) -> float | None:
     """Fit and test one experiment; return `cfg.optimized_metric` (e.g. best val/nelbo)."""
     check_config(cfg)
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
-    from vaelab import distributed, run_lock, sweeps, tracking
+    from vaelab.launch import distributed, sweeps
+    from vaelab.runs import lock as run_lock
+    from vaelab.tracking import setup as tracking
 
     plan = sweeps.start_job(cfg)  # a continued sweep: skip a finished job, resume a killed one
     if plan.skip:
@@ -49,7 +50,7 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from vaelab import tracking
+    from vaelab.tracking import setup as tracking
 
     tidy_lightning_output()
     use_flush_denormal(bool(cfg.get("flush_denormal", True)))
@@ -61,7 +62,9 @@ def fit_test_and_report(cfg: DictConfig) -> float | None:
     callbacks = without_disabled(instantiate_group(cfg.get("callbacks")), cfg.trainer)
     loggers = instantiate_group(cfg.get("logger"))
     if ckpt_path is not None:
-        for logger in loggers:  # history files: each step once (vaelab.loggers.CSVLogger)
+        for (
+            logger
+        ) in loggers:  # history files: each step once (vaelab.tracking.csv_logger.CSVLogger)
             if hasattr(logger, "continue_from_step"):
                 logger.continue_from_step(resumed_step)
     failed = True
@@ -93,8 +96,8 @@ def resolve_checkpoint(cfg: DictConfig, model: Any) -> tuple[str | None, int]:
     same model as the config."""
     from pathlib import Path
 
-    from vaelab.checkpoints import check_same_model, newest_intact_checkpoint, read_checkpoint
     from vaelab.errors import ConfigError
+    from vaelab.runs.checkpoints import check_same_model, newest_intact_checkpoint, read_checkpoint
 
     path = cfg.get("ckpt_path")
     resume = cfg.get("resume")

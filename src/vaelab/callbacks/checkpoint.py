@@ -21,7 +21,7 @@ foreign. A resumed run's own `last.ckpt` is taken as the one it writes.
 
 Lightning 2.6 writes `last.ckpt` only on steps where the monitored metric made the top
 k; here it is written at every epoch's save point, so it always holds the newest epoch
-(`vaelab.lightning_internals.save_last_if_stale`).
+(`vaelab.lightning.internals.save_last_if_stale`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from typing_extensions import override
 
-from vaelab.lightning_internals import save_last_if_stale
+from vaelab.lightning.internals import save_last_if_stale
 
 #: The entries of Lightning's ModelCheckpoint state that hold a path in its folder.
 PATH_KEYS = ("best_model_path", "kth_best_model_path", "last_model_path")

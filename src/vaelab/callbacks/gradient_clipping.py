@@ -5,7 +5,7 @@ Trainer flags otherwise. The VAE optimises manually (see `vaelab.models.vae`), s
 training app turns the flags into this callback instead: it clips with the module's
 public `clip_gradients` in `on_before_optimizer_step`, the point where Lightning's own
 clipping runs, after the precision plugin has unscaled 16-bit gradients. Their ranges
-are the Trainer's (`vaelab.upstream_ranges`), checked before a run starts.
+are the Trainer's (`vaelab.config.upstream_ranges`), checked before a run starts.
 """
 
 from __future__ import annotations

@@ -10,8 +10,8 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt, Seed
-from vaelab.images import interleave_rows, make_grid, save_png
+from vaelab.config.constraints import PositiveInt, Seed
+from vaelab.runs.images import interleave_rows, make_grid, save_png
 
 
 def log_image(trainer: L.Trainer, key: str, grid: torch.Tensor, path: Path) -> None:

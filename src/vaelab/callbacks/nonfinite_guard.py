@@ -20,7 +20,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from typing_extensions import override
 
-from vaelab.constraints import NonNegativeInt
+from vaelab.config.constraints import NonNegativeInt
 from vaelab.errors import VaelabError
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing_extensions import override
 
 from vaelab.callbacks.nonfinite_guard import NonFiniteGuard
 from vaelab.callbacks.timing import Timing
-from vaelab.run_files import read_summary_file, write_json
+from vaelab.runs.files import read_summary_file, write_json
 
 PACKAGES = ("vaelab", "torch", "lightning", "hydra-core", "omegaconf", "torchmetrics", "wandb")
 

@@ -6,7 +6,7 @@
 Every run folder below the given folders is read through its `metrics.json` (written
 by `vaelab.callbacks.RunSummary`) and, where `src/eval.py` wrote one beside its
 checkpoints, its `eval.json` (the newer file wins for a key both hold; see
-`vaelab.run_files`); W&B is not needed. Parameters that differ between
+`vaelab.runs.files`); W&B is not needed. Parameters that differ between
 the runs (from each run's overrides and recorded params) become the table's leading
 columns; those that are the same everywhere are printed once above it. Folders that
 cannot be compared (no metrics.json, a failed or unfinished run, a broken file) are

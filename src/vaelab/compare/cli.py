@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line: table on stdout; skipped folders and written files on stderr."""
-    from vaelab.cli import fail
+    from vaelab.errors import fail
 
     args = build_parser().parse_args(argv)
     try:

@@ -1,5 +1,5 @@
 """Reading: the run folders below the given folders, each as a `Run` (its parameters,
-group choices and metrics, metrics.json and eval.json merged through `vaelab.run_files`),
+group choices and metrics, metrics.json and eval.json merged through `vaelab.runs.files`),
 and the folders that cannot be compared, each with its reason (`Skipped`)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.errors import VaelabError
-from vaelab.run_files import METRICS_FILE, merge_results, read_summary
+from vaelab.runs.files import METRICS_FILE, merge_results, read_summary
 
 NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 

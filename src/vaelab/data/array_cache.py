@@ -8,7 +8,7 @@ preprocessing parameters, `CACHE_VERSION`), so a changed resize or a new copy of
 the data gets a new folder instead of stale arrays.
 
 Every file is written under a temporary name and renamed into place once complete
-(`vaelab.atomic`): an interrupted run leaves no half-written array to be loaded by the
+(`vaelab.runs.atomic`): an interrupted run leaves no half-written array to be loaded by the
 next one, and a full disk is one line instead of a SIGBUS.
 
 `manifest.json` records each array's shape, dtype and the blake2b of its file, written
@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from vaelab.atomic import atomic_path
 from vaelab.errors import DataError
+from vaelab.runs.atomic import atomic_path
 
 #: Bump when decoding changes in a way that alters the arrays, to retire old caches.
 CACHE_VERSION = 1
@@ -141,7 +141,7 @@ class ArrayCache:
         """
         target = self.path(part)
         needed = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        # Per-process temporary names (vaelab.atomic): two processes that decode at once
+        # Per-process temporary names (vaelab.runs.atomic): two processes that decode at once
         # (one per node) do not write into the same file; the last rename wins, with
         # identical content.
         with atomic_path(target, what="data cache", needed=needed, fsync=True) as tmp:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from vaelab.constraints import PositiveInt, Seed
+from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule

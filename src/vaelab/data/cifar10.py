@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from vaelab.constraints import PositiveInt, Seed, SplitSize
+from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule

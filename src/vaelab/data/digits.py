@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from vaelab.constraints import PositiveInt, Seed, SplitSize
+from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.memory import BatchSource, InMemoryDataModule, TensorSource
 from vaelab.data.splits import carve_splits, carved_train_size
 

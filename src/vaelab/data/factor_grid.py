@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
 from vaelab.data.factors import FactorSpace, GridLookup
 from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource

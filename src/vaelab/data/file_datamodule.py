@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt, Seed
+from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache, CacheDamagedError, cache_key
 from vaelab.data.download import FileSpec, default_data_dir, locate_or_fetch
 from vaelab.data.memory import InMemoryDataModule

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from vaelab.constraints import PositiveInt, Seed, SplitSize
+from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.file_datamodule import CachedDataModule
 from vaelab.data.memory import BatchSource, TensorSource

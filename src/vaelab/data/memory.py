@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt, Seed
+from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.errors import ConfigError
 
 

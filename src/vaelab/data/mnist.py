@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor
 
-from vaelab.constraints import PositiveInt, Seed, SplitSize
+from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
-from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.array_readers import npz_member_blocks, npz_member_info
 from vaelab.data.download import FileSpec

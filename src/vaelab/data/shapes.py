@@ -40,7 +40,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
-from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
 from vaelab.data.factors import FactorSpace
 from vaelab.data.memory import BatchSource, InMemoryDataModule
 from vaelab.errors import ConfigError

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vaelab.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.array_readers import read_norb_matrix
 from vaelab.data.download import FileSpec

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, Normal
 
-from vaelab.constraints import Positive
+from vaelab.config.constraints import Positive
 from vaelab.likelihoods.base import Likelihood
 
 

@@ -2,7 +2,7 @@
 
 Units follow docs/design.md: nats per example, summed over every data dimension. Noise
 streams fixed per example (so that a bound does not depend on batching) come from
-`vaelab.noise`.
+`vaelab.models.noise`.
 
 The IWAE bound of Burda et al. (2016) with k samples z_1..z_k ~ q(z|x) is
 
@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from vaelab.noise import NoiseStream
+from vaelab.models.noise import NoiseStream
 
 
 def iwae_log_weights(
@@ -65,8 +65,9 @@ def iwae_nll(
             max(1, max_decoded // B) per example and combined by a running
             log-sum-exp, so memory stays that of `max_decoded` decoded examples
             whatever k is.
-        noise: the standard normal draws to use (see `vaelab.noise.per_example_noise`); default
-            fresh draws from the global generator.
+        noise: the standard normal draws to use (see
+            `vaelab.models.noise.per_example_noise`); default fresh draws from the global
+            generator.
         prior: p(z); default the standard normal.
     """
     if k < 1:

@@ -1,6 +1,6 @@
 """The names of the disentanglement metrics and of the headline scores they report.
 
-Kept free of imports so that the config schema (`vaelab.settings`) and `vaelab.compare`
+Kept free of imports so that the config schema (`vaelab.config.settings`) and `vaelab.compare`
 can read them without loading numpy or torch.
 """
 

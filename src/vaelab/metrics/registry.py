@@ -316,7 +316,7 @@ def check_metric_settings(settings: Any, defaults: Any = None) -> None:
     the counts its block sets fit that metric's count model: one `ConfigError` line."""
     from omegaconf import DictConfig
 
-    from vaelab.schema import check_settings
+    from vaelab.config.schema import check_settings
 
     for name in settings.get("metrics") or METRICS:
         metric = find_metric(str(name))

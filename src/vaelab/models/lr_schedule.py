@@ -23,7 +23,7 @@ from hydra.utils import get_class, instantiate
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from typing_extensions import override
 
-from vaelab.constraints import Fraction, NonNegativeInt, PositiveInt
+from vaelab.config.constraints import Fraction, NonNegativeInt, PositiveInt
 from vaelab.errors import ConfigError
 
 

@@ -26,25 +26,25 @@ from torch.distributions import Distribution, Independent, Normal
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt
+from vaelab.config.schema import Prepared
 from vaelab.errors import ConfigError
-from vaelab.lightning_internals import (
+from vaelab.lightning.internals import (
     CheapHookName,
     cached_signature,
     publish_callback_metrics,
     step_uncounted,
 )
 from vaelab.likelihoods import Likelihood
-from vaelab.metrics.test_stage import TestStageMetrics, VectorMean, kl_dim_values
+from vaelab.metrics.heldout import TestStageMetrics, VectorMean, kl_dim_values
 from vaelab.models.lr_schedule import build_scheduler
-from vaelab.noise import example_draw
+from vaelab.models.noise import example_draw
 from vaelab.objectives import (
     LatentBatch,
     Objective,
     ObjectiveOutput,
     objective_from_beta_schedule,
 )
-from vaelab.schema import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class VAE(CheapHookName, L.LightningModule):
     # loop, without automatic optimisation's closure layers; every hook, precision,
     # DDP and checkpoint path is the same); step values sent to the loggers only on the
     # steps they record, and not through `self.log`; and two Lightning internals made
-    # cheap (`CheapHookName`, `cached_signature`, in vaelab.lightning_internals).
+    # cheap (`CheapHookName`, `cached_signature`, in vaelab.lightning.internals).
     def configure_evaluation(self, iwae_k: int = 1, max_decoded: int = 4096) -> None:
         """The test stage's IWAE bound: `iwae_k` importance samples per example (1: the
         ELBO itself), decoded `max_decoded` latents at a time (`eval.iwae_k`,
@@ -426,7 +426,7 @@ class VAE(CheapHookName, L.LightningModule):
         stay as saved, with the state they shaped. (Another optimiser class is refused
         before training starts: its state would not fit.) First of all, the checkpoint's
         tensors must match the checksum vaelab wrote with it."""
-        from vaelab.checkpoints import verify_checksum
+        from vaelab.runs.checkpoints import verify_checksum
 
         verify_checksum(checkpoint)
         wanted = optimizer_arguments(self.hparams["optimizer"])

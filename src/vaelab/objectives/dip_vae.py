@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from vaelab.constraints import NonNegative, NonNegativeInt
+from vaelab.config.constraints import NonNegative, NonNegativeInt
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, ramp
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from vaelab.constraints import NonNegative, NonNegativeInt, PositiveInt
+from vaelab.config.constraints import NonNegative, NonNegativeInt, PositiveInt
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, ramp
 
 

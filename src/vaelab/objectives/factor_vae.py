@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaelab.constraints import NonNegative, NonNegativeInt, Positive, Widths
+from vaelab.config.constraints import NonNegative, NonNegativeInt, Positive, Widths
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, ramp
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from vaelab.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, gaussian_log_density
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from vaelab.constraints import NonNegative, NonNegativeInt
+from vaelab.config.constraints import NonNegative, NonNegativeInt
 from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, ramp
 
 #: Tolstikhin et al.'s scales of the IMQ kernel, in units of the prior's variance.

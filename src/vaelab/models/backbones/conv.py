@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from typing_extensions import override
 
-from vaelab.constraints import NonNegativeInt, Widths
+from vaelab.config.constraints import NonNegativeInt, Widths
 from vaelab.models.backbones._common import (
     KERNEL,
     PADDING,

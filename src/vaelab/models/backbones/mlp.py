@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from typing_extensions import override
 
-from vaelab.constraints import Fraction, PositiveInt, Widths
+from vaelab.config.constraints import Fraction, PositiveInt, Widths
 from vaelab.models.backbones._common import make_activation
 from vaelab.models.backbones.sparse_input import SparseInputLinear
 

@@ -1,120 +1,27 @@
-"""What the entry points share: one-line errors instead of tracebacks.
+"""The command line before Hydra runs: compose, check, and stop bad input in one line.
 
 Hydra reports a bad override as a multi-line message (or a traceback, for errors raised
 in the task). `preflight` composes the config for the command line before Hydra runs,
-so a bad override, an unknown option or a value out of range stops with one line;
-`reports_errors` does the same for `VaelabError`s raised while a job runs.
+so a bad override, an unknown option or a value out of range stops with one line
+(`vaelab.errors.fail`) before a run folder, a W&B run or a process exists.
+`vaelab.launch.job.reports_errors` does the same for errors raised while a job runs.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, cast
 
-from vaelab.errors import VaelabError, find_user_error
-from vaelab.resolvers import register_resolvers
+from vaelab.config.resolvers import register_resolvers
+from vaelab.errors import VaelabError, fail, find_user_error
 
 register_resolvers()
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
-#: The entry points (src/train.py, src/eval.py, src/generate.py).
-SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "src"
-
-
-def entry_point(app: str) -> Path:
-    """The script of an app (its config's name: train, eval, generate). A job that must
-    start again as a process of its own runs this, not `sys.argv[0]`, which under a
-    launcher such as submitit is the launcher's own script."""
-    return SCRIPTS_DIR / f"{app}.py"
-
-
-EXIT_USAGE = 2
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print `vaelab: error: <message>` as one line and exit with `code` (2: bad input)."""
-    print(f"vaelab: error: {' '.join(message.split())}", file=sys.stderr)
-    raise SystemExit(code)
-
-
-def reports_errors(task: F) -> F:
-    """Decorate a Hydra task so a `VaelabError` anywhere below it exits with one line."""
-
-    @functools.wraps(task)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from vaelab import sweeps
-
-        try:
-            result = task(*args, **kwargs)
-        except Exception as exc:
-            from vaelab.callbacks.interruption import INTERRUPTED_CODES
-
-            user_error = find_user_error(exc)
-            code = getattr(user_error, "exit_code", EXIT_USAGE)
-            if sweeps.in_sweep() and code not in INTERRUPTED_CODES:
-                return _job_failed(exc, user_error)
-            if user_error is None:
-                raise
-            if sweeps.in_sweep():
-                sweeps.end_job("interrupted", str(user_error))
-            fail(str(user_error), code)
-        except SystemExit as exc:
-            interrupted = _interruption(exc)
-            if interrupted is None:
-                if sweeps.in_sweep():
-                    sweeps.end_job("failed", f"exited with code {exc.code}")
-                raise
-            if sweeps.in_sweep():
-                sweeps.end_job("interrupted", str(interrupted))
-            fail(str(interrupted), interrupted.exit_code)
-        sweeps.end_job("finished")
-        return result
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _job_failed(exc: Exception, user_error: BaseException | None) -> None:
-    """A job of a sweep failed: its log gets the reason (the traceback of an unexpected
-    error), stderr one line, its record the status; the sweep goes on. A sweeper that
-    searches (Optuna) gets the exception, to record the trial as failed."""
-    import logging
-
-    from vaelab import sweeps
-
-    message = str(user_error) if user_error is not None else f"{type(exc).__name__}: {exc}"
-    message = " ".join(message.split())
-    logger = logging.getLogger("vaelab")
-    if user_error is None:
-        logger.error("job failed", exc_info=exc)
-    else:
-        logger.error("job failed: %s", message)
-    sweeps.end_job("failed", message)
-    print(f"vaelab: error: {message}", file=sys.stderr)
-    if sweeps.sweeper_searches():
-        raise exc
-    return None
-
-
-def _interruption(exc: SystemExit) -> Any:
-    """The `RunInterrupted` behind Lightning's `SIGTERMException` (its DDP and
-    evaluation paths stop with that bare SystemExit), or None for any other exit."""
-    if type(exc).__name__ != "SIGTERMException":
-        return None
-    import signal
-
-    from vaelab.callbacks.interruption import RunInterrupted, last_interruption
-
-    return last_interruption or RunInterrupted(
-        "interrupted by SIGTERM; a training run continues with hydra.run.dir=<its folder> "
-        "resume=auto",
-        signal.SIGTERM,
-    )
+#: conf/ of this checkout: the apps' configs.
+CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
 
 
 def _sweep_variants(overrides: Sequence[Any]) -> list[list[str]]:
@@ -197,7 +104,7 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     """Compose `config_name` with the command line's overrides; exit with one line on error.
 
     `config_name` is the app's config (train, eval, generate); the value checks are
-    that app's (`vaelab.config_checks.check_config`).
+    that app's (`vaelab.config.checks.check_config`).
 
     Does nothing for Hydra's informational flags (--help, --info, ...), which must keep
     working whatever the overrides are.
@@ -213,8 +120,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     )
     from omegaconf import open_dict
 
-    from vaelab.config_checks import check_config
-    from vaelab.schema import check_targets
+    from vaelab.config.checks import check_config
+    from vaelab.config.schema import check_targets
 
     args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.help or args.hydra_help or args.info or args.shell_completion:
@@ -287,7 +194,7 @@ def _lock_named_run_folder(overrides: Sequence[Any]) -> None:
     """A run folder named on the command line is locked before Hydra writes its .hydra/
     into it: a second run on the same folder stops here, before it changes anything.
     (Folders Hydra names itself are new; `train` locks those when the job starts.)"""
-    from vaelab.run_lock import is_first_process, lock_run_folder
+    from vaelab.runs.lock import is_first_process, lock_run_folder
 
     named = [str(o.value()) for o in overrides if o.key_or_group == "hydra.run.dir"]
     if named and "${" not in named[-1] and is_first_process():

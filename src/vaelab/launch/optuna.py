@@ -44,7 +44,7 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
 
-from vaelab.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class OptunaSweeper(Sweeper):
         n_jobs: PositiveInt = 1,
         params: dict[str, Any] | None = None,
     ) -> None:
-        # Ranges checked before the sweep starts (vaelab.schema, from these annotations).
+        # Ranges checked before the sweep starts (vaelab.config.schema, from these annotations).
         self.sampler_config = sampler
         self.direction = direction
         self.study_name = study_name

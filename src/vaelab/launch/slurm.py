@@ -103,7 +103,7 @@ class SlurmLauncher(SubmititSlurmLauncher):  # type: ignore[misc]
         self, sweep_dir: Path, started: float, exc: Exception, arrays: set[str]
     ) -> None:
         """A job ended without a result: wait for the rest, then one line per job."""
-        from vaelab import sweeps
+        from vaelab.launch import sweeps
 
         while _live_jobs(arrays):
             time.sleep(POLL_S)
@@ -227,6 +227,6 @@ def _remove_if_jobless(sweep_dir: Path) -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    from vaelab.cli import fail
+    from vaelab.errors import fail
 
     fail(message, code)

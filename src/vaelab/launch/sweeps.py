@@ -36,7 +36,7 @@ from typing import Any, Literal
 from omegaconf import DictConfig, OmegaConf
 from typing_extensions import override
 
-from vaelab.run_files import optimized_value, summary_status
+from vaelab.runs.files import optimized_value, summary_status
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ def read_record(run_dir: Path) -> JobRecord | None:
 
 
 def write_record(record: JobRecord) -> None:
-    from vaelab.atomic import atomic_path
+    from vaelab.runs.atomic import atomic_path
 
     path = Path(record.run_dir) / JOB_FILE
     with atomic_path(path, what="sweep job record") as tmp:

@@ -149,8 +149,8 @@ def load_trained_run(
     """
     from hydra.utils import instantiate
 
-    from vaelab.checkpoints import check_data_shape, read_checkpoint, vae_from_checkpoint
-    from vaelab.schema import check_targets
+    from vaelab.config.schema import check_targets
+    from vaelab.runs.checkpoints import check_data_shape, read_checkpoint, vae_from_checkpoint
 
     path = Path(str(cfg.ckpt_path))
     checkpoint = read_checkpoint(path)

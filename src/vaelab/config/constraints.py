@@ -1,5 +1,5 @@
 """Annotated types that several constructors share: the range lives in the type, and
-`vaelab.schema` checks config values against it before anything is built."""
+`vaelab.config.schema` checks config values against it before anything is built."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from vaelab.schema import Seed
+from vaelab.config.schema import Seed
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]

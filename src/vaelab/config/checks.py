@@ -1,8 +1,8 @@
 """Checks on a composed config, run before anything is created (no run folder, no W&B
 run, no process): `check_config(cfg, task)` for the apps train, eval and generate.
 
-Each key's own type and range come from the code that receives it (`vaelab.schema`:
-the `_target_`'s signature, or `vaelab.settings` for an app's own keys). What stays
+Each key's own type and range come from the code that receives it (`vaelab.config.schema`:
+the `_target_`'s signature, or `vaelab.config.settings` for an app's own keys). What stays
 here are the rules that need several keys, or the machine, at once:
 
 - `ckpt_path` and `resume=auto` together; a checkpoint that is not there or not
@@ -31,10 +31,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.config.schema import check_settings, check_targets
+from vaelab.config.settings import APP_SETTINGS
 from vaelab.errors import CheckpointError, ConfigError
 from vaelab.metrics.registry import check_metric_settings
-from vaelab.schema import check_settings, check_targets
-from vaelab.settings import APP_SETTINGS
 
 
 def check_config(
@@ -90,7 +90,7 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
                 datamodule.examples_per_epoch,
             )
     if cfg.get("ckpt_path") is not None:
-        from vaelab.checkpoints import read_checkpoint
+        from vaelab.runs.checkpoints import read_checkpoint
 
         read_checkpoint(str(cfg.ckpt_path))
     if here:  # a cluster's node has devices this machine may lack: its job builds them
@@ -99,7 +99,7 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
 
 def check_trainer_and_callbacks(cfg: DictConfig) -> None:
     """Build each callback of `cfg.callbacks` and the Trainer of `cfg.trainer` as the job
-    will (`vaelab.app.build_trainer`), without loggers, and throw them away: an
+    will (`vaelab.lightning.trainer.build_trainer`), without loggers, and throw them away: an
     exception from a constructor becomes a `ConfigError` naming the config key and
     the constructor's own message. `paths.output_dir` is a temporary path that is never
     created (the job's folder is not chosen yet): the constructors only store it."""
@@ -111,7 +111,7 @@ def check_trainer_and_callbacks(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
     from omegaconf import open_dict
 
-    from vaelab.app import build_trainer, without_disabled
+    from vaelab.lightning.trainer import build_trainer, without_disabled
 
     probe = copy.deepcopy(cfg)
     with open_dict(probe):
@@ -177,7 +177,7 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     import torch
     from hydra.utils import get_object, instantiate
 
-    from vaelab.app import build_model
+    from vaelab.config.build import build_model
     from vaelab.models.lr_schedule import check_scheduler
     from vaelab.models.vae import optimizer_arguments
 
@@ -264,7 +264,7 @@ def check_checkpoint_path(cfg: DictConfig, script: str) -> None:
         )
     path = Path(str(cfg.ckpt_path))
     if path.is_dir() and script == "eval":
-        from vaelab.checkpoints import run_checkpoints
+        from vaelab.runs.checkpoints import run_checkpoints
 
         run_checkpoints(path)  # a sweep or run folder: one line if it holds no checkpoint
         return
@@ -285,8 +285,8 @@ def check_trained_run(
     """eval/generate: the checkpoint opens, the run's saved config reads, and the run's
     data and trainer with the command line's overrides on top pass the same checks as
     for training; the chosen data has the shape the checkpoint was trained on. Returns
-    the `vaelab.runs.TrainedRun` that was opened for this, so a job opens it once."""
-    from vaelab.runs import load_trained_run
+    the `vaelab.runs.trained.TrainedRun` that was opened for this, so a job opens it once."""
+    from vaelab.runs.trained import load_trained_run
 
     check_checkpoint_path(cfg, task)
     if Path(str(cfg.ckpt_path)).is_dir():

@@ -7,7 +7,7 @@ call inside the training loop would turn an interruption that writes a checkpoin
 a failed job. Here the first such error is reported in one warning and the logger stops
 sending: the CSV history, metrics.json and the checkpoint carry on, and the job that
 resumes from the checkpoint continues the same W&B run (its id is kept in the run
-folder, `vaelab.tracking.RUN_ID_FILE`).
+folder, `vaelab.tracking.setup.RUN_ID_FILE`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Here: Lightning's `Trainer` and the submitit launchers' queue settings (vaelab's
 Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if an
 upgrade renames or drops an argument listed here.
 
-`vaelab.schema` reads every argument's rule from its target's signature. Lightning's
+`vaelab.config.schema` reads every argument's rule from its target's signature. Lightning's
 `Trainer` types its arguments (`max_epochs: Optional[int]`) but does not say that
 `max_epochs` is >= -1 or `log_every_n_steps` >= 1; some it checks only once training
 starts, some never (a negative `log_every_n_steps` is taken silently). The bounds it

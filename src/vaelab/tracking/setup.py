@@ -51,14 +51,14 @@ def hydra_job_identity() -> dict[str, str | None]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from vaelab.distributed import IDENTITY_ENV
+    from vaelab.launch.distributed import IDENTITY_ENV
 
     inherited = {k: os.environ.get(var) for k, var in IDENTITY_ENV.items()}
     if inherited["group"]:  # a sweep job delegated to a single-run DDP subprocess
         return inherited
     if not HydraConfig.initialized():
         return {"name": None, "group": None, "job_type": None}
-    from vaelab.resolvers import job_label
+    from vaelab.config.resolvers import job_label
 
     hydra_cfg = HydraConfig.get()
     overrides = job_label(hydra_cfg) or None
@@ -86,7 +86,7 @@ def wandb_logger(
 
     `name`/`group` default to the Hydra job's identity; `run_id` resumes a W&B run.
     """
-    from vaelab.wandb_logger import WandbLogger
+    from vaelab.tracking.wandb_logger import WandbLogger
 
     identity = hydra_job_identity()
     mode = resolve_mode(mode)
@@ -143,7 +143,7 @@ def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
     they hold a dummy."""
     from lightning.pytorch.utilities import rank_zero_only
 
-    from vaelab.wandb_logger import WandbLogger
+    from vaelab.tracking.wandb_logger import WandbLogger
 
     if getattr(rank_zero_only, "rank", 0) != 0:
         return []

@@ -27,8 +27,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from vaelab.atomic import atomic_path
 from vaelab.metrics.names import SCORE_KEYS
+from vaelab.runs.atomic import atomic_path
 
 METRICS_FILE = "metrics.json"
 EVAL_FILE = "eval.json"
@@ -48,7 +48,7 @@ def finite_or_null(value: Any) -> Any:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON atomically (`vaelab.atomic`). A non-finite number is written as null:
+    """Write JSON atomically (`vaelab.runs.atomic`). A non-finite number is written as null:
     bare NaN/Infinity tokens are not JSON, and most readers refuse them."""
     with atomic_path(path, what="summary") as tmp:
         tmp.write_text(json.dumps(finite_or_null(payload), indent=2, allow_nan=False) + "\n")

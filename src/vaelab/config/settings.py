@@ -4,7 +4,7 @@ conf/train.yaml, conf/eval.yaml and conf/generate.yaml hold, beside the groups t
 build objects (checked against those objects' signatures), settings that the entry
 points read themselves: the seed, what to resume from, evaluation's sample counts,
 generation's grid sizes. Each is declared here once, with its type and range;
-`vaelab.schema.check_settings` checks a composed config against these models, and the
+`vaelab.config.schema.check_settings` checks a composed config against these models, and the
 one-line message for a bad value is derived from the declaration.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
+from vaelab.config.schema import Seed
 from vaelab.metrics.registry import PROTOCOLS
-from vaelab.schema import Seed
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Positive = Annotated[float, Field(gt=0)]

@@ -5,7 +5,7 @@ each key must be one of its parameters, and each value must fit the parameter's 
 annotation, ranges included (`Annotated[int, Field(ge=1)]`, validated by pydantic in
 strict JSON mode, so `1.5` is not an int and `"1"` is not a number). The keys of an
 app's own config that no target receives are checked the same way against a pydantic
-model (`vaelab.settings`). So the rule for a key lives once, in the signature of the
+model (`vaelab.config.settings`). So the rule for a key lives once, in the signature of the
 function that uses it, and the message a user sees is derived from it:
 
     trainer.max_epochs='abc' must be an integer >= -1 (e.g. trainer.max_epochs=4)
@@ -14,7 +14,7 @@ The example is the key's value in the default config when that is valid, else th
 `examples` of its `Field`, else one made from the bounds. A value that comes from an
 interpolation of another key (`data.seed: ${seed}`) is reported under the key the
 user typed (`seed=-1`). Third-party signatures that carry types but no ranges
-(Lightning's `Trainer`) get theirs from `vaelab.upstream_ranges`, the one place for them.
+(Lightning's `Trainer`) get theirs from `vaelab.config.upstream_ranges`, the one place for them.
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ class Signature:
 def signature_of(target: Any) -> Signature:
     """Named parameters of a function or class, following `**kwargs` up a class's MRO
     (a subclass that passes `**kwargs` on takes its parent's arguments too)."""
-    from vaelab.upstream_ranges import ranges_for
+    from vaelab.config.upstream_ranges import ranges_for
 
     # `Any`: a class's own __init__, whatever its signature (mypy calls reading it unsound)
     functions = (

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from vaelab.errors import VaelabError
-from vaelab.run_files import optimized_value
+from vaelab.runs.files import optimized_value
 
 #: Variables through which a delegated job keeps its sweep identity in W&B.
 IDENTITY_ENV = {
@@ -73,7 +73,7 @@ def run_job_as_single_run(cfg: DictConfig, identity: dict[str, Any]) -> float | 
 
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    from vaelab.cli import entry_point
+    from vaelab.launch.job import entry_point
 
     command = [
         sys.executable,

@@ -27,7 +27,7 @@ from typing_extensions import override
 
 from vaelab.metrics.latents import active_units, variance_from_moments
 from vaelab.metrics.likelihood import bits_per_dim, iwae_nll
-from vaelab.noise import per_example_noise
+from vaelab.models.noise import per_example_noise
 
 #: The noise stream seed of the importance samples, apart from the ELBO's seed 0.
 IWAE_NOISE_SEED = 1

@@ -1,17 +1,11 @@
-"""What the three apps (`src/train.py`, `src/eval.py`, `src/generate.py`) share once
-their config is checked: Lightning's output through Hydra's logging, the job's output
-folder, the torch device, CPU float flags, and building the model and the training
-Trainer from a config (the pre-flight checks build them the same way).
-
-`vaelab.cli` is the layer before this one (composing, checking, reporting errors);
-each app module (`vaelab.train`, `vaelab.eval`, `vaelab.generate`) imports from here
-and none imports another.
+"""The Lightning side of a job: the training Trainer built from `cfg.trainer` (the
+pre-flight checks build it the same way), Lightning's output through Hydra's logging,
+the torch device and the CPU float flags the apps set before any tensor work.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig
@@ -36,33 +30,6 @@ def tidy_lightning_output() -> None:
     warnings.filterwarnings("ignore", message=r".*checkpoint that ended before the epoch ended.*")
 
 
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every entry with a `_target_` in a config group (callbacks, loggers).
-
-    A group is a mapping of named entries so that one entry can be overridden or
-    removed from the command line (`~callbacks.image_grids`).
-    """
-    from hydra.utils import instantiate
-
-    if not group:
-        return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
-
-
-def build_model(cfg: DictConfig, datamodule: Any) -> Any:
-    """The VAE for this config, with its backbones sized from the data."""
-    from hydra.utils import instantiate
-
-    return instantiate(
-        cfg.model,
-        data_shape=datamodule.dims,
-        data_levels=datamodule.levels,
-        likelihood=cfg.likelihood,
-        objective=cfg.objective,
-        _recursive_=False,
-    )
-
-
 def use_flush_denormal(enabled: bool) -> None:
     """Flush subnormal floats to zero (x86 FTZ/DAZ) in this process.
 
@@ -72,15 +39,6 @@ def use_flush_denormal(enabled: bool) -> None:
     import torch
 
     torch.set_flush_denormal(enabled)
-
-
-def job_output_dir() -> Path:
-    """This job's Hydra output folder (the current folder outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    return Path.cwd()
 
 
 def pick_device(name: str) -> torch.device:
@@ -116,8 +74,8 @@ def build_trainer(trainer_cfg: DictConfig, callbacks: list[Any], loggers: list[A
     from hydra.utils import instantiate
 
     from vaelab.callbacks import GradientClipping
-    from vaelab.lightning_internals import skip_unused_step_hooks
-    from vaelab.profiler import NullProfiler
+    from vaelab.lightning.internals import skip_unused_step_hooks
+    from vaelab.lightning.profiler import NullProfiler
 
     profiler = {} if trainer_cfg.get("profiler") else {"profiler": NullProfiler()}
     clip = trainer_cfg.get("gradient_clip_val")

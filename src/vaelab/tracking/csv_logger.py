@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import CSVLogger as LightningCSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from typing_extensions import override
 
-from vaelab.atomic import atomic_path
+from vaelab.runs.atomic import atomic_path
 
 
 class ResumableExperimentWriter(ExperimentWriter):

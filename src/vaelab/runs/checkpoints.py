@@ -2,7 +2,7 @@
 
 Lightning writes a checkpoint straight to its final name, so a crash or a full disk
 mid-write leaves a truncated `last.ckpt` where a good one used to be.
-`AtomicCheckpointIO` writes through `vaelab.atomic.atomic_path`: a temporary file in the
+`AtomicCheckpointIO` writes through `vaelab.runs.atomic.atomic_path`: a temporary file in the
 same folder, flushed to disk and renamed over the old one, so a reader sees the old file
 or the new one, and a full disk is one line that keeps the last good checkpoint.
 """
@@ -23,8 +23,8 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from typing_extensions import override
 
-from vaelab.atomic import atomic_path
 from vaelab.errors import CheckpointError
+from vaelab.runs.atomic import atomic_path
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer  # (4.6+; the runtime requirement is 4.4)

@@ -1,0 +1,16 @@
+"""Configuration: from the command line to a checked config, and objects built from it.
+
+- `preflight`: compose the app's config with the command line before Hydra runs; every
+  bad value stops there as one line, before anything is created.
+- `checks`: the rules that need several keys or the machine; `schema` checks each
+  `_target_` key against its target's annotated signature, `settings` the apps' own
+  keys, `constraints` holds the shared annotated types, `upstream_ranges` bounds for
+  upstream arguments that are only typed.
+- `build`: the model and the groups of named objects, built the same way by the checks
+  and by the job; `resolvers`: vaelab's OmegaConf resolvers.
+
+It may import the domain packages (models, objectives, likelihoods, data, metrics,
+callbacks), `vaelab.runs`, `vaelab.lightning` and `vaelab.errors`; never `vaelab.launch`,
+`vaelab.tracking` or an app (`vaelab.train`, `vaelab.eval`, `vaelab.generate`), except
+`launch.sweeps` for the job record of a run folder named on the command line.
+"""

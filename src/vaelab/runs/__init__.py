@@ -1,0 +1,13 @@
+"""Run folders and the files in them: everything vaelab writes and reads back.
+
+- `atomic`: temp file and rename for every file vaelab reads back; `lock`: one run per
+  folder (`flock` on `<run>/.lock`).
+- `files`: metrics.json and eval.json (their schema and every reader);
+  `checkpoints`: checksummed atomic checkpoints, one-line errors, the newest intact one;
+  `images`: PNG grids and GIFs.
+- `trained`: a finished run as eval and generate open it (checkpoint, config, model,
+  data).
+
+`atomic`, `lock` and `files` import nothing of vaelab but `vaelab.errors`, so the data
+and compare packages can use them; `checkpoints` and `trained` open models and data.
+"""
