@@ -30,7 +30,7 @@ from vaelab.data.shapes import ShapesDataModule  # noqa: E402
 from vaelab.metrics.disentanglement import dci, sample_factors  # noqa: E402
 from vaelab.metrics.protocol import factor_encoder, pool_sizes  # noqa: E402
 from vaelab.metrics.registry import SHIPPED  # noqa: E402
-from vaelab.runs.checkpoints import load_vae  # noqa: E402
+from vaelab.runs.trained import load_vae  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "dci_rounds.json"
 ROUNDS = (10, 20, 50, 100)

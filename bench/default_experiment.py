@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from vaelab.data.shapes import N_IMAGES, SHAPE_NAMES, index_to_factors, render  # noqa: E402
 from vaelab.metrics.sample_quality import blank_fraction, intersection_over_union  # noqa: E402
-from vaelab.runs.checkpoints import load_vae  # noqa: E402
+from vaelab.runs.trained import load_vae  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "default_experiment.json"
 IMAGES = REPO / "docs" / "images"

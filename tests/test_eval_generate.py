@@ -183,7 +183,7 @@ def test_samples_and_reconstructions_show_what_the_model_decodes(run_dir: Path) 
     import numpy as np
 
     from vaelab.data.shapes import ShapesDataModule
-    from vaelab.runs.checkpoints import load_vae
+    from vaelab.runs.trained import load_vae
 
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     # samples.png at sample_seed=0, temperature=1: decoded N(0, I) draws from that seed.
@@ -210,7 +210,7 @@ def test_test_stage_bounds_on_the_trained_model(run_dir: Path) -> None:
     """k = 1 reproduces the ELBO; k > 1 is tighter; neither depends on the batch size."""
 
     from vaelab.data.shapes import ShapesDataModule
-    from vaelab.runs.checkpoints import load_vae
+    from vaelab.runs.trained import load_vae
 
     model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
     results = {}
@@ -343,7 +343,7 @@ def test_bad_values_are_one_line(tmp_path: Path) -> None:
 
 def test_broken_checkpoints_are_one_line(run_dir: Path, tmp_path: Path) -> None:
     from vaelab.errors import CheckpointError
-    from vaelab.runs.checkpoints import load_vae
+    from vaelab.runs.trained import load_vae
 
     good = (run_dir / "checkpoints" / "best.ckpt").read_bytes()
     truncated = tmp_path / "truncated.ckpt"
@@ -434,7 +434,7 @@ def test_traversal_rows_are_labelled_with_the_factor_each_dimension_follows(
     from sklearn.metrics import mutual_info_score
 
     from vaelab.data.shapes import FACTOR_NAMES, FACTOR_SIZES, render
-    from vaelab.runs.checkpoints import load_vae
+    from vaelab.runs.trained import load_vae
 
     out = run_dir / "checkpoints" / "generated"
     info = json.loads((out / "generated.json").read_text())

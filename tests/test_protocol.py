@@ -137,7 +137,7 @@ def test_training_on_data_with_factors_ends_with_the_metrics_in_its_test_results
 
     from vaelab.data.shapes import ShapesDataModule
     from vaelab.metrics.protocol import evaluate_disentanglement, headline_scores
-    from vaelab.runs.checkpoints import load_vae
+    from vaelab.runs.trained import load_vae
 
     run = tmp_path / "run"
     result = call_train(

@@ -24,13 +24,7 @@ from omegaconf import DictConfig
 
 from vaelab.errors import VaelabError
 from vaelab.runs.files import optimized_value
-
-#: Variables through which a delegated job keeps its sweep identity in W&B.
-IDENTITY_ENV = {
-    "name": "VAELAB_WANDB_NAME",
-    "group": "VAELAB_WANDB_GROUP",
-    "job_type": "VAELAB_WANDB_JOB_TYPE",
-}
+from vaelab.tracking.setup import IDENTITY_ENV
 
 
 def process_count(trainer_cfg: DictConfig) -> int:

@@ -123,7 +123,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except (ImportError, AttributeError) as exc:
         # The pickle names a class from a module (or of a version) not installed here.
-        missing = getattr(exc, "name", None) or _first_line(exc)
+        missing = getattr(exc, "name", None) or first_line(exc)
         raise CheckpointError(
             f"{path} was saved with code that is not installed here ({type(exc).__name__}: "
             f"{missing}); install the package that wrote it, or use a checkpoint written "
@@ -225,7 +225,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -234,33 +234,6 @@ def _nearby_checkpoints(path: Path) -> str:
     folder = path.parent
     found = sorted(p.name for p in folder.glob("*.ckpt")) if folder.is_dir() else []
     return f" (in {folder}: {', '.join(found)})" if found else ""
-
-
-def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The VAE a checkpoint holds (on the CPU, in eval mode) and the checkpoint itself.
-
-    The one way evaluation and generation open a checkpoint: a missing, truncated or
-    foreign file, or weights that do not fit the model the hyperparameters describe,
-    raise `CheckpointError` with one line. The model is rebuilt from the checkpoint's
-    own hyperparameters, so it never depends on what the configs say today.
-    """
-    checkpoint = read_checkpoint(path)
-    return vae_from_checkpoint(checkpoint, path), checkpoint
-
-
-def vae_from_checkpoint(checkpoint: dict[str, Any], path: Any = "") -> Any:
-    """The VAE of a checkpoint `read_checkpoint` returned, on the CPU, in eval mode."""
-    from vaelab.models import VAE
-
-    try:
-        model = VAE(**checkpoint["hyper_parameters"])
-        model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(
-            f"{path} does not hold a VAE this version can load ({_first_line(exc)}); "
-            "use a checkpoint written by `python src/train.py`"
-        ) from exc
-    return model.eval()
 
 
 #: The checkpoint of each run that a folder evaluation takes, in order of preference.

@@ -14,11 +14,14 @@ checkpoint's own hyperparameters.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vaelab.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +153,7 @@ def load_trained_run(
     from hydra.utils import instantiate
 
     from vaelab.config.schema import check_targets
-    from vaelab.runs.checkpoints import check_data_shape, read_checkpoint, vae_from_checkpoint
+    from vaelab.runs.checkpoints import check_data_shape, read_checkpoint
 
     path = Path(str(cfg.ckpt_path))
     checkpoint = read_checkpoint(path)
@@ -174,3 +177,33 @@ def warn_if_outside_a_run(run: TrainedRun) -> None:
             run.checkpoint_path,
             run.config.data.get("_target_", "?"),
         )
+
+
+def load_vae(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """The VAE a checkpoint holds (on the CPU, in eval mode) and the checkpoint itself.
+
+    The one way evaluation and generation open a checkpoint: a missing, truncated or
+    foreign file, or weights that do not fit the model the hyperparameters describe,
+    raise `CheckpointError` with one line. The model is rebuilt from the checkpoint's
+    own hyperparameters, so it never depends on what the configs say today.
+    """
+    from vaelab.runs.checkpoints import read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    return vae_from_checkpoint(checkpoint, path), checkpoint
+
+
+def vae_from_checkpoint(checkpoint: dict[str, Any], path: Any = "") -> Any:
+    """The VAE of a checkpoint `read_checkpoint` returned, on the CPU, in eval mode."""
+    from vaelab.models import VAE
+    from vaelab.runs.checkpoints import first_line
+
+    try:
+        model = VAE(**checkpoint["hyper_parameters"])
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"{path} does not hold a VAE this version can load ({first_line(exc)}); "
+            "use a checkpoint written by `python src/train.py`"
+        ) from exc
+    return model.eval()

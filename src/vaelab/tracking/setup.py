@@ -24,6 +24,14 @@ log = logging.getLogger(__name__)
 
 WANDB_HOST = "api.wandb.ai"
 
+#: Variables through which a job that `vaelab.launch.distributed` re-runs as a single
+#: run keeps its sweep identity in W&B.
+IDENTITY_ENV = {
+    "name": "VAELAB_WANDB_NAME",
+    "group": "VAELAB_WANDB_GROUP",
+    "job_type": "VAELAB_WANDB_JOB_TYPE",
+}
+
 
 def has_wandb_credentials() -> bool:
     """True if W&B could log in without asking: an API key in the environment or netrc."""
@@ -51,14 +59,12 @@ def hydra_job_identity() -> dict[str, str | None]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from vaelab.launch.distributed import IDENTITY_ENV
-
     inherited = {k: os.environ.get(var) for k, var in IDENTITY_ENV.items()}
     if inherited["group"]:  # a sweep job delegated to a single-run DDP subprocess
         return inherited
     if not HydraConfig.initialized():
         return {"name": None, "group": None, "job_type": None}
-    from vaelab.config.resolvers import job_label
+    from vaelab.runs.naming import job_label
 
     hydra_cfg = HydraConfig.get()
     overrides = job_label(hydra_cfg) or None
