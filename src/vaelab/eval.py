@@ -22,6 +22,7 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
+from vaelab.config import handover
 from vaelab.config.checks import check_config
 from vaelab.errors import VaelabError
 from vaelab.launch.job import job_output_dir
@@ -34,13 +35,15 @@ log = logging.getLogger(__name__)
 TEST_KEYS = ("nelbo", "recon", "kl", "nll_iwae", "bpd", "bpd_iwae", "active_units", "psnr", "ssim")
 
 
-def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks: list[Any]) -> Any:
-    """The run's Trainer, set up to test: the whole test split unless the command line
-    limits it (a `debug=smoke` run's `limit_test_batches` does not carry over), no
-    checkpoints, no loggers (eval.json and the training's W&B run get the numbers)."""
-    from hydra.utils import instantiate
-
+def build_test_trainer(
+    run_trainer: DictConfig, overridden: frozenset[str], callbacks: list[Any]
+) -> Any:
+    """The run's Trainer (`vaelab.lightning.trainer.build_trainer`, as training builds
+    it), set up to test: the whole test split unless the command line limits it (a
+    `debug=smoke` run's `limit_test_batches` does not carry over), no checkpoints, no
+    loggers (eval.json and the training's W&B run get the numbers)."""
     from vaelab.config.checks import check_devices
+    from vaelab.lightning.trainer import build_trainer
 
     trainer_cfg = run_trainer.copy()
     with open_dict(trainer_cfg):
@@ -49,7 +52,7 @@ def build_trainer(run_trainer: DictConfig, overridden: frozenset[str], callbacks
         trainer_cfg.default_root_dir = str(job_output_dir())
         trainer_cfg.enable_checkpointing = False
     check_devices(trainer_cfg)
-    return instantiate(trainer_cfg, logger=False, callbacks=callbacks)
+    return build_trainer(trainer_cfg, callbacks, [])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -61,7 +64,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """
     if Path(str(cfg.ckpt_path)).is_dir():
         return evaluate_folder(cfg)
-    run = check_config(cfg, "eval")  # opens the checkpoint and the run's data
+    checked, run = handover.take_over(cfg, "eval")  # the checks opened the checkpoint
+    if not checked:
+        run = check_config(cfg, "eval")
     import lightning as L
 
     from vaelab.callbacks import ReconstructionQuality
@@ -90,7 +95,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     model, datamodule = run.model, run.datamodule
     model.configure_evaluation(int(cfg.eval.iwae_k), int(cfg.eval.iwae_max_decoded))
-    trainer: L.Trainer = build_trainer(
+    trainer: L.Trainer = build_test_trainer(
         run.config.trainer, run.overridden, [ReconstructionQuality()]
     )
     times = StageTimes()

@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
+from vaelab.config import handover
 from vaelab.config.checks import check_config
 from vaelab.lightning.trainer import pick_device
 
@@ -182,7 +183,9 @@ def label_text(label: dict[str, Any]) -> str:
 
 def generate(cfg: DictConfig) -> dict[str, Path]:
     """Write the grids and the GIF for `cfg.ckpt_path`; return {name: path}."""
-    run = check_config(cfg, "generate")  # opens the checkpoint and the run's data
+    checked, run = handover.take_over(cfg, "generate")  # the checks opened the checkpoint
+    if not checked:
+        run = check_config(cfg, "generate")
     from vaelab.metrics.latents import active_dimensions
     from vaelab.runs.files import write_json
     from vaelab.runs.images import RowLabels, make_grid, save_gif, save_png

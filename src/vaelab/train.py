@@ -9,8 +9,9 @@ from typing import Any, cast
 
 from omegaconf import DictConfig
 
-from vaelab.config.build import build_model, instantiate_group
-from vaelab.config.checks import check_config, check_devices
+from vaelab.config import handover
+from vaelab.config.build import JobParts, build_job_parts, instantiate_group
+from vaelab.config.checks import check_config
 from vaelab.lightning.trainer import (
     build_trainer,
     tidy_lightning_output,
@@ -23,7 +24,9 @@ log = logging.getLogger(__name__)
 
 def train(cfg: DictConfig) -> float | None:
     """Fit and test one experiment; return `cfg.optimized_metric` (e.g. best val/nelbo)."""
-    check_config(cfg)
+    checked, parts = handover.take_over(cfg, "train")
+    if not checked:  # not checked in this process: a job of a multirun, a cluster's node
+        parts = check_config(cfg)
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
     from vaelab.launch import distributed, sweeps
     from vaelab.runs import lock as run_lock
@@ -41,23 +44,24 @@ def train(cfg: DictConfig) -> float | None:
     if distributed.needs_own_ddp_group(cfg):
         return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
     with run_lock.holding(cfg.paths.output_dir):  # one run per folder
-        return fit_test_and_report(cfg)
+        return fit_test_and_report(cfg, parts)
 
 
-def fit_test_and_report(cfg: DictConfig) -> float | None:
-    """`train`'s work in this process: build, fit, test, record the summaries."""
-    import lightning as L
-    from hydra.utils import instantiate
+def fit_test_and_report(cfg: DictConfig, parts: JobParts | None = None) -> float | None:
+    """`train`'s work in this process: fit, test, record the summaries. `parts`: the
+    data module and model the config checks built (built here when None)."""
     from omegaconf import OmegaConf
 
     from vaelab.tracking import setup as tracking
 
     tidy_lightning_output()
-    use_flush_denormal(bool(cfg.get("flush_denormal", True)))
-    check_devices(cfg.trainer)
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule)
+    if parts is None:
+        parts = build_job_parts(cfg)
+    else:  # built by the checks: training draws what it would have drawn had it built them
+        use_flush_denormal(bool(cfg.get("flush_denormal", True)))
+        log.info("Seed set to %d (the data module and model were built by the checks)", cfg.seed)
+        parts.continue_random_streams()
+    datamodule, model = parts.datamodule, parts.model
     ckpt_path, resumed_step = resolve_checkpoint(cfg, model)
     callbacks = without_disabled(instantiate_group(cfg.get("callbacks")), cfg.trainer)
     loggers = instantiate_group(cfg.get("logger"))

@@ -27,18 +27,7 @@ class RNGState(L.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        # Tensors and plain tuples only: Lightning loads checkpoints with weights_only.
-        # the legacy tuple of the global MT19937 generator (a dict only with legacy=False)
-        state_tuple = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
-        name, keys, pos, has_gauss, cached = state_tuple
-        state = {
-            "python": random.getstate(),
-            "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
-            "torch": torch.get_rng_state(),
-        }
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
+        return rng_states()
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -48,11 +37,27 @@ class RNGState(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._pending is not None:
             state_dict, self._pending = self._pending, None
-            _apply(state_dict)
+            set_rng_states(state_dict)
 
 
-def _apply(state_dict: dict[str, Any]) -> None:
-    """Set the global generators to the states `RNGState.state_dict` saved."""
+def rng_states() -> dict[str, Any]:
+    """The states of the global Python, NumPy and torch (CPU and CUDA) generators."""
+    # Tensors and plain tuples only: Lightning loads checkpoints with weights_only.
+    # the legacy tuple of the global MT19937 generator (a dict only with legacy=False)
+    state_tuple = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())
+    name, keys, pos, has_gauss, cached = state_tuple
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_states(state_dict: dict[str, Any]) -> None:
+    """Set the global generators to the states `rng_states` returned."""
     random.setstate(state_dict["python"])
     name, keys, pos, has_gauss, cached = state_dict["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

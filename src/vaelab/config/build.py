@@ -1,11 +1,14 @@
-"""Objects built from a checked config by Hydra's `instantiate`: the model (sized from
+"""Objects built from a checked config by Hydra's `instantiate`: a training job's
+parts (data module, model, the random streams after them), the model alone (sized from
 the data module) and the entries of a group of named objects (callbacks, loggers).
 
-The pre-flight checks and the job build them the same way, through these functions.
+The pre-flight checks and the job build them the same way, through these functions;
+`vaelab.config.handover` passes what the checks built to the job.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from omegaconf import DictConfig
@@ -36,3 +39,39 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
         objective=cfg.objective,
         _recursive_=False,
     )
+
+
+@dataclass
+class JobParts:
+    """What a training job starts from, built once from its checked config: the data
+    module, the model, and the global random generators' states right after the model
+    was built (so that training draws the same numbers whether the parts were built by
+    the pre-flight checks or by the job itself)."""
+
+    datamodule: Any
+    model: Any
+    rng_states: dict[str, Any]
+
+    def continue_random_streams(self) -> None:
+        """Put the global generators where building these parts left them."""
+        from vaelab.callbacks.rng_state import set_rng_states
+
+        set_rng_states(self.rng_states)
+
+
+def build_job_parts(cfg: DictConfig, *, verbose: bool = True) -> JobParts:
+    """Seed, set the CPU float flags, build the data module (its constructor reads no
+    data) and the model sized from it: the order a training job needs, whoever builds."""
+    import lightning as L
+
+    from vaelab.callbacks.rng_state import rng_states
+    from vaelab.lightning.trainer import use_flush_denormal
+
+    # Before the first tensor op: the flag is copied to the threads torch starts.
+    use_flush_denormal(bool(cfg.get("flush_denormal", True)))
+    L.seed_everything(cfg.seed, workers=True, verbose=verbose)
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data)
+    model = build_model(cfg, datamodule)
+    return JobParts(datamodule, model, rng_states())

@@ -31,6 +31,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vaelab.config.build import JobParts, build_job_parts
 from vaelab.config.schema import check_settings, check_targets
 from vaelab.config.settings import APP_SETTINGS
 from vaelab.errors import CheckpointError, ConfigError
@@ -46,7 +47,9 @@ def check_config(
     overrides: list[Any] | None = None,
 ) -> Any:
     """Raise on the first value of `task`'s config (train, eval, generate) that cannot work.
-    For eval and generate, return the trained run the checks opened (None for train).
+    Return what the checks built, for the job to start from: for train the job's parts
+    (`vaelab.config.build.JobParts`), for eval and generate the trained run they opened
+    (None for a folder of runs).
 
     `defaults`: the app's config without the command line's overrides, for the examples
     in messages. `here`: the job runs on this machine (not a cluster's node), so the
@@ -62,23 +65,23 @@ def check_config(
         check_metric_settings(disentanglement, defaults)
     if task == "train":
         check_targets(cfg, defaults)
-        check_train_config(cfg, here=here)
-        return None
+        return check_train_config(cfg, here=here)
     return check_trained_run(cfg, task, overrides, defaults, here=here)
 
 
 # --------------------------------------------------------------------------- train
 
 
-def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
-    """The multi-key rules of a training config."""
+def check_train_config(cfg: DictConfig, *, here: bool = True) -> JobParts:
+    """The multi-key rules of a training config; returns the job's parts, built."""
     if cfg.get("ckpt_path") is not None and cfg.get("resume") is not None:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")
     if here:
         check_devices(cfg.trainer)
     from vaelab.data.memory import check_full_batch
 
-    datamodule = build_cheap_parts(cfg)
+    parts = build_cheap_parts(cfg)
+    datamodule = parts.datamodule
     if cfg.get("train", True):
         check_trains_a_step(cfg.trainer)
         train_size = datamodule.train_size()
@@ -95,6 +98,7 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> None:
         read_checkpoint(str(cfg.ckpt_path))
     if here:  # a cluster's node has devices this machine may lack: its job builds them
         check_trainer_and_callbacks(cfg)
+    return parts
 
 
 def check_trainer_and_callbacks(cfg: DictConfig) -> None:
@@ -170,19 +174,18 @@ def _constructed(key: str, build: Any, *arguments: Any) -> Any:
         ) from None
 
 
-def build_cheap_parts(cfg: DictConfig) -> Any:
+def build_cheap_parts(cfg: DictConfig) -> JobParts:
     """Build the data module (no data is read in its constructor), the model and its
     optimiser, as the job will; their own multi-key rules raise here. Returns the
-    data module."""
+    job's parts (the optimiser is built again by Lightning, from the model)."""
     import torch
-    from hydra.utils import get_object, instantiate
+    from hydra.utils import get_object
 
-    from vaelab.config.build import build_model
     from vaelab.models.lr_schedule import check_scheduler
     from vaelab.models.vae import optimizer_arguments
 
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule)
+    parts = build_job_parts(cfg, verbose=False)
+    model = parts.model
     arguments = optimizer_arguments(model.hparams.optimizer)
     optimizer_class = get_object(arguments.pop("_target_"))
     try:
@@ -190,7 +193,7 @@ def build_cheap_parts(cfg: DictConfig) -> Any:
     except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1.0"
         raise ConfigError(f"model.optimizer: {exc} (e.g. model.optimizer.lr=0.001)") from None
     check_scheduler(model.hparams.get("scheduler"), optimizer, cfg.trainer)
-    return datamodule
+    return parts
 
 
 def check_trains_a_step(trainer_cfg: DictConfig) -> None:

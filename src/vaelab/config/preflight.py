@@ -120,8 +120,10 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
     )
     from omegaconf import open_dict
 
+    from vaelab.config import handover
     from vaelab.config.checks import check_config
     from vaelab.config.schema import check_targets
+    from vaelab.errors import ConfigError
 
     args = get_args_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     if args.help or args.hydra_help or args.info or args.shell_completion:
@@ -151,9 +153,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
                 f"write ~{group} to leave it out"
             )
     GlobalHydra.instance().clear()
+    handover.forget()
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        defaults = compose(config_name)
-        known = _dotted_keys(defaults)
         parser = OverridesParser.create()
         for variant in _sweep_variants(overrides):
             try:
@@ -163,16 +164,21 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
                     check_targets(cfg.hydra[plugin], defaults=None, prefix=f"hydra.{plugin}")
                 with open_dict(cfg):
                     del cfg["hydra"]  # as in a job: ${hydra:...} is read from HydraConfig
-                check_config(
-                    cfg,
-                    config_name,
-                    defaults,
-                    here=here,
-                    overrides=parser.parse_overrides(variant),
-                )
+                parsed = parser.parse_overrides(variant)
+                try:
+                    built = check_config(cfg, config_name, here=here, overrides=parsed)
+                except ConfigError:
+                    # The message's example comes from the app's default config, composed
+                    # only now that a message needs it: the command line's own config is
+                    # composed once on the way that works.
+                    check_config(
+                        cfg, config_name, compose(config_name), here=here, overrides=parsed
+                    )
+                    raise
             except MissingConfigException as exc:
                 fail(_explain_missing_option(exc))
             except ConfigCompositionException as exc:
+                known = _dotted_keys(compose(config_name))
                 train_keys = _dotted_keys(compose("train")) if config_name != "train" else []
                 fail(_explain_composition_error(exc, known, config_name, train_keys))
             except Exception as exc:  # a bad value, a checkpoint that is not there
@@ -181,6 +187,8 @@ def preflight(config_name: str, argv: Sequence[str] | None = None) -> None:
                 if user_error is None:
                     raise
                 fail(str(user_error))
+            if not args.multirun:  # one job, in this process: it starts from what was built
+                handover.hand_over(cfg, config_name, built)
         run_dirs = [
             o.value() for o in overrides if o.key_or_group in ("hydra.run.dir", "hydra.sweep.dir")
         ]
