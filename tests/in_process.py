@@ -65,16 +65,32 @@ def call_module(module: str, *args: str, cwd: Path = REPO, env: dict | None = No
     return _call([module, *args], run, cwd, env, command=["-m", module, *args])
 
 
+def call_preflight(
+    app: str, *overrides: str, cwd: Path = REPO, env: dict | None = None
+) -> Finished:
+    """Only the first step of `python src/<app>.py <overrides>`: its pre-flight checks
+    (`vaelab.config.preflight.preflight`). Exit code 0 means the checks let the command
+    line through and the app would go on to run; none of it starts a process, so a
+    DDP or launcher command line may be checked here too."""
+    from vaelab.config.preflight import preflight
+
+    script = str(REPO / "src" / f"{app}.py")
+    run = functools.partial(preflight, app, list(overrides))
+    return _call([script, *overrides], run, cwd, env, starts_processes=False)
+
+
 def _call(
     argv: list[str],
     run: Callable[[], object],
     cwd: Path,
     env: dict | None,
     command: list[str] | None = None,
+    *,
+    starts_processes: bool = True,
 ) -> Finished:
     out, err = io.StringIO(), io.StringIO()
     code = 0
-    with _as_a_fresh_process(cwd, env, argv):
+    with _as_a_fresh_process(cwd, env, argv, starts_processes=starts_processes):
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 run()
@@ -138,17 +154,21 @@ def _refuse_process_starters(argv: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def _as_a_fresh_process(cwd: Path, env: dict | None, argv: list[str]) -> Iterator[None]:
+def _as_a_fresh_process(
+    cwd: Path, env: dict | None, argv: list[str], *, starts_processes: bool = True
+) -> Iterator[None]:
     """The block runs as a new process would; afterwards this one is as it was. Each
     piece of state is put back on its own, so one that fails to restore cannot leave
-    the others changed."""
-    _refuse_process_starters(argv)
+    the others changed. `starts_processes`: the block may run the whole app, so a
+    command line that would start processes of its own is refused."""
+    if starts_processes:
+        _refuse_process_starters(argv)
     with contextlib.ExitStack() as restore:
         restore.enter_context(_environment(cwd, env, argv))
         restore.enter_context(_logging())
         restore.enter_context(_signal_handlers())
         restore.enter_context(_torch_state())
-        restore.enter_context(_hydra_state())
+        restore.enter_context(fresh_hydra())
         restore.enter_context(_run_folder_locks())
         restore.callback(_end_wandb)
         restore.enter_context(warnings.catch_warnings())
@@ -230,8 +250,9 @@ def _torch_state() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _hydra_state() -> Iterator[None]:
-    """Hydra's process-wide singletons: empty for the run, as in a new process."""
+def fresh_hydra() -> Iterator[None]:
+    """Hydra's process-wide singletons: empty for the block, as in a new process, and
+    as they were afterwards."""
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.hydra_config import HydraConfig
 

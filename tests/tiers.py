@@ -8,7 +8,9 @@ function, the fixtures it asks for and the test-suite helpers they call refer to
 - `postgres`: asks for the `postgres_url` fixture (a PostgreSQL server).
 - `integration`: starts a child process: refers to `subprocess` (`Popen`,
   `multiprocessing`) or to a helper that runs an app as a process
-  (`helpers.run_app`, `run_train`, `run_sweep`, `kill_train_when`).
+  (`helpers.run_app`, `run_train`, `run_sweep`, `kill_train_when`); or runs the
+  generated bad-value sweep (`bad_values.cases_of`: hundreds of command lines through
+  the pre-flight checks, minutes in all).
 - `ddp`: an integration test whose strings name a DDP trainer (`trainer=ddp_cpu`): a
   DDP process group in its child processes.
 - `bench`: an integration test that runs a script under `bench/`.
@@ -33,6 +35,8 @@ TESTS = Path(__file__).resolve().parent
 
 #: Helpers of tests/helpers.py that start `python src/<app>.py` as a child process.
 CHILD_PROCESS_HELPERS = frozenset({"run_app", "run_train", "run_sweep", "kill_train_when"})
+#: Helpers of tests/ that run hundreds of command lines in this process.
+SWEEP_HELPERS = frozenset({"cases_of"})
 #: Names through which test code starts a process of its own.
 PROCESS_NAMES = frozenset({"subprocess", "Popen", "multiprocessing"})
 #: A DDP trainer or strategy in an override or argument (`trainer=ddp_cpu`, `ddp`).
@@ -59,6 +63,8 @@ def tiers(
     for function in (test, *fixtures):
         _collect(function, names, strings, seen)
     found = {SERVICE_FIXTURES[f] for f in uses if f in SERVICE_FIXTURES}
+    if names & SWEEP_HELPERS:
+        found.add("integration")
     if names & PROCESS_NAMES or names & CHILD_PROCESS_HELPERS:
         found.add("integration")
         if any(DDP.search(s) for s in strings):

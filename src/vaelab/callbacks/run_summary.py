@@ -62,10 +62,13 @@ class RunSummary(L.Callback):
     """Collect the final val metrics (fit end) and test metrics (test end) into `path`.
 
     `params`: the run's headline parameters (beta, latent_dim, seed, ...), recorded as
-    given so that comparisons need not parse overrides.
+    given so that comparisons need not parse overrides: plain values, each one a column
+    of `python -m vaelab.compare`.
     """
 
-    def __init__(self, path: str, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str, params: dict[str, str | int | float | bool | None] | None = None
+    ) -> None:
         self.path = Path(path)
         self.params = dict(params or {})
         self.started = time.time()

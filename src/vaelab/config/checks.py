@@ -64,12 +64,63 @@ def check_config(
     if isinstance(disentanglement, DictConfig):
         check_metric_settings(disentanglement, defaults)
     if task == "train":
+        check_object_groups(cfg)
         check_targets(cfg, defaults)
         return check_train_config(cfg, here=here)
     return check_trained_run(cfg, task, overrides, defaults, here=here)
 
 
 # --------------------------------------------------------------------------- train
+
+
+#: Config groups that are a mapping of named objects, each built by its `_target_`.
+OBJECT_GROUPS = {"callbacks": "callback", "logger": "logger"}
+
+
+def check_object_groups(cfg: DictConfig) -> None:
+    """Each entry of `callbacks` and `logger` is an object's config (a mapping with a
+    `_target_`) or null: anything else would be dropped without a word. A callback
+    that takes the disentanglement settings gets them checked as `eval.disentanglement`
+    is (`vaelab.metrics.registry`)."""
+    from vaelab.config.settings import DisentanglementSettings
+
+    for group, noun in OBJECT_GROUPS.items():
+        entries = cfg.get(group)
+        if entries is None:
+            continue
+        if not isinstance(entries, DictConfig):
+            raise ConfigError(
+                f"{group}={entries!r} must be a {group} option ({group}=default, {group}=none)"
+            )
+        for key in entries:
+            name = str(key)
+            entry = entries._get_node(name)
+            if entry is None or entry._is_none():
+                continue
+            if not isinstance(entry, DictConfig) or "_target_" not in entry:
+                value = OmegaConf.to_container(entry) if isinstance(entry, DictConfig) else entry
+                raise ConfigError(
+                    f"{group}.{name}={value!r} is not a {noun}'s config (a mapping with "
+                    f"_target_); leave it out with ~{group}.{name}"
+                )
+            settings = entry.get("settings")  # resolved: ${eval.disentanglement} by default
+            if str(entry._target_).endswith(".DisentanglementMetrics") and settings is not None:
+                prefix = f"{group}.{name}.settings."
+                if not isinstance(settings, DictConfig):
+                    raise ConfigError(
+                        f"{prefix[:-1]}={settings!r} must be the disentanglement settings "
+                        "(e.g. settings=${eval.disentanglement})"
+                    )
+                fields = DisentanglementSettings.model_fields
+                missing = [f for f, info in fields.items() if info.is_required()]
+                missing = [f for f in missing if f not in settings]
+                if missing:
+                    raise ConfigError(
+                        f"{prefix}{missing[0]} is required: the callback takes the "
+                        "disentanglement settings (e.g. settings=${eval.disentanglement})"
+                    )
+                check_settings(settings, DisentanglementSettings, None, prefix)
+                check_metric_settings(settings)
 
 
 def check_train_config(cfg: DictConfig, *, here: bool = True) -> JobParts:

@@ -34,7 +34,7 @@ from typing import Annotated, Any, Literal, Union, cast
 import annotated_types as at
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from vaelab.errors import ConfigError
 
@@ -43,6 +43,17 @@ HYDRA_KEYS = frozenset({"_target_", "_recursive_", "_convert_", "_partial_", "_a
 
 #: A random seed: numpy's generators (and so `lightning.seed_everything`) take 0..2**32-1.
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def _names_a_target(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if "_target_" not in value:
+        raise ValueError("a mapping without _target_")
+    return value
+
+
+#: A parameter that takes a `_target_` config (the receiver instantiates it): a mapping
+#: without `_target_` is refused here, not with a KeyError when it is built.
+TargetConfig = Annotated[Mapping[str, Any], AfterValidator(_names_a_target)]
 
 _VALIDATION = ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False)
 _SIMPLE_REF = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
@@ -145,10 +156,21 @@ def signature_of(target: Any) -> Signature:
 
 
 def _hints(function: Any) -> dict[str, Any]:
+    """The resolved annotations of `function`; where one does not resolve (a name only
+    imported for type checkers), the others still are, one by one."""
     try:
         return typing.get_type_hints(function, include_extras=True)
-    except Exception:  # an annotation that does not resolve: check those types not at all
-        return {}
+    except Exception:
+        pass
+    hints: dict[str, Any] = {}
+    namespace = dict(getattr(function, "__globals__", {}))
+    for name, annotation in getattr(function, "__annotations__", {}).items():
+        try:
+            # What get_type_hints does for each string annotation, on its own.
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:  # this one does not resolve: its values are not checked
+            continue
+    return hints
 
 
 def _target_nodes(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
@@ -234,10 +256,12 @@ def check_settings(
             continue
         full = f"{prefix}{name}"
         annotation = field.annotation
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            child = cfg._get_node(name)
-            if isinstance(child, DictConfig):
-                check_settings(child, annotation, defaults, f"{full}.")
+        nested = [
+            a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        child = cfg._get_node(name)
+        if nested and isinstance(child, DictConfig) and not child._is_none():
+            check_settings(child, nested[0], defaults, f"{full}.")  # a block of settings
             continue
         metadata = list(field.metadata)
         if field.examples:
@@ -435,8 +459,12 @@ def _describe_one(annotation: Any, plural: bool) -> str:
         args = [a for a in typing.get_args(base) if a is not Ellipsis]
         inner = describe(args[0], plural=True) if args else "values"
         text = f"a list of {inner}" if not plural else f"lists of {inner}"
+    elif _takes_a_target(annotation):
+        text = "a config with a _target_"
     elif origin in (dict, Mapping) or base in (dict, Mapping):
-        text = "a mapping"
+        args = typing.get_args(base)
+        plain = len(args) == 2 and args[1] is not Any
+        text = f"a mapping (values: {describe(args[1], plural=True)})" if plain else "a mapping"
     else:
         text = "a value"
     return text + _bounds_text(bounds)
@@ -450,6 +478,14 @@ def _bounds_text(bounds: Sequence[Any]) -> str:
             if hasattr(bound, kind) and isinstance(bound, at.BaseMetadata):
                 parts.append(f"{symbol} {_override(getattr(bound, kind))}")
     return (" " + " and ".join(parts)) if parts else ""
+
+
+def _takes_a_target(annotation: Any) -> bool:
+    while typing.get_origin(annotation) is Annotated:
+        if any(getattr(m, "func", None) is _names_a_target for m in annotation.__metadata__):
+            return True
+        annotation = typing.get_args(annotation)[0]
+    return False
 
 
 def _split(annotation: Any) -> tuple[Any, list[Any]]:

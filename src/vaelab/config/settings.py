@@ -40,6 +40,27 @@ class TrainEvalOptions(BaseModel):
     disentanglement: DisentanglementSettings
 
 
+class PathSettings(BaseModel):
+    """conf/paths: where data, run folders and this job's folder are."""
+
+    root_dir: str
+    data_dir: str
+    log_dir: str
+    output_dir: str  # ${hydra:runtime.output_dir}: set when the job starts
+
+
+class Recipe(BaseModel):
+    """An experiment's `recipe:` node (conf/experiment/): what bench/reproduce.py
+    reports for it and the published number it is compared with."""
+
+    paper: str
+    published: str
+    metric: str
+    # Every headline vaelab reports for a recipe (nats, bits/dim, scores) is >= 0.
+    value: Annotated[float, Field(ge=0)] | None
+    multirun: bool = False
+
+
 class TrainSettings(BaseModel):
     """conf/train.yaml's own keys. `beta` and `latent_dim` are typed here; their ranges
     are those of the parameters they are interpolated into (the β schedule, the VAE)."""
@@ -56,6 +77,8 @@ class TrainSettings(BaseModel):
     test: bool
     optimized_metric: str | None
     eval: TrainEvalOptions
+    paths: PathSettings
+    recipe: Recipe | None = None
 
 
 class EvalOptions(BaseModel):
@@ -71,6 +94,7 @@ class EvalSettings(BaseModel):
     task_name: str
     seed: Seed
     eval: EvalOptions
+    paths: PathSettings
 
 
 class InterpolationSettings(BaseModel):
@@ -101,6 +125,7 @@ class GenerateSettings(BaseModel):
     upscale: PositiveInt
     interpolation: InterpolationSettings
     traversal: TraversalSettings
+    paths: PathSettings
 
 
 #: The settings model of each app (its config's name).

@@ -1,8 +1,9 @@
 """Ranges for arguments of code vaelab does not own, whose signatures give only types.
 
-Here: Lightning's `Trainer` and the submitit launchers' queue settings (vaelab's own
-Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if an
-upgrade renames or drops an argument listed here.
+Here: Lightning's `Trainer` and progress bar, torch's one-cycle schedule, the submitit
+launchers' queue settings and the joblib launcher's `n_jobs` and `verbose` (vaelab's own
+Optuna sweeper annotates its ranges itself). A test (tests/test_schema.py) fails if
+an upgrade renames or drops an argument listed here.
 
 `vaelab.config.schema` reads every argument's rule from its target's signature. Lightning's
 `Trainer` types its arguments (`max_epochs: Optional[int]`) but does not say that
@@ -65,6 +66,31 @@ def _launcher_ranges() -> dict[str, Any]:
     }
 
 
+def _joblib_ranges() -> dict[str, Any]:
+    # joblib's Parallel: n_jobs -1 is one job per CPU, 0 is refused; verbose is a level.
+    return {
+        "n_jobs": _Count | Literal[-1] | None,
+        "verbose": _NonNegative,
+    }
+
+
+def _one_cycle_ranges() -> dict[str, Any]:
+    # torch's OneCycleLR: the initial lr is max_lr / div_factor and the final one
+    # initial / final_div_factor, so both divide by a positive number; pct_start is the
+    # share of the cycle spent warming up. torch checks pct_start only, when built.
+    return {
+        "div_factor": Annotated[float, Field(gt=0)],
+        "final_div_factor": Annotated[float, Field(gt=0)],
+        "pct_start": Annotated[float, Field(gt=0, lt=1)],
+    }
+
+
+def _progress_bar_ranges() -> dict[str, Any]:
+    # Lightning's TQDMProgressBar: refresh_rate 0 switches the bar off; a negative rate
+    # or position is taken silently.
+    return {"refresh_rate": _NonNegative, "process_position": _NonNegative}
+
+
 #: (module, class) of each upstream class with ranges here, and its ranges.
 UPSTREAM: tuple[tuple[str, str, Callable[[], dict[str, Any]]], ...] = (
     ("lightning.pytorch", "Trainer", _trainer_ranges),
@@ -73,16 +99,31 @@ UPSTREAM: tuple[tuple[str, str, Callable[[], dict[str, Any]]], ...] = (
         "BaseSubmititLauncher",
         _launcher_ranges,
     ),
+    ("hydra_plugins.hydra_joblib_launcher.joblib_launcher", "JoblibLauncher", _joblib_ranges),
+    ("torch.optim.lr_scheduler", "OneCycleLR", _one_cycle_ranges),
+    (
+        "lightning.pytorch.callbacks.progress.tqdm_progress",
+        "TQDMProgressBar",
+        _progress_bar_ranges,
+    ),
 )
 
 
 def ranges_for(target: Any) -> dict[str, Any]:
-    """Annotations that replace `target`'s own for the keys they name (else empty)."""
+    """Annotations that replace `target`'s own for the keys they name (else empty).
+
+    Classes are matched by their module and name along `target`'s MRO, not by identity:
+    Hydra's plugin discovery may import a plugin module a second time, and a launcher
+    class built on one copy is no subclass of the other copy's class."""
     if not isinstance(target, type):
         return {}
+    lineage = {f"{c.__module__}.{c.__qualname__}" for c in target.__mro__}
     for module_name, class_name, ranges in UPSTREAM:
+        names = {f"{module_name}.{class_name}"}
         module = sys.modules.get(module_name)  # not imported: target cannot be a subclass
         owner = getattr(module, class_name, None) if module is not None else None
-        if owner is not None and issubclass(target, owner):
+        if isinstance(owner, type):  # where a re-exported class is defined
+            names.add(f"{owner.__module__}.{owner.__qualname__}")
+        if lineage & names:
             return ranges()
     return {}

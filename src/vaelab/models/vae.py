@@ -27,7 +27,7 @@ from torchmetrics import MeanMetric
 from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt
-from vaelab.config.schema import Prepared
+from vaelab.config.schema import Prepared, TargetConfig
 from vaelab.errors import ConfigError
 from vaelab.lightning.internals import (
     CheapHookName,
@@ -86,7 +86,7 @@ def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
 
 #: The VAE's `optimizer` argument: a `_target_` config, checked as `optimizer_arguments`
 #: leaves it.
-OptimizerConfig = Annotated[Mapping[str, Any], Prepared(optimizer_arguments)]
+OptimizerConfig = Annotated[TargetConfig, Prepared(optimizer_arguments)]
 
 
 class VAE(CheapHookName, L.LightningModule):
@@ -114,14 +114,14 @@ class VAE(CheapHookName, L.LightningModule):
         data_shape: Sequence[int],
         *,
         latent_dim: PositiveInt,
-        encoder: Mapping[str, Any],
-        decoder: Mapping[str, Any],
-        likelihood: Mapping[str, Any],
+        encoder: TargetConfig,
+        decoder: TargetConfig,
+        likelihood: TargetConfig,
         optimizer: OptimizerConfig,
         compile: bool,
-        objective: Mapping[str, Any] | None = None,
+        objective: TargetConfig | None = None,
         data_levels: int | None = None,
-        scheduler: Mapping[str, Any] | None = None,
+        scheduler: TargetConfig | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
