@@ -151,6 +151,21 @@ CASES = [
         ["hparams_search=optuna", "hydra.sweeper.n_trials=0"],
         "hydra.sweeper.n_trials=0 must be an integer >= 1",
     ),
+    # ---- train: a metric name the run never logs; data that is not there (no network)
+    (
+        "train",
+        ["callbacks.model_checkpoint.monitor=val/nonexistent"],
+        "callbacks.model_checkpoint.monitor=val/nonexistent is not a metric this run logs",
+    ),
+    (
+        "train",
+        ["optimized_metric=val/nope"],
+        "optimized_metric=val/nope is not a metric this run logs (did you mean "
+        "optimized_metric=val/nelbo?)",
+    ),
+    ("train", ["data=mnist", "paths.data_dir=nodata"], "train-images-idx3-ubyte.gz not found in"),
+    ("train", ["data=dsprites", "paths.data_dir=nodata"], "_64x64.npz not found in"),
+    ("train", ["data=folder", "data.path=/nonexistent"], "image folder /nonexistent does not"),
     # ---- eval
     ("eval", [], "ckpt_path is required: python src/eval.py ckpt_path="),
     ("eval", ["ckpt_path=nowhere.ckpt"], "no checkpoint at nowhere.ckpt"),

@@ -19,7 +19,9 @@ from typing import Any
 import lightning as L
 from typing_extensions import override
 
+from vaelab.metrics.names import METRICS
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
+from vaelab.metrics.registry import find_metric
 
 
 class DisentanglementMetrics(L.Callback):
@@ -29,6 +31,15 @@ class DisentanglementMetrics(L.Callback):
         self.settings = settings
         #: The last report (scores per factor, settings, stage times) on rank 0.
         self.report: dict[str, Any] | None = None
+
+    @property
+    def metric_keys(self) -> frozenset[str]:
+        """What it may log (`test/<score>` of each chosen metric's headline), for checks
+        of a monitored or optimised metric's name; none when switched off."""
+        if not self.settings.get("enabled", True):
+            return frozenset()
+        names = self.settings.get("metrics") or METRICS
+        return frozenset(f"test/{k}" for name in names for k in find_metric(name).headline_keys)
 
     @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -53,6 +53,9 @@ class ReconstructionQuality(L.Callback):
         self.ssim.update(ssim(reconstruction, x, self.data_range))
         self.count.update(float(x.shape[0]))
 
+    #: What it logs, for checks of a monitored or optimised metric's name.
+    metric_keys = frozenset({"test/psnr", "test/ssim", "test/n_examples"})
+
     @override
     def on_test_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         values = {

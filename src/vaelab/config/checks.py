@@ -148,16 +148,53 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> JobParts:
 
         read_checkpoint(str(cfg.ckpt_path))
     if here:  # a cluster's node has devices this machine may lack: its job builds them
-        check_trainer_and_callbacks(cfg)
+        callbacks = check_trainer_and_callbacks(cfg)
+        check_metric_names(cfg, parts.model, callbacks)
+        # Last: it may download. Missing data stops the run before its folder exists.
+        datamodule.check_available()
     return parts
 
 
-def check_trainer_and_callbacks(cfg: DictConfig) -> None:
+def check_metric_names(cfg: DictConfig, model: Any, callbacks: list[Any]) -> None:
+    """A callback's `monitor` and `optimized_metric` name keys the run will log: those of
+    the model (`VAE.metric_keys`) and of the callbacks that declare theirs. A monitor
+    watches training, so it may name `train/*` and `val/*` keys; the optimised metric
+    is read after the test too."""
+    logged = set(model.metric_keys())
+    for callback in callbacks:
+        logged |= set(getattr(callback, "metric_keys", ()))
+    during_fit = {k for k in logged if not k.startswith("test/")}
+    names = [n for n in (cfg.get("callbacks") or {}) if cfg.callbacks[n]]
+    for name in names:
+        monitor = cfg.callbacks[name].get("monitor")
+        if monitor is not None and str(monitor) not in during_fit:
+            raise ConfigError(
+                _unknown_metric(f"callbacks.{name}.monitor", str(monitor), during_fit)
+            )
+    optimized = cfg.get("optimized_metric")
+    if optimized is not None and str(optimized) not in logged:
+        raise ConfigError(_unknown_metric("optimized_metric", str(optimized), logged))
+
+
+def _unknown_metric(key: str, value: str, logged: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(value, sorted(logged), n=1)
+    hint = f"did you mean {key}={close[0]}?" if close else f"e.g. {key}=val/nelbo"
+    shown = sorted(k for k in logged if "/kl_dim/" not in k)
+    return (
+        f"{key}={value} is not a metric this run logs ({hint}); it logs {', '.join(shown)} "
+        "and the KL of each latent dimension (val/kl_dim/<d>)"
+    )
+
+
+def check_trainer_and_callbacks(cfg: DictConfig) -> list[Any]:
     """Build each callback of `cfg.callbacks` and the Trainer of `cfg.trainer` as the job
     will (`vaelab.lightning.trainer.build_trainer`), without loggers, and throw them away: an
     exception from a constructor becomes a `ConfigError` naming the config key and
     the constructor's own message. `paths.output_dir` is a temporary path that is never
-    created (the job's folder is not chosen yet): the constructors only store it."""
+    created (the job's folder is not chosen yet): the constructors only store it.
+    Returns the callbacks it built."""
     import copy
     import logging
     import tempfile
@@ -195,6 +232,7 @@ def check_trainer_and_callbacks(cfg: DictConfig) -> None:
     finally:
         for logger, level in zip(chatty, levels, strict=True):
             logger.setLevel(level)
+    return callbacks
 
 
 def _constructed(key: str, build: Any, *arguments: Any) -> Any:

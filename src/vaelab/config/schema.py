@@ -462,9 +462,11 @@ def _describe_one(annotation: Any, plural: bool) -> str:
     elif _takes_a_target(annotation):
         text = "a config with a _target_"
     elif origin in (dict, Mapping) or base in (dict, Mapping):
-        args = typing.get_args(base)
-        plain = len(args) == 2 and args[1] is not Any
-        text = f"a mapping (values: {describe(args[1], plural=True)})" if plain else "a mapping"
+        key_value = typing.get_args(base)
+        plain = len(key_value) == 2 and key_value[1] is not Any
+        text = (
+            f"a mapping (values: {describe(key_value[1], plural=True)})" if plain else "a mapping"
+        )
     else:
         text = "a value"
     return text + _bounds_text(bounds)

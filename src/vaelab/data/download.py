@@ -15,12 +15,13 @@ checksum it must have and the URL to fetch it by hand.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,6 +167,23 @@ def _one_line(exc: BaseException) -> str:
         return f"checksum mismatch (md5 {got.group(1)})" if got else "checksum mismatch"
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:120]}"
+
+
+@contextlib.contextmanager
+def quiet_downloads() -> Iterator[None]:
+    """Pooch's and this module's progress lines off for the block (pooch's logger has a
+    console handler of its own): a check that fetches data says only what failed."""
+    import pooch
+
+    loggers = [pooch.get_logger(), log]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def fetch(spec: FileSpec, target_dir: Path) -> tuple[Path | None, list[str]]:

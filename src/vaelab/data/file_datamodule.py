@@ -20,7 +20,7 @@ from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache, CacheDamagedError, cache_key
-from vaelab.data.download import FileSpec, default_data_dir, locate_or_fetch
+from vaelab.data.download import FileSpec, default_data_dir, locate_or_fetch, quiet_downloads
 from vaelab.data.memory import InMemoryDataModule
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,23 @@ class CachedDataModule(InMemoryDataModule):
             return
         log.info("decoding %s into %s (once)", type(self).__name__, cache.folder)
         self.decode(cache)
+
+    @override
+    def check_available(self) -> None:
+        """Find or download, verify and decode the data now, as `prepare_data` does (the
+        run's own `prepare_data` then finds the cache complete), so that missing data
+        stops a run before its folder exists. Downloads are quiet (the error says what
+        failed); a failure leaves no folder behind that this attempt created."""
+        if self.cache().complete(self.parts):
+            return
+        created = [p for p in (self.dataset_dir, *self.dataset_dir.parents) if not p.exists()]
+        try:
+            with quiet_downloads():
+                self.prepare_data()
+        except BaseException:
+            for folder in created:  # deepest first: only what this attempt made
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def load_arrays(self, mmap: bool | None = None) -> dict[str, np.ndarray]:
         """The cached arrays by part, decoding first if needed (e.g. `setup` called alone).

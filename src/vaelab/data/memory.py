@@ -286,6 +286,11 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.splits: dict[str, BatchSource] = {}
         self._resume_at: tuple[int, int] | None = None
 
+    def check_available(self) -> None:
+        """Raise `DataError` if this data cannot be had, before a run starts. Data made
+        in memory (rendered, or bundled with a package) always can; file-backed data
+        fetches and decodes here what `prepare_data` would (`CachedDataModule`)."""
+
     @abc.abstractmethod
     def build_splits(self) -> dict[str, BatchSource]:
         """Return the 'train', 'val' and 'test' sources (data read or rendered here)."""

@@ -121,6 +121,13 @@ class TestStageMetrics(nn.Module):
         )
         self.nll_iwae.update(nll)
 
+    @staticmethod
+    def keys(latent_dim: int, with_bpd: bool) -> set[str]:
+        """The keys `compute` returns (tests/test_metric_names.py checks they match)."""
+        names = {"test/nll_iwae", "test/iwae_k", "test/active_units"}
+        names |= set(kl_dim_values("test", torch.zeros(latent_dim)))
+        return names | ({"test/bpd_iwae"} if with_bpd else set())
+
     def compute(self, data_shape: Sequence[int], with_bpd: bool) -> dict[str, float]:
         """The epoch's `test/*` extras, then reset for the next test run; `with_bpd`:
         also `bpd_iwae` (the likelihood is discrete over the data's levels)."""

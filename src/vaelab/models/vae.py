@@ -414,6 +414,29 @@ class VAE(CheapHookName, L.LightningModule):
         run, reduced over every rank: what `vaelab.eval` writes to eval.json."""
         return self.test_extras.latent_stats
 
+    def metric_keys(self) -> frozenset[str]:
+        """Every key this model logs (`train/*`, `val/*`, `test/*`), as the loggers and
+        the Trainer's callback metrics get them: what a monitor or the optimised metric
+        may name (`vaelab.config.checks.check_metric_names`). tests/test_metric_names.py
+        trains each objective a step and checks that what it logged is listed here."""
+        step = {"loss", "recon", "kl", "nelbo", *self.objective.terms}
+        if self._scheduled:
+            step.add("lr")
+        keys = {f"train/{k}" for k in step}
+        keys |= {f"train/{k}_epoch" for k in ("loss", "recon", "kl", "nelbo")}
+        epoch_means = {*ELBO_TERMS, "loss", "beta", *(("bpd",) if self._reports_bpd() else ())}
+        for stage in ("val", "test"):
+            keys |= {f"{stage}/{k}" for k in epoch_means}
+        keys |= set(kl_dim_values("val", torch.zeros(self.latent_dim)))
+        keys |= TestStageMetrics.keys(self.latent_dim, with_bpd=self._reports_bpd())
+        return frozenset(keys)
+
+    def _reports_bpd(self) -> bool:
+        """Bits per dimension are reported when the likelihood is discrete over exactly
+        the data's levels (a code length per data value)."""
+        n_bins = self.likelihood.discrete_levels()
+        return n_bins is not None and n_bins == self.data_levels
+
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Resuming: the optimiser settings of this config, not the checkpoint's.
@@ -536,8 +559,7 @@ class VAE(CheapHookName, L.LightningModule):
             metric.reset()
         # loss: the objective on each batch, averaged over the examples; beta: in force
         values = {**means, "beta": self._eval_beta.get(stage, 1.0)}
-        n_bins = self.likelihood.discrete_levels()
-        if n_bins is not None and n_bins == self.data_levels:
+        if self._reports_bpd():
             # bits per dimension: the negative ELBO as a code length per data value.
             values["bpd"] = means["nelbo"] / (math.prod(self.data_shape) * math.log(2))
         return {f"{stage}/{k}": v for k, v in values.items()}
