@@ -5,6 +5,7 @@ shipped configs pass their own rules."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
@@ -213,3 +214,20 @@ def test_the_shipped_app_configs_pass_their_own_rules(hydra_conf) -> None:
 
     for app, model in APP_SETTINGS.items():
         check_settings(compose(app), model)
+
+
+def test_help_offers_each_group_exactly_its_options() -> None:
+    """`python src/train.py --help` lists every group with the options a user may choose,
+    and nothing else (no shared part such as the model presets' common keys)."""
+    from in_process import call_train
+
+    result = call_train("--help")
+    assert result.returncode == 0, result.stderr
+    listed = {
+        line.split(":", 1)[0]: line.split(":", 1)[1].split(", ")
+        for line in result.stdout.splitlines()
+        if re.fullmatch(r"[a-z_/]+: [\w, ]+", line) and not line.startswith("hydra")
+    }
+    for group in config_groups():
+        assert sorted(o.strip() for o in listed[group]) == sorted(config_options(group)), group
+    assert not [o for options in listed.values() for o in options if o.strip().startswith("_")]

@@ -99,8 +99,8 @@ class VAE(CheapHookName, L.LightningModule):
             the likelihood checks it can model them, and bits/dim are reported only when
             the likelihood is discrete over exactly these levels.
         encoder, decoder, likelihood, objective, optimizer: configs with a `_target_`.
-            Their defaults live in `conf/` only (`conf/model/_shared.yaml`, the groups
-            `model/encoder`, `likelihood`, `objective`), not here.
+            Their defaults live in `conf/` only (`conf/train.yaml`'s `model:` block, the
+            groups `model/encoder`, `likelihood`, `objective`), not here.
         compile: `torch.compile` the encoder and decoder forward passes.
         scheduler: a learning-rate schedule's `_target_` config, or None for a constant
             rate (`vaelab.models.lr_schedule`); checkpoints written before it existed
