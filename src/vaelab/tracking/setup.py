@@ -157,7 +157,11 @@ def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
 
 
 def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
-    """Give each W&B run the job's resolved config and say how its summaries reduce."""
+    """Give each W&B run the job's resolved config and say how its summaries reduce;
+    keep each tracking run's id with the run folder (a resumed run continues it)."""
+    for logger in loggers:
+        if hasattr(logger, "remember_run"):  # vaelab.tracking.mlflow_logger
+            logger.remember_run()
     for logger in wandb_loggers(loggers):
         run = logger.experiment
         if not isinstance(getattr(run, "id", None), str):
@@ -177,12 +181,19 @@ def record_summary(loggers: Iterable[Any], values: dict[str, float | None]) -> N
     known = {key: value for key, value in values.items() if value is not None}
     for logger in wandb_loggers(loggers):
         logger.update_summary(known)
+    for logger in loggers:
+        if hasattr(logger, "record_summary"):  # vaelab.tracking.mlflow_logger
+            logger.record_summary(known)
 
 
 def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
-    """End every W&B run of this job; a later job of the sweep starts a new one."""
+    """End every W&B and MLflow run of this job (a failed job's as failed); a later job
+    of the sweep starts a new one."""
     for logger in wandb_loggers(loggers):
         logger.finish(exit_code=1 if failed else 0)
+    for logger in loggers:
+        if hasattr(logger, "remember_run"):  # vaelab.tracking.mlflow_logger
+            logger.finalize("failed" if failed else "success")
 
 
 def continue_run(run_dir: str | os.PathLike[str] | None, wandb_cfg: Any) -> Any | None:
