@@ -35,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from vaelab.data.memory import BatchLoader, TensorSource  # imported after the path fix above
+from vaelab.data.batching import BatchLoader, TensorSource  # imported after the path fix above
 
 N, SHAPE, BATCH = 60_000, (1, 28, 28), 128
 TARGET_RATIO = 1.2

@@ -46,7 +46,8 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from vaelab.data.memory import InMemoryDataModule, TensorSource  # noqa: E402
+from vaelab.data.batching import TensorSource  # noqa: E402
+from vaelab.data.memory import InMemoryDataModule  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -17,11 +17,11 @@ from data_fixtures import (
 )
 from helpers import check_arguments
 
+from vaelab.data.batching import BatchLoader, TensorSource
 from vaelab.data.celeba import CelebADataModule
 from vaelab.data.cifar10 import CIFAR10DataModule
 from vaelab.data.digits import DigitsDataModule
 from vaelab.data.folder import ImageFolderDataModule
-from vaelab.data.memory import BatchLoader, TensorSource
 from vaelab.data.mnist import FashionMNISTDataModule, MNISTDataModule
 from vaelab.errors import ConfigError, DataError
 

@@ -11,7 +11,7 @@ import torch
 from helpers import check_arguments
 from torch import Tensor
 
-from vaelab.data.memory import BatchLoader
+from vaelab.data.batching import BatchLoader
 from vaelab.data.shapes import (
     FACTOR_NAMES,
     FACTOR_SIZES,

@@ -28,7 +28,7 @@ is imported when plots are drawn.
 
 from vaelab.compare.cli import build_parser, main
 from vaelab.compare.comparison import Comparison, compare
-from vaelab.compare.runs import (
+from vaelab.compare.reading import (
     CompareError,
     NoRunsError,
     Run,

@@ -8,7 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from vaelab.compare.runs import CompareError, Run, natural_key
+from vaelab.compare.reading import CompareError, Run, natural_key
 from vaelab.metrics.names import SCORE_KEYS, SUPERVISED_SCORES
 
 DEFAULT_METRICS = ("val/nelbo", "test/nelbo", "test/recon", "test/kl")

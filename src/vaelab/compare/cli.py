@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from vaelab.compare.analysis import DEFAULT_METRICS, OPTIONAL_METRICS
 from vaelab.compare.comparison import Comparison, compare
 from vaelab.compare.plots import METRICS_VS_BETA_PNG, RATE_DISTORTION_PNG
-from vaelab.compare.runs import CompareError
+from vaelab.compare.reading import CompareError
 from vaelab.compare.table import CSV_NAME, format_param
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from vaelab.compare.analysis import available_metrics, choose_metrics, parameter_columns, sort_runs
 from vaelab.compare.plots import draw_plots
-from vaelab.compare.runs import (
+from vaelab.compare.reading import (
     CompareError,
     NoRunsError,
     Run,

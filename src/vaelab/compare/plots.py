@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vaelab.compare import figures
-from vaelab.compare.runs import Run
+from vaelab.compare.reading import Run
 from vaelab.compare.table import format_param
 from vaelab.metrics.names import SUPERVISED_SCORES
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from vaelab.compare.runs import Run
+    from vaelab.compare.reading import Run
 
 SEED = "seed"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from vaelab.compare.analysis import available_metrics, metric_sort_key
-from vaelab.compare.runs import Run
+from vaelab.compare.reading import Run
 from vaelab.compare.seeds import SeedGroup, spread_cell
 from vaelab.metrics.names import SCORE_KEYS
 

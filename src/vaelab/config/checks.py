@@ -15,7 +15,7 @@ here are the rules that need several keys, or the machine, at once:
   or profiler Lightning does not know, a checkpoint callback's `save_top_k=-7`) stops
   the run in one line naming the key;
 - a training split smaller than one batch per process (the rule is
-  `vaelab.data.memory.check_full_batch`, which the loaders apply too, for data whose
+  `vaelab.data.batching.check_full_batch`, which the loaders apply too, for data whose
   size is known only once read), or a trainer that trains no step at all;
 - more processes than CPU cores, or than visible GPUs.
 
@@ -129,7 +129,7 @@ def check_train_config(cfg: DictConfig, *, here: bool = True) -> JobParts:
         raise ConfigError("give either ckpt_path=... or resume=auto, not both")
     if here:
         check_devices(cfg.trainer)
-    from vaelab.data.memory import check_full_batch
+    from vaelab.data.batching import check_full_batch
 
     parts = build_cheap_parts(cfg)
     datamodule = parts.datamodule
@@ -271,7 +271,7 @@ def build_cheap_parts(cfg: DictConfig) -> JobParts:
     from hydra.utils import get_object
 
     from vaelab.models.lr_schedule import check_scheduler
-    from vaelab.models.vae import optimizer_arguments
+    from vaelab.models.optimizer import optimizer_arguments
 
     parts = build_job_parts(cfg, verbose=False)
     model = parts.model

@@ -46,7 +46,7 @@ class PathSettings(BaseModel):
     root_dir: str
     data_dir: str
     log_dir: str
-    output_dir: str  # ${hydra:runtime.output_dir}: set when the job starts
+    output_dir: str | None  # ${hydra:runtime.output_dir}: the job's folder, once it starts
 
 
 class Recipe(BaseModel):

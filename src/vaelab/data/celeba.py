@@ -16,9 +16,9 @@ import torch
 
 from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache
+from vaelab.data.batching import BatchSource, TensorSource
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule
-from vaelab.data.memory import BatchSource, TensorSource
 from vaelab.data.readers import CelebAZip, ImageSpec, read_celeba_partition
 
 # The official copies sit on Google Drive, which answers large downloads with a

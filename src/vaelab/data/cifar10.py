@@ -9,10 +9,11 @@ import torch
 
 from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.array_cache import ArrayCache
+from vaelab.data.batching import BatchSource, TensorSource
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule
-from vaelab.data.memory import BatchSource, TensorSource, remaining_after, split_train_val
 from vaelab.data.readers import read_cifar10
+from vaelab.data.splits import remaining_after, split_train_val
 
 CIFAR10_FILES = {
     "archive": FileSpec(

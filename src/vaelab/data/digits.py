@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from vaelab.config.constraints import PositiveInt, Seed, SplitSize
-from vaelab.data.memory import BatchSource, InMemoryDataModule, TensorSource
+from vaelab.data.batching import BatchSource, TensorSource
+from vaelab.data.memory import InMemoryDataModule
 from vaelab.data.splits import carve_splits, carved_train_size
 
 #: Images in scikit-learn's digits.

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.data.batching import BatchSource
 from vaelab.data.factors import FactorSpace, GridLookup
 from vaelab.data.file_datamodule import CachedDataModule
-from vaelab.data.memory import BatchSource
 from vaelab.errors import ConfigError, DataError
 
 

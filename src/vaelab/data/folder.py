@@ -16,8 +16,8 @@ from pydantic import Field
 
 from vaelab.config.constraints import PositiveInt, Seed, SplitSize
 from vaelab.data.array_cache import ArrayCache
+from vaelab.data.batching import BatchSource, TensorSource
 from vaelab.data.file_datamodule import CachedDataModule
-from vaelab.data.memory import BatchSource, TensorSource
 from vaelab.data.readers import ImageSpec, folder_fingerprint, list_image_files, read_image_files
 from vaelab.data.splits import carve_splits
 

@@ -41,8 +41,9 @@ from pydantic import Field
 from torch import Tensor
 
 from vaelab.config.constraints import NonNegativeInt, PositiveInt, Seed
+from vaelab.data.batching import BatchSource
 from vaelab.data.factors import FactorSpace
-from vaelab.data.memory import BatchSource, InMemoryDataModule
+from vaelab.data.memory import InMemoryDataModule
 from vaelab.errors import ConfigError
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "scale", "orientation", "pos_x", "pos_y")

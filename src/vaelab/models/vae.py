@@ -15,7 +15,7 @@ import inspect
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, cast
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -27,7 +27,7 @@ from torchmetrics import MeanMetric
 from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt
-from vaelab.config.schema import Prepared, TargetConfig
+from vaelab.config.schema import TargetConfig
 from vaelab.errors import ConfigError
 from vaelab.lightning.internals import (
     CheapHookName,
@@ -35,10 +35,16 @@ from vaelab.lightning.internals import (
     publish_callback_metrics,
     step_uncounted,
 )
+from vaelab.lightning.loop import AccumulationWindow, send_step_values
 from vaelab.likelihoods import Likelihood
 from vaelab.metrics.heldout import TestStageMetrics, VectorMean, kl_dim_values
 from vaelab.models.lr_schedule import build_scheduler
 from vaelab.models.noise import example_draw
+from vaelab.models.optimizer import (
+    OptimizerConfig,
+    apply_config_to_saved_optimizer,
+    optimizer_arguments,
+)
 from vaelab.objectives import (
     LatentBatch,
     Objective,
@@ -63,30 +69,6 @@ def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
-
-
-#: Optimiser arguments that choose an implementation of the same algorithm.
-IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
-
-
-def _as_list(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple | list) else value
-
-
-def optimizer_arguments(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The optimiser config as it is instantiated: the presets' `fused: true` asks for
-    the one-kernel implementation where the optimiser has one (Adam, AdamW, SGD), so
-    `model.optimizer._target_=...RMSprop` alone works, without also removing the key."""
-    config = dict(config)
-    optimizer_class = get_class(config["_target_"])
-    if "fused" in config and "fused" not in inspect.signature(optimizer_class).parameters:
-        del config["fused"]
-    return config
-
-
-#: The VAE's `optimizer` argument: a `_target_` config, checked as `optimizer_arguments`
-#: leaves it.
-OptimizerConfig = Annotated[TargetConfig, Prepared(optimizer_arguments)]
 
 
 class VAE(CheapHookName, L.LightningModule):
@@ -291,18 +273,16 @@ class VAE(CheapHookName, L.LightningModule):
         step = self.global_step  # optimiser steps so far; the step below adds one
         out, means = self.compute_objective(batch, step)
         total = out.loss if out.own_loss is None else out.loss + out.own_loss
-        n = self.accumulate_grad_batches
-        opens = n == 1 or batch_idx % n == 0
-        last = batch_idx + 1 >= self.trainer.num_training_batches  # a short last group
-        closes = n == 1 or (batch_idx + 1) % n == 0 or last
-        if opens:
+        window = AccumulationWindow.at(
+            batch_idx, self.accumulate_grad_batches, self.trainer.num_training_batches
+        )
+        if window.opens:
             for optimizer in optimizers:
                 optimizer.zero_grad(set_to_none=True)
         # The objective's own loss (a discriminator's) reaches only its own parameters,
-        # and the VAE's loss only the VAE's: one backward pass serves both. Accumulated,
-        # each batch adds 1/n of its gradient: the step follows the mean over n batches.
-        self.manual_backward(total if n == 1 else total / n)
-        if closes:
+        # and the VAE's loss only the VAE's: one backward pass serves both.
+        self.manual_backward(window.share(total))
+        if window.closes:
             vae_optimizer, *own_optimizers = optimizers
             if self._scheduled:
                 self._step_lr = float(vae_optimizer.param_groups[0]["lr"])
@@ -318,7 +298,7 @@ class VAE(CheapHookName, L.LightningModule):
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
         self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
         self._train_count += batch.shape[0]
-        if closes:
+        if window.closes:
             values = self._train_step_tensors(out, terms)
             # What `self.log(..., on_step=True)` would leave there: monitors
             # (EarlyStopping, ModelCheckpoint) read `train/*` after every step.
@@ -344,17 +324,10 @@ class VAE(CheapHookName, L.LightningModule):
         return values
 
     def _log_train_step(self, step: int, values: dict[str, Tensor]) -> None:
-        """`train/*` of this step to every logger, as Lightning's logger connector writes
-        step values (same keys, same step number, plus `epoch`), and to the progress
-        bar (`last_train_step`, which `vaelab.callbacks.ProgressBar` shows). Not
-        through `self.log`: each call of it moves its result object's whole state to
-        the device, a cost per key and step (README, Performance), and Lightning then converts
-        the progress bar's values on every step, logged or not."""
-        floats = dict(zip(values, torch.stack(list(values.values())).tolist(), strict=True))
-        for logger in self.loggers:
-            logger.log_metrics({**floats, "epoch": self.current_epoch}, step=step)
-            logger.save()
-        self.last_train_step = floats
+        """`train/*` of this step to every logger (`vaelab.lightning.loop`), and to the
+        progress bar (`last_train_step`, which `vaelab.callbacks.ProgressBar` shows):
+        Lightning would convert the progress bar's values on every step, logged or not."""
+        self.last_train_step = send_step_values(self.loggers, values, step, self.current_epoch)
 
     @override
     def on_train_epoch_start(self) -> None:
@@ -439,45 +412,13 @@ class VAE(CheapHookName, L.LightningModule):
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Resuming: the optimiser settings of this config, not the checkpoint's.
-
-        Lightning restores the optimiser's state dict, whose parameter groups carry the
-        settings it was saved with (lr, betas, ...); the run would train with those while
-        its hyperparameters record the config's. The config's settings are written into
-        the saved groups before Lightning loads them, and each change is logged. The
-        implementation flags (`IMPLEMENTATION_FLAGS`: how a step is computed, not what)
-        stay as saved, with the state they shaped. (Another optimiser class is refused
-        before training starts: its state would not fit.) First of all, the checkpoint's
-        tensors must match the checksum vaelab wrote with it."""
+        """Resuming: the optimiser settings of this config, not the checkpoint's
+        (`vaelab.models.optimizer.apply_config_to_saved_optimizer`). First of all, the
+        checkpoint's tensors must match the checksum vaelab wrote with it."""
         from vaelab.runs.checkpoints import verify_checksum
 
         verify_checksum(checkpoint)
-        wanted = optimizer_arguments(self.hparams["optimizer"])
-        for key in ("_target_", *IMPLEMENTATION_FLAGS):
-            wanted.pop(key, None)
-        if self._scheduled:
-            # The schedule owns the rate: its state (restored by Lightning) continues
-            # from the checkpoint's, and so does the rate it set.
-            lr = wanted.pop("lr", None)
-            saved = checkpoint.get("hyper_parameters", {}).get("optimizer", {}).get("lr")
-            if lr is not None and saved is not None and saved != lr:
-                log.warning(
-                    "resume: model.optimizer.lr=%s is not applied; the learning-rate "
-                    "schedule continues from the checkpoint's (model.optimizer.lr=%s)",
-                    lr,
-                    saved,
-                )
-        for state in checkpoint.get("optimizer_states", [])[:1]:  # the VAE's; then the objective's
-            for group in state.get("param_groups", []):
-                for key, value in wanted.items():
-                    if key in group and _as_list(group[key]) != _as_list(value):
-                        log.info(
-                            "resume: model.optimizer.%s=%s (the checkpoint had %s): applied",
-                            key,
-                            value,
-                            group[key],
-                        )
-                        group[key] = tuple(value) if isinstance(group[key], tuple) else value
+        apply_config_to_saved_optimizer(checkpoint, self.hparams["optimizer"], self._scheduled)
 
     @override
     def configure_optimizers(self) -> Any:
@@ -565,6 +506,7 @@ class VAE(CheapHookName, L.LightningModule):
         return {f"{stage}/{k}": v for k, v in values.items()}
 
     @classmethod
+    @override
     def load_from_checkpoint(  # type: ignore[override]
         cls, checkpoint_path: Any, map_location: Any = None, **kwargs: Any
     ) -> VAE:
