@@ -6,11 +6,12 @@
   `_target_` key against its target's annotated signature, `settings` the apps' own
   keys, `constraints` holds the shared annotated types, `upstream_ranges` bounds for
   upstream arguments that are only typed.
-- `build`: the model and the groups of named objects, built the same way by the checks
-  and by the job; `resolvers`: vaelab's OmegaConf resolvers.
+- `build`: the job's parts, the model and the groups of named objects, built the same
+  way by the checks and by the job; `handover`: what the checks built, passed to the
+  job of the same process; `resolvers`: vaelab's OmegaConf resolvers.
 
-It may import the domain packages (models, objectives, likelihoods, data, metrics,
-callbacks), `vaelab.runs`, `vaelab.lightning` and `vaelab.errors`; never `vaelab.launch`,
-`vaelab.tracking` or an app (`vaelab.train`, `vaelab.eval`, `vaelab.generate`), except
-`launch.sweeps` for the job record of a run folder named on the command line.
+`constraints`, `schema` and `upstream_ranges` are the parameter types the domain code
+declares its ranges with (layer 2 in docs/design.md); the rest may import the domain
+packages, `vaelab.runs`, `vaelab.lightning` and `vaelab.errors`, never `vaelab.launch`,
+`vaelab.tracking` or an app.
 """

@@ -89,7 +89,7 @@ class EvalOptions(BaseModel):
 
 
 class EvalSettings(BaseModel):
-    """conf/eval.yaml's own keys (`ckpt_path` is checked as a file, in config_checks)."""
+    """conf/eval.yaml's own keys (`ckpt_path` is checked as a file, in vaelab.config.checks)."""
 
     task_name: str
     seed: Seed

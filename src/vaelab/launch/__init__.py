@@ -9,6 +9,7 @@
   refused, hopeless and lost jobs reported in one line. Hydra finds both through the
   `hydra_plugins.vaelab_plugins` shim.
 
-It may import `vaelab.config`, `vaelab.runs`, `vaelab.tracking` and `vaelab.errors`;
-the apps import it, never the reverse.
+It may import `vaelab.runs`, `vaelab.tracking`, `vaelab.callbacks` (the interruption
+a job reports), the parameter types of `vaelab.config` and `vaelab.errors`; the apps
+import it, never the reverse.
 """

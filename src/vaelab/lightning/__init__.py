@@ -6,9 +6,10 @@ reads Lightning's internals.
   logging, the device and CPU float flags.
 - `internals`: each use of a Lightning private, named with the upstream code it reads
   and guarded by `tests/test_lightning_internals.py`; `profiler`: `NullProfiler`.
-- `loop`: the VAE's manual optimisation step (accumulation, clipping hand-off, the
-  per-step schedule) and `resume`: what a restored checkpoint restores.
+- `loop`: the bookkeeping of the VAE's manual optimisation step (where a batch falls
+  in an accumulated group, a step's values to the loggers).
 
-It imports Lightning, torch, `vaelab.callbacks` and `vaelab.errors`, never a dataset
-or an app.
+`internals`, `loop` and `profiler` import only Lightning and torch (the model and the
+callbacks build on them); `trainer` imports `vaelab.callbacks` too (docs/design.md
+draws it a layer of its own). None imports a dataset or an app.
 """

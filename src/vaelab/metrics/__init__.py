@@ -7,6 +7,6 @@
   `modularity` (modularity and explicitness), `irs`, `unsupervised`: the other scores.
 - `protocol`: the dlib and fast sample counts and the one evaluation running them all;
   `names`: the metrics' names, import-free.
-- `test_stage`: the test stage's extras (IWAE bound, active units, latent statistics).
+- `heldout`: the test stage's extras (IWAE bound, active units, latent statistics).
 - `reconstruction`: PSNR and SSIM per image.
 """
