@@ -166,6 +166,11 @@ CASES = [
     ("train", ["data=mnist", "paths.data_dir=nodata"], "train-images-idx3-ubyte.gz not found in"),
     ("train", ["data=dsprites", "paths.data_dir=nodata"], "_64x64.npz not found in"),
     ("train", ["data=folder", "data.path=/nonexistent"], "image folder /nonexistent does not"),
+    (
+        "train",
+        ["model/scheduler=onecycle", "model.scheduler.max_lr=[0.1,0.2]"],
+        "model.scheduler: max_lr must have the same length as optimizer.param_groups",
+    ),
     # ---- eval
     ("eval", [], "ckpt_path is required: python src/eval.py ckpt_path="),
     ("eval", ["ckpt_path=nowhere.ckpt"], "no checkpoint at nowhere.ckpt"),
@@ -366,6 +371,34 @@ def test_what_a_constructor_refuses_is_one_config_error_naming_its_key(
     assert message.startswith(f"{key}: ") and upstream in message
     assert f"python src/train.py --cfg job --package {key}" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("part", "key"),
+    [("data", "data"), ("model", "model")],
+)
+def test_what_the_data_module_or_model_constructor_raises_is_one_line_naming_it(
+    hydra_conf, monkeypatch: pytest.MonkeyPatch, part: str, key: str
+) -> None:
+    """Any exception from the data module's or the model's constructor (not only the
+    rules vaelab enumerates) becomes a ConfigError naming the key, with its message."""
+    from helpers import compose_anywhere
+
+    from vaelab.config import build
+    from vaelab.config.checks import build_cheap_parts
+    from vaelab.errors import ConfigError
+
+    def refuses(*args: object, **kwargs: object) -> object:
+        raise RuntimeError(f"the {part} constructor refused this")
+
+    if part == "data":
+        monkeypatch.setattr("hydra.utils.instantiate", refuses)
+    else:
+        monkeypatch.setattr(build, "build_model", refuses)
+    with pytest.raises(ConfigError) as refused:
+        build_cheap_parts(compose_anywhere("debug=smoke"))
+    message = str(refused.value)
+    assert message.startswith(f"{key}: the {part} constructor refused this (its settings:")
 
 
 def test_a_value_that_reads_the_jobs_own_folder_is_left_for_the_job_to_build(hydra_conf) -> None:

@@ -8,6 +8,7 @@ The pre-flight checks and the job build them the same way, through these functio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,17 @@ class JobParts:
         set_rng_states(self.rng_states)
 
 
-def build_job_parts(cfg: DictConfig, *, verbose: bool = True) -> JobParts:
+def _call(key: str, build: Callable[..., Any], *arguments: Any) -> Any:
+    return build(*arguments)
+
+
+def build_job_parts(
+    cfg: DictConfig, *, verbose: bool = True, guard: Callable[..., Any] = _call
+) -> JobParts:
     """Seed, set the CPU float flags, build the data module (its constructor reads no
-    data) and the model sized from it: the order a training job needs, whoever builds."""
+    data) and the model sized from it: the order a training job needs, whoever builds.
+    `guard(key, build, *arguments)` calls each constructor (the checks pass one that
+    turns what a constructor raises into one line naming `data` or `model`)."""
     import lightning as L
 
     from vaelab.callbacks.rng_state import rng_states
@@ -72,6 +81,6 @@ def build_job_parts(cfg: DictConfig, *, verbose: bool = True) -> JobParts:
     L.seed_everything(cfg.seed, workers=True, verbose=verbose)
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.data)
-    model = build_model(cfg, datamodule)
+    datamodule = guard("data", instantiate, cfg.data)
+    model = guard("model", build_model, cfg, datamodule)
     return JobParts(datamodule, model, rng_states())

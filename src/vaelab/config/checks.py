@@ -235,10 +235,11 @@ def check_trainer_and_callbacks(cfg: DictConfig) -> list[Any]:
     return callbacks
 
 
-def _constructed(key: str, build: Any, *arguments: Any) -> Any:
-    """`build(*arguments)`, its exception as a one-line `ConfigError` naming `key`; None
-    when the value reads Hydra's job settings (`${hydra:runtime.output_dir}`), which
-    exist only once the job runs: the job builds it then."""
+def _constructed(key: str, build: Any, *arguments: Any, later_in_job: bool = True) -> Any:
+    """`build(*arguments)`, its exception as a one-line `ConfigError` naming `key`. With
+    `later_in_job`, None when the value reads Hydra's job settings
+    (`${hydra:runtime.output_dir}`), which exist only once the job runs: the job builds
+    it then."""
     from omegaconf.errors import InterpolationResolutionError
 
     from vaelab.errors import VaelabError
@@ -251,7 +252,7 @@ def _constructed(key: str, build: Any, *arguments: Any) -> Any:
         chain: list[BaseException] = [exc]
         while chain[-1].__cause__ is not None:  # Hydra's InstantiationException wraps it
             chain.append(chain[-1].__cause__)
-        if any(
+        if later_in_job and any(
             isinstance(e, InterpolationResolutionError) and "HydraConfig was not set" in str(e)
             for e in chain
         ):
@@ -273,15 +274,26 @@ def build_cheap_parts(cfg: DictConfig) -> JobParts:
     from vaelab.models.lr_schedule import check_scheduler
     from vaelab.models.optimizer import optimizer_arguments
 
-    parts = build_job_parts(cfg, verbose=False)
+    def guard(key: str, build: Any, *arguments: Any) -> Any:
+        return _constructed(key, build, *arguments, later_in_job=False)
+
+    parts = build_job_parts(cfg, verbose=False, guard=guard)
     model = parts.model
     arguments = optimizer_arguments(model.hparams.optimizer)
     optimizer_class = get_object(arguments.pop("_target_"))
+
+    def make_optimizer() -> Any:
+        return optimizer_class([torch.zeros(1, requires_grad=True)], **arguments)
+
     try:
-        optimizer = optimizer_class([torch.zeros(1, requires_grad=True)], **arguments)
+        optimizer = make_optimizer()
     except ValueError as exc:  # torch's own range checks: "Invalid learning rate: -1.0"
         raise ConfigError(f"model.optimizer: {exc} (e.g. model.optimizer.lr=0.001)") from None
-    check_scheduler(model.hparams.get("scheduler"), optimizer, cfg.trainer)
+    except Exception:
+        guard("model.optimizer", make_optimizer)  # anything else: one line naming the key
+        raise
+    scheduler = model.hparams.get("scheduler")
+    guard("model.scheduler", check_scheduler, scheduler, optimizer, cfg.trainer)
     return parts
 
 

@@ -105,7 +105,10 @@ def build_scheduler(
             )
         extra["total_steps"] = max(1, int(steps))
     try:
-        scheduler: LRScheduler = instantiate(dict(config), optimizer=optimizer, **extra)
+        # Plain lists, not ListConfigs: torch's schedulers do arithmetic on list values.
+        scheduler: LRScheduler = instantiate(
+            dict(config), optimizer=optimizer, _convert_="all", **extra
+        )
     except InstantiationException as exc:
         cause = exc.__cause__
         if not isinstance(cause, ValueError):
