@@ -132,7 +132,14 @@ def test_resuming_with_another_schedule_is_refused_in_one_line(tmp_path: Path) -
         ),
         (["model/scheduler=cosine", "model.scheduler.final_lr_fraction=2"], "final_lr_fraction"),
         (["model/scheduler=cosine", "model.scheduler.warmup_step=5"], "did you mean"),
-        (["model/scheduler=onecycle", "model.scheduler.pct_start=2"], "model.scheduler:"),
+        (
+            ["model/scheduler=onecycle", "model.scheduler.pct_start=2"],
+            "model.scheduler.pct_start=2 must be a number > 0 and < 1",
+        ),
+        (  # what only torch's constructor knows
+            ["model/scheduler=onecycle", "model.scheduler.max_lr=[0.1,0.2]"],
+            "model.scheduler: max_lr must have the same length as optimizer.param_groups",
+        ),
     ],
 )
 def test_a_schedule_that_cannot_work_is_refused_before_anything_is_made(

@@ -242,13 +242,16 @@ def _constructed(key: str, build: Any, *arguments: Any, later_in_job: bool = Tru
     it then."""
     from omegaconf.errors import InterpolationResolutionError
 
-    from vaelab.errors import VaelabError
+    from vaelab.errors import VaelabError, find_user_error
 
     try:
         return build(*arguments)
     except VaelabError:
         raise
     except Exception as exc:
+        user_error = find_user_error(exc)  # Hydra's instantiate wraps vaelab's own
+        if user_error is not None:
+            raise user_error from None
         chain: list[BaseException] = [exc]
         while chain[-1].__cause__ is not None:  # Hydra's InstantiationException wraps it
             chain.append(chain[-1].__cause__)
