@@ -138,3 +138,38 @@ def test_trainer_switches_drop_their_callbacks() -> None:
     bar_off = OmegaConf.create({"enable_progress_bar": False})
     assert [type(c) for c in without_disabled(callbacks, bar_off)] == [ModelCheckpoint, Timing]
     assert without_disabled(callbacks, OmegaConf.create({})) == callbacks
+
+
+def test_the_job_starts_from_what_the_checks_built_and_trains_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A single run is checked and its data module and model built once, by the
+    pre-flight checks (vaelab.config.handover): the job does not check again. A job
+    that checks and builds them itself (a multirun's, a cluster node's) trains the
+    same numbers."""
+    import json
+
+    import vaelab.train
+    from vaelab.config import handover
+
+    checks_in_job = []
+    check_config = vaelab.train.check_config
+
+    def counted(*args: object, **kwargs: object) -> object:
+        checks_in_job.append(args)
+        return check_config(*args, **kwargs)
+
+    monkeypatch.setattr(vaelab.train, "check_config", counted)
+    runs = {"handed": tmp_path / "handed", "built_in_job": tmp_path / "built_in_job"}
+    first = call_train("debug=smoke", "logger=csv", f"hydra.run.dir={runs['handed']}")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert checks_in_job == []
+    monkeypatch.setattr(handover, "hand_over", lambda *args: None)
+    second = call_train("debug=smoke", "logger=csv", f"hydra.run.dir={runs['built_in_job']}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert len(checks_in_job) == 1
+    metrics = {
+        k: json.loads((run / "metrics.json").read_text())["metrics"] for k, run in runs.items()
+    }
+    for key in ("val/nelbo", "test/nelbo", "test/nll_iwae"):
+        assert metrics["handed"][key] == metrics["built_in_job"][key], key

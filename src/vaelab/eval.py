@@ -74,7 +74,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     from vaelab.launch import distributed
     from vaelab.runs.files import read_eval_report, write_json
     from vaelab.runs.trained import warn_if_outside_a_run
-    from vaelab.tracking import setup as tracking
+    from vaelab.tracking import identity
 
     tidy_lightning_output()
     # Under DDP Lightning suggests sync_dist for every epoch-level value; these are
@@ -87,7 +87,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if distributed.needs_own_ddp_group(run.config):
         # `-m` over checkpoints with a DDP trainer: as for training, each job runs as
         # its own single run, whose ranks Lightning can start by re-running it.
-        distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
+        distributed.run_job_as_single_run(cfg, identity.hydra_job_identity())
         report, problem = read_eval_report(path)
         if report is None:
             raise VaelabError(problem or f"the evaluation job wrote no {path}")

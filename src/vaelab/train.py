@@ -30,7 +30,7 @@ def train(cfg: DictConfig) -> float | None:
     # Heavy imports after the config checks: a bad override fails in a fraction of a second.
     from vaelab.launch import distributed, sweeps
     from vaelab.runs import lock as run_lock
-    from vaelab.tracking import setup as tracking
+    from vaelab.tracking import identity
 
     plan = sweeps.start_job(cfg)  # a continued sweep: skip a finished job, resume a killed one
     if plan.skip:
@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> float | None:
             cfg.resume = "auto"
 
     if distributed.needs_own_ddp_group(cfg):
-        return distributed.run_job_as_single_run(cfg, tracking.hydra_job_identity())
+        return distributed.run_job_as_single_run(cfg, identity.hydra_job_identity())
     with run_lock.holding(cfg.paths.output_dir):  # one run per folder
         return fit_test_and_report(cfg, parts)
 

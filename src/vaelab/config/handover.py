@@ -23,11 +23,8 @@ _handed: dict[tuple[str, str], Any] = {}
 def config_key(cfg: DictConfig) -> str:
     """The config as written (interpolations unresolved, no `hydra` node), hashed: the
     same for the pre-flight composition and the job's, whatever the run folder."""
-    container = OmegaConf.to_container(cfg, resolve=False)
-    assert isinstance(container, dict)  # a DictConfig's container
-    container.pop("hydra", None)
-    text = OmegaConf.to_yaml(OmegaConf.create(container))
-    return hashlib.sha256(text.encode()).hexdigest()
+    # Neither has the `hydra` node: preflight removes it, a job's config never had it.
+    return hashlib.sha256(OmegaConf.to_yaml(cfg).encode()).hexdigest()
 
 
 def hand_over(cfg: DictConfig, task: str, built: Any) -> None:

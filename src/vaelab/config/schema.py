@@ -160,8 +160,11 @@ def _hints(function: Any) -> dict[str, Any]:
     imported for type checkers), the others still are, one by one."""
     try:
         return typing.get_type_hints(function, include_extras=True)
-    except Exception:
-        pass
+    except Exception:  # one annotation that does not resolve
+        return _hints_one_by_one(function)
+
+
+def _hints_one_by_one(function: Any) -> dict[str, Any]:
     hints: dict[str, Any] = {}
     namespace = dict(getattr(function, "__globals__", {}))
     for name, annotation in getattr(function, "__annotations__", {}).items():

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 
 from vaelab.errors import VaelabError
 from vaelab.runs.files import optimized_value
-from vaelab.tracking.setup import IDENTITY_ENV
+from vaelab.tracking.identity import IDENTITY_ENV
 
 
 def process_count(trainer_cfg: DictConfig) -> int:

@@ -1,5 +1,6 @@
 """Experiment tracking: the loggers a run writes its history to.
 
+- `identity`: the job's name, group and job type, the same for W&B and MLflow runs.
 - `setup`: each job's tracking runs: W&B's mode (online only with credentials), a run
   named from the job's overrides and grouped per sweep, summaries, resuming into the
   same run, and ending every logger's run, a failed job's too.

@@ -69,7 +69,7 @@ def mlflow_logger(
     """The run's `MLFlowLogger`: see the module docstring. `save_dir` is the run folder;
     `name`/`group` default to the Hydra job's identity; `run_id` continues an MLflow run
     (by default the one this run folder recorded)."""
-    from vaelab.tracking.setup import hydra_job_identity
+    from vaelab.tracking.identity import hydra_job_identity
 
     identity = hydra_job_identity()
     folder = Path(save_dir)

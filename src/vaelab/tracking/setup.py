@@ -24,14 +24,6 @@ log = logging.getLogger(__name__)
 
 WANDB_HOST = "api.wandb.ai"
 
-#: Variables through which a job that `vaelab.launch.distributed` re-runs as a single
-#: run keeps its sweep identity in W&B.
-IDENTITY_ENV = {
-    "name": "VAELAB_WANDB_NAME",
-    "group": "VAELAB_WANDB_GROUP",
-    "job_type": "VAELAB_WANDB_JOB_TYPE",
-}
-
 
 def has_wandb_credentials() -> bool:
     """True if W&B could log in without asking: an API key in the environment or netrc."""
@@ -54,28 +46,6 @@ def resolve_mode(requested: str | None = None) -> Literal["online", "offline", "
     return "online" if has_wandb_credentials() else "offline"
 
 
-def hydra_job_identity() -> dict[str, str | None]:
-    """Name and group for the running Hydra job: overrides and sweep folder."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    inherited = {k: os.environ.get(var) for k, var in IDENTITY_ENV.items()}
-    if inherited["group"]:  # a sweep job delegated to a single-run DDP subprocess
-        return inherited
-    if not HydraConfig.initialized():
-        return {"name": None, "group": None, "job_type": None}
-    from vaelab.runs.naming import job_label
-
-    hydra_cfg = HydraConfig.get()
-    overrides = job_label(hydra_cfg) or None
-    if hydra_cfg.mode == RunMode.MULTIRUN:
-        sweep = Path(hydra_cfg.sweep.dir)
-        group = f"sweep-{sweep.parent.name}_{sweep.name}"
-        return {"name": overrides or f"job{hydra_cfg.job.num}", "group": group, "job_type": "sweep"}
-    experiment = hydra_cfg.runtime.choices.get("experiment") or "default"
-    return {"name": overrides, "group": str(experiment), "job_type": "train"}
-
-
 def wandb_logger(
     project: str = "vaelab",
     entity: str | None = None,
@@ -92,6 +62,7 @@ def wandb_logger(
 
     `name`/`group` default to the Hydra job's identity; `run_id` resumes a W&B run.
     """
+    from vaelab.tracking.identity import hydra_job_identity
     from vaelab.tracking.wandb_logger import WandbLogger
 
     identity = hydra_job_identity()
@@ -156,12 +127,19 @@ def wandb_loggers(loggers: Iterable[Any]) -> list[Any]:
     return [lg for lg in loggers if isinstance(lg, WandbLogger)]
 
 
+def mlflow_loggers(loggers: Iterable[Any]) -> list[Any]:
+    """vaelab's MLflow loggers (`logger=mlflow`); their methods do nothing on DDP ranks
+    other than 0."""
+    from vaelab.tracking.mlflow_logger import MLFlowLogger
+
+    return [lg for lg in loggers if isinstance(lg, MLFlowLogger)]
+
+
 def describe_run(loggers: Iterable[Any], config: dict[str, Any]) -> None:
     """Give each W&B run the job's resolved config and say how its summaries reduce;
     keep each tracking run's id with the run folder (a resumed run continues it)."""
-    for logger in loggers:
-        if hasattr(logger, "remember_run"):  # vaelab.tracking.mlflow_logger
-            logger.remember_run()
+    for logger in mlflow_loggers(loggers):
+        logger.remember_run()
     for logger in wandb_loggers(loggers):
         run = logger.experiment
         if not isinstance(getattr(run, "id", None), str):
@@ -181,9 +159,8 @@ def record_summary(loggers: Iterable[Any], values: dict[str, float | None]) -> N
     known = {key: value for key, value in values.items() if value is not None}
     for logger in wandb_loggers(loggers):
         logger.update_summary(known)
-    for logger in loggers:
-        if hasattr(logger, "record_summary"):  # vaelab.tracking.mlflow_logger
-            logger.record_summary(known)
+    for logger in mlflow_loggers(loggers):
+        logger.record_summary(known)
 
 
 def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
@@ -191,9 +168,8 @@ def finish_loggers(loggers: Iterable[Any], failed: bool = False) -> None:
     of the sweep starts a new one."""
     for logger in wandb_loggers(loggers):
         logger.finish(exit_code=1 if failed else 0)
-    for logger in loggers:
-        if hasattr(logger, "remember_run"):  # vaelab.tracking.mlflow_logger
-            logger.finalize("failed" if failed else "success")
+    for logger in mlflow_loggers(loggers):
+        logger.finalize("failed" if failed else "success")
 
 
 def continue_run(run_dir: str | os.PathLike[str] | None, wandb_cfg: Any) -> Any | None:
