@@ -39,9 +39,13 @@ class MLFlowLogger(LightningMLFlowLogger):
     @rank_zero_only
     def remember_run(self) -> None:
         """Keep this run's id with the run folder (starting the run if it has not)."""
-        path = self.run_folder / MLFLOW_FOLDER / RUN_ID_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(str(self.run_id))
+        from vaelab.runs.atomic import atomic_path
+
+        # Read back on resume: never a half-written id.
+        with atomic_path(
+            self.run_folder / MLFLOW_FOLDER / RUN_ID_FILE, what="MLflow run id"
+        ) as tmp:
+            tmp.write_text(str(self.run_id))
 
     @rank_zero_only
     def record_summary(self, values: dict[str, float]) -> None:
