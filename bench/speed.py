@@ -2,7 +2,7 @@
 
     python bench/speed.py                 # the full benchmark (about 15 minutes on 2 cores)
     python bench/speed.py --quick         # a few steps of everything (the test suite runs it)
-    python bench/speed.py --parts mlp,objectives   # some parts: the others keep their results
+    python bench/speed.py --parts mlp,options      # some parts: the others keep their results
 
 (a) is the loop a researcher writes by hand: the split as one uint8 tensor, a randperm
 per epoch, index slices, Adam. (b) is `vaelab.train.train` with the project's config and
@@ -16,9 +16,11 @@ is a low percentile (p20) over all epochs but each run's first; the median of
 the ratios of epochs paired within a repeat is reported beside it.
 
 Also measured: the conv and resnet presets on 3x32x32 images, bf16-mixed against fp32
-for the conv model, `model.compile=true`, the test nelbo of (a) and (b) after the same
-epochs, what flushing subnormal floats to zero (vaelab's default) does to the hand loop
-over 8 epochs, `src/train.py --help` and the time from command to first training step.
+for the conv model, `model.compile=true`, every option of the objective, model and
+likelihood groups against its group's default (the per-option speed table), the test
+nelbo of (a) and (b) after the same epochs, what flushing subnormal floats to zero
+(vaelab's default) does to the hand loop over 8 epochs, `src/train.py --help` and the
+time from command to first training step.
 Both (a) and (b) run with subnormals flushed, so that their ratio compares the loops.
 Results go to bench/results/speed.json (and speed_quick.json for --quick).
 """
@@ -45,6 +47,8 @@ from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from record import stamp  # noqa: E402  (bench/record.py, beside this script)
 
 from vaelab.data.batching import TensorSource  # noqa: E402
 from vaelab.data.memory import InMemoryDataModule  # noqa: E402
@@ -237,50 +241,85 @@ def bench_denormal(quick: bool) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ objectives
-def bench_objectives(quick: bool, tmp: Path) -> dict[str, Any]:
-    """Epoch time of each objective (`conf/objective/`, their defaults: FactorVAE's
-    6 x 1000 discriminator, IWAE's k = 5) on the conv preset with 64x64 shapes (the
-    default experiment's data), relative to beta_vae's; objectives alternate within
-    each repeat."""
-    objectives = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
-    batches, epochs, repeats = (3, 2, 1) if quick else (12, 3, 2)
-    runs: dict[str, list[list[float]]] = {name: [] for name in objectives}
-    for r in range(repeats):
-        for name in objectives:
-            run = vaelab_run(
-                [
-                    "model=conv",
-                    "data=shapes",
-                    f"objective={name}",
-                    f"trainer.max_epochs={epochs}",
-                    f"trainer.limit_train_batches={batches}",
-                    "trainer.limit_val_batches=2",
-                    "test=false",
-                    "data.batch_size=128",
-                    "logger=csv",
-                ],
-                tmp / f"objective-{name}{r}",
-            )
-            runs[name].append(run["epoch_s"])
-    base = low_percentile(runs["beta_vae"])
-    return {
-        "protocol": {
-            "batches_per_epoch": batches,
-            "epochs": epochs,
-            "repeats": repeats,
-            "batch": 128,
-            "data": "shapes 1x64x64",
-            "model": "conv",
-        },
-        **{
-            name: {
-                "epoch_s": low_percentile(r),
-                "relative_to_beta_vae": low_percentile(r) / base,
-                "epochs_s": r,
-            }
-            for name, r in runs.items()
-        },
-    }
+# The per-option speed table: for each config group, every option of `conf/<group>/`
+# against the group's default, each on data and a preset that every option of the group
+# can run. A new option file is measured (and listed in the docs' tables) without an edit
+# here; a new group is one entry.
+OPTION_GROUPS: dict[str, dict[str, Any]] = {
+    "objective": {
+        "baseline": "beta_vae",
+        "setting": ["model=conv", "data=shapes"],
+        "data": "shapes 1x64x64",
+        "preset": "conv",
+    },
+    "model": {
+        "baseline": "mlp",
+        "setting": ["data=shapes"],
+        "data": "shapes 1x64x64",
+        "preset": "each option",
+    },
+    "likelihood": {
+        "baseline": "bernoulli",
+        "setting": ["model=mlp", "data=fashion_mnist", "data.binarize=none"],
+        "data": "Fashion-MNIST 1x28x28, 256 grey levels",
+        "preset": "mlp",
+    },
+}
+
+
+def bench_options(quick: bool, tmp: Path) -> dict[str, Any]:
+    """Epoch time of each option of each group in OPTION_GROUPS (at the option's own
+    defaults: FactorVAE's 6 x 1000 discriminator, IWAE's k = 5, ...), relative to the
+    group's default option. Within each repeat the options alternate, and the ratio is
+    the median over epochs of the option's epoch time to the baseline's same epoch of
+    the same repeat (first epochs dropped), so that the machine's drift between repeats
+    cancels."""
+    batches, epochs, repeats = (3, 2, 1) if quick else (16, 3, 3)
+    results: dict[str, Any] = {}
+    for group, spec in OPTION_GROUPS.items():
+        options = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        runs: dict[str, list[list[float]]] = {name: [] for name in options}
+        for r in range(repeats):
+            for name in options:
+                run = vaelab_run(
+                    [
+                        *spec["setting"],
+                        f"{group}={name}",
+                        f"trainer.max_epochs={epochs}",
+                        f"trainer.limit_train_batches={batches}",
+                        "trainer.limit_val_batches=2",
+                        "test=false",
+                        "data.batch_size=128",
+                        "logger=csv",
+                    ],
+                    tmp / f"{group}-{name}{r}",
+                )
+                runs[name].append(run["epoch_s"])
+        base = runs[spec["baseline"]]
+        results[group] = {
+            "protocol": {
+                "batches_per_epoch": batches,
+                "epochs": epochs,
+                "repeats": repeats,
+                "batch": 128,
+                "data": spec["data"],
+                "model": spec["preset"],
+                "baseline": spec["baseline"],
+                "overrides": spec["setting"],
+                "statistic": "step: p20 of epoch time over its steps, first epochs dropped; "
+                "relative: median ratio of epochs paired within repeats",
+            },
+            "options": {
+                name: {
+                    "epoch_s": low_percentile(r),
+                    "ms_per_step": low_percentile(r) / batches * 1e3,
+                    "relative": median_paired_ratio(base, r),
+                    "epochs_s": r,
+                }
+                for name, r in runs.items()
+            },
+        }
+    return results
 
 
 # ------------------------------------------------------------------ main
@@ -297,7 +336,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--parts",
-        default="mlp,quality,images,objectives,denormal,startup",
+        default="mlp,quality,images,options,denormal,startup",
         help="comma-separated subset",
     )
     args = parser.parse_args()
@@ -368,9 +407,9 @@ def main() -> None:
         results["quality"] = bench_quality(train_u8, test_u8, common, limit, q_epochs, steps, tmp)
     if "images" in parts:
         results["images_3x32x32"] = bench_images(quick, epochs, steps, limit, tmp)
-    if "objectives" in parts:
-        results["objectives_conv_64x64"] = bench_objectives(quick, tmp)
-        print(json.dumps(results["objectives_conv_64x64"], indent=1), flush=True)
+    if "options" in parts:
+        results["options"] = bench_options(quick, tmp)
+        print(json.dumps(results["options"], indent=1), flush=True)
     if "denormal" in parts:
         results["denormal"] = bench_denormal(quick)
         print(json.dumps(results["denormal"], indent=1), flush=True)
@@ -378,6 +417,16 @@ def main() -> None:
         results["startup"] = startup(quick, tmp)
         print(json.dumps(results["startup"], indent=1), flush=True)
 
+    for part in (
+        "mlp_fashion_mnist",
+        "quality",
+        "images_3x32x32",
+        "options",
+        "denormal",
+        "startup",
+    ):
+        if part in results:  # each part says when and where it ran: parts are re-run alone
+            results[part] = {**stamp(), **results[part]}
     out = args.out or REPO / "bench" / "results" / ("speed_quick.json" if quick else "speed.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists() and not quick:  # a run of some parts updates those, keeps the rest

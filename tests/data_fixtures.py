@@ -26,11 +26,15 @@ import threading
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from vaelab.data.download import FileSpec
+
+if TYPE_CHECKING:
+    import pytest
 
 MNIST_NAMES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -378,3 +382,51 @@ def write_cars3d_tarball(
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return images
+
+
+# ------------------------------------------------------------------- data roots
+
+#: A dSprites grid small enough to write in a test (3 shapes, 2 values of the others).
+DSPRITES_SIZES = (3, 2, 2, 2, 2)
+#: The datasets `small_data_root` writes (the others need no files here: `shapes` and
+#: `digits` are built in, Fashion-MNIST is Debian's real files), each with the overrides
+#: that fit its splits to so few examples.
+SMALL_DATA_OVERRIDES = {
+    "dsprites": ["data.n_val=4", "data.n_test=4"],
+    "mnist": ["data.val_size=8"],
+    "cifar10": ["data.val_size=8"],
+    "celeba": [],
+}
+
+
+def small_data_root(dataset: str, root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """`root` made a data folder with `dataset`'s files, small, in their real formats;
+    the data module's published checksums are patched to those of these files (and
+    dSprites' factor grid to the small one written)."""
+    from vaelab.data.celeba import CelebADataModule
+    from vaelab.data.cifar10 import CIFAR10DataModule
+    from vaelab.data.dsprites import DSpritesDataModule
+    from vaelab.data.mnist import MNISTDataModule
+
+    if dataset == "dsprites":
+        monkeypatch.setattr(DSpritesDataModule, "factor_sizes", DSPRITES_SIZES)
+        folder = root / DSpritesDataModule.folder
+        write_dsprites_npz(folder, DSPRITES_SIZES)
+        monkeypatch.setattr(
+            DSpritesDataModule, "files", fixture_specs(DSpritesDataModule.files, folder)
+        )
+    elif dataset == "mnist":
+        write_mnist_files(root / "mnist", n_train=80, n_test=40)
+        specs = fixture_specs(MNISTDataModule.files, root / "mnist")
+        monkeypatch.setattr(MNISTDataModule, "files", specs)
+    elif dataset == "cifar10":
+        write_cifar10_tarball(root / "cifar-10-python.tar.gz", n_per_batch=16)
+        specs = fixture_specs(CIFAR10DataModule.files, root)
+        monkeypatch.setattr(CIFAR10DataModule, "files", specs)
+    elif dataset == "celeba":
+        write_celeba(root / "celeba", n=44)  # 40 to train: two batches of 16
+        specs = fixture_specs(CelebADataModule.files, root / "celeba")
+        monkeypatch.setattr(CelebADataModule, "files", specs)
+    else:
+        raise AssertionError(f"no small files for {dataset}: {sorted(SMALL_DATA_OVERRIDES)} have")
+    return root

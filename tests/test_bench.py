@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import REPO
 
@@ -47,15 +48,24 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
     )
     assert len(mlp["hand_fused_epochs_s"]) == len(mlp["vaelab_epochs_s"]) == 1  # one repeat
     assert set(report["images_3x32x32"]) >= {"conv", "resnet", "conv_bf16", "bf16_speedup_conv"}
-    objectives = report["objectives_conv_64x64"]
-    names = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
-    assert set(objectives) == {"protocol", *names}
-    assert objectives["beta_vae"]["relative_to_beta_vae"] == 1.0
-    for name in names:
-        row = objectives[name]
-        assert row["relative_to_beta_vae"] == pytest.approx(
-            row["epoch_s"] / objectives["beta_vae"]["epoch_s"]
-        )
+    options = report["options"]
+    for group, measured in options.items():  # every option of every measured group
+        names = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        assert set(measured["options"]) == set(names), group
+        baseline = measured["options"][measured["protocol"]["baseline"]]
+        assert baseline["relative"] == 1.0
+        for name in names:  # the median of epoch ratios paired within each repeat
+            row = measured["options"][name]
+            paired = [
+                b / a
+                for base_run, run in zip(baseline["epochs_s"], row["epochs_s"], strict=True)
+                for a, b in zip(base_run[1:], run[1:], strict=True)
+            ]
+            assert row["relative"] == pytest.approx(float(np.median(paired)))
+    assert {"objective", "model", "likelihood"} <= set(options)
+    for part in ("mlp_fashion_mnist", "options", "startup"):  # each part says when and where
+        assert report[part]["measured_at"].startswith("20")
+        assert report[part]["machine"]["cpus"] == os.cpu_count()
     quality = report["quality"]
     assert min(quality[f"{k}_test_nelbo"] for k in ("hand", "hand_fused", "vaelab")) > 0
     assert 0 < report["startup"]["help_s"] < report["startup"]["command_to_first_step_s"]

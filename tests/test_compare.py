@@ -573,3 +573,211 @@ def test_cli_no_aggregate_keeps_one_row_per_run(tmp_path: Path) -> None:
     assert folded.returncode == 0 and per_run.returncode == 0, folded.stderr + per_run.stderr
     assert " ± " in folded.stdout and " ± " not in per_run.stdout
     assert "comparison_seeds.csv" in folded.stderr
+
+
+# ------------------------------------------------- plots read at a glance (issue 34)
+
+SCORE_BETAS = (1.0, 4.0, 16.0)
+SCORE_SEEDS = (0, 1, 2)
+
+
+def score_sweep(folder: Path) -> dict[str, dict[float, list[float]]]:
+    """β ∈ {1, 4, 16} × seed ∈ {0, 1, 2}, every supervised score recorded; returns
+    each metric's values by β, in seed order. MIG moves by 0.0003 in all: an axis
+    scaled to the data would fill its panel with it."""
+    from vaelab.metrics.names import SUPERVISED_SCORES
+
+    values: dict[str, dict[float, list[float]]] = {}
+    for beta in SCORE_BETAS:
+        for seed in SCORE_SEEDS:
+            recon = 80.0 + 5 * beta + 2.0 * seed
+            kl = 30.0 / beta + 0.5 * seed**2
+            metrics = {"test/recon": recon, "test/kl": kl, "test/nelbo": recon + kl}
+            for i, key in enumerate(SUPERVISED_SCORES):
+                spread = 0.03 * (i % 3 + 1) * seed
+                metrics[f"test/{key}"] = 0.1 + 0.05 * i + 0.02 * math.log2(beta) + spread
+            metrics["test/mig"] = 0.4 + 0.0001 * seed + 0.00001 * beta
+            write_run(
+                folder / f"b{beta:g}_s{seed}",
+                beta=beta,
+                seed=seed,
+                metrics=dict(metrics),
+                extra_overrides=(f"seed={seed}",),
+            )
+            for key, value in metrics.items():
+                values.setdefault(key, {}).setdefault(beta, []).append(value)
+    return values
+
+
+def panel_axes(fig: Any) -> list[Any]:
+    """The panels of a figure: its axes but a colour bar's."""
+    return [ax for ax in fig.axes if ax.get_label() != "<colorbar>"]
+
+
+def grid_of(axes: list[Any]) -> list[int]:
+    """Panels per row, top row first, read off where the laid-out axes are."""
+    rows: dict[float, int] = {}
+    for ax in axes:
+        box = ax.get_position()
+        rows[round(box.y0, 3)] = rows.get(round(box.y0, 3), 0) + 1
+    return [rows[y] for y in sorted(rows, reverse=True)]
+
+
+def error_bars(ax: Any) -> list[list[tuple[float, float, float]]]:
+    """Each error-bar line of a panel as (β, mean, half the bar's height) per point."""
+    from matplotlib.container import ErrorbarContainer
+
+    lines = []
+    for container in ax.containers:
+        if not isinstance(container, ErrorbarContainer):
+            continue
+        line, _caps, bars = container.lines
+        if not container.has_yerr:
+            lines.append([(x, y, 0.0) for x, y in line.get_xydata()])
+            continue
+        segments = bars[0].get_segments()
+        assert [s[0][0] for s in segments] == list(line.get_xdata())
+        lines.append(
+            [(s[0][0], (s[0][1] + s[1][1]) / 2, (s[1][1] - s[0][1]) / 2) for s in segments]
+        )
+    return lines
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def assert_bars_are_mean_and_std(ax: Any, by_beta: dict[float, list[float]]) -> None:
+    import numpy as np
+
+    (line,) = error_bars(ax)
+    assert [x for x, _, _ in line] == list(SCORE_BETAS)
+    for x, mean, half in line:
+        seeds = np.array(by_beta[x])
+        assert len(seeds) == len(SCORE_SEEDS)
+        assert mean == pytest.approx(seeds.mean(), rel=1e-9)
+        assert half == pytest.approx(seeds.std(ddof=1), rel=1e-9)
+        assert half > 0
+
+
+@pytest.mark.parametrize(
+    ("n_panels", "shape"),
+    [(1, (1, 1)), (3, (1, 3)), (4, (1, 4)), (5, (2, 4)), (7, (2, 4)), (8, (2, 4)), (9, (3, 4))],
+)
+def test_panels_are_laid_out_in_rows_of_at_most_four(n_panels: int, shape: tuple[int, int]) -> None:
+    from vaelab.compare import figures
+
+    assert figures.grid_shape(n_panels) == shape
+    fig, axes = figures.panel_grid(n_panels)
+    assert len(axes) == len(fig.axes) == n_panels  # the spare cells are gone
+    fig.draw_without_rendering()
+    rows, columns = shape
+    assert grid_of(axes) == [columns] * (rows - 1) + [n_panels - columns * (rows - 1)]
+    width, height = fig.get_size_inches()
+    assert width == pytest.approx(columns * figures.PANEL_WIDTH)
+    assert height == pytest.approx(rows * figures.PANEL_HEIGHT + figures.TITLE_HEIGHT)
+
+
+def test_seven_scores_over_seeds_are_a_grid_on_fixed_axes_with_std_bars(tmp_path: Path) -> None:
+    """compare on a β × seed sweep with all seven supervised scores: the PNGs are the
+    size the grid says; the figures, drawn again from the same runs, have 2 rows of at
+    most 4 panels, a [0, 1] axis for every score (MIG's 0.0003 included) and the seeds'
+    mean ± sample std as error bars."""
+    from vaelab.compare import figures
+    from vaelab.compare.plots import build_figures
+    from vaelab.metrics.names import SUPERVISED_SCORES
+
+    values = score_sweep(tmp_path / "sweep")
+    result = compare([tmp_path / "sweep"], out=tmp_path / "out")
+    assert result.swept == ["beta", "seed"] and result.groups is not None
+    assert set(result.plots) == {
+        "rate_distortion",
+        "metrics_vs_beta",
+        "disentanglement_vs_beta",
+        "reconstruction_vs_disentanglement",
+    }
+    stage, drawn = build_figures(result.runs, result.swept, str(tmp_path / "sweep"), [])
+    assert stage == "test"
+
+    scores = drawn["disentanglement_vs_beta"]
+    axes = panel_axes(scores)
+    assert len(axes) == len(scores.axes) == 7 and all(ax.get_visible() for ax in axes)
+    assert [ax.get_title() for ax in axes] == [f"test {k}" for k in SUPERVISED_SCORES]
+    scores.draw_without_rendering()
+    assert grid_of(axes) == [4, 3]
+    for ax, key in zip(axes, SUPERVISED_SCORES, strict=True):
+        assert ax.get_ylim() == (0.0, 1.0), key
+        assert_bars_are_mean_and_std(ax, values[f"test/{key}"])
+    expected = (
+        round((4 * figures.PANEL_WIDTH + figures.LEGEND_WIDTH) * figures.DPI),
+        round((2 * figures.PANEL_HEIGHT + figures.TITLE_HEIGHT) * figures.DPI),
+    )
+    assert png_size(result.plots["disentanglement_vs_beta"]) == expected
+    assert tuple(round(v * figures.DPI) for v in scores.get_size_inches()) == expected
+    assert_real_image(result.plots["disentanglement_vs_beta"], min_size=(2000, 1000))
+
+    curves = drawn["metrics_vs_beta"]
+    axes = panel_axes(curves)
+    curves.draw_without_rendering()
+    assert grid_of(axes) == [3]
+    for ax, key in zip(axes, ("nelbo", "recon", "kl"), strict=True):
+        assert_bars_are_mean_and_std(ax, values[f"test/{key}"])
+        low, high = ax.get_ylim()  # nats: scaled to the data, not to [0, 1]
+        data = [v for seeds in values[f"test/{key}"].values() for v in seeds]
+        assert low <= min(data) and max(data) <= high and high > 1.0
+    assert png_size(result.plots["metrics_vs_beta"]) == (
+        round((3 * figures.PANEL_WIDTH + figures.LEGEND_WIDTH) * figures.DPI),
+        round((figures.PANEL_HEIGHT + figures.TITLE_HEIGHT) * figures.DPI),
+    )
+
+    trade = drawn["reconstruction_vs_disentanglement"]
+    axes = panel_axes(trade)
+    assert len(axes) == 7 and len(trade.axes) == 8  # and the β colour bar
+    trade.draw_without_rendering()
+    assert grid_of(axes) == [4, 3]
+    assert all(ax.get_xlim() == (0.0, 1.0) for ax in axes)
+    assert png_size(result.plots["reconstruction_vs_disentanglement"]) == (
+        round((4 * figures.PANEL_WIDTH + figures.COLOUR_BAR_WIDTH) * figures.DPI),
+        round((2 * figures.PANEL_HEIGHT + figures.TITLE_HEIGHT) * figures.DPI),
+    )
+
+
+def test_only_scores_bounded_to_the_unit_interval_get_the_fixed_axis() -> None:
+    """[0, 1] for a bounded score however little it moves, widened only to show a value
+    outside it; an unbounded score scales to its data; one run a β: no error bars."""
+    from vaelab.compare import figures
+    from vaelab.metrics.names import SCORE_KEYS, SUPERVISED_SCORES, in_unit_interval
+
+    assert all(in_unit_interval(k) and in_unit_interval(f"test/{k}") for k in SUPERVISED_SCORES)
+    assert in_unit_interval("explicitness")
+    assert not in_unit_interval("gaussian_total_correlation")
+    assert not in_unit_interval("mutual_info_score") and "mutual_info_score" in SCORE_KEYS
+
+    points = [
+        figures.PlotPoint(
+            beta=beta,
+            latent=4,
+            group="4",
+            recon=90.0,
+            kl=10.0,
+            nelbo=100.0,
+            scores={
+                "mig": 0.2 + 0.0001 * beta,
+                "irs": 0.6 * beta,
+                "gaussian_total_correlation": 3 + beta,
+            },
+        )
+        for beta in (1.0, 2.0)
+    ]
+    metrics = ["mig", "irs", "gaussian_total_correlation"]
+    fig = figures.disentanglement_vs_beta(points, metrics, "t", "latent size", "fast")
+    assert fig is not None
+    mig, irs, total_correlation = fig.axes
+    assert mig.get_ylim() == (0.0, 1.0) and mig.get_ylabel() == "score (axis 0–1)"
+    assert irs.get_ylim() == (0.0, 1.2)  # 1.2 cannot be an IRS: the axis shows it
+    low, high = total_correlation.get_ylim()
+    assert 3.5 < low < 4.0 and 5.0 < high < 5.5 and total_correlation.get_ylabel() == "score"
+    (line,) = error_bars(mig)
+    assert [(x, half) for x, _, half in line] == [(1.0, 0.0), (2.0, 0.0)]
+    assert figures.unit_interval_limits([]) == (0.0, 1.0)

@@ -10,56 +10,18 @@ import re
 from pathlib import Path
 
 import pytest
-from data_fixtures import (
-    fixture_specs,
-    write_celeba,
-    write_cifar10_tarball,
-    write_dsprites_npz,
-    write_mnist_files,
-)
+from data_fixtures import SMALL_DATA_OVERRIDES, small_data_root
 from helpers import compose_train
 
 from vaelab.config.resolvers import register_resolvers
-from vaelab.data.celeba import CelebADataModule
-from vaelab.data.cifar10 import CIFAR10DataModule
-from vaelab.data.dsprites import DSpritesDataModule
-from vaelab.data.mnist import MNISTDataModule
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 RECIPES = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
-#: A dSprites grid small enough to write in a test (3 shapes, 2 values of the others).
-DSPRITES_SIZES = (3, 2, 2, 2, 2)
 
 
 @pytest.fixture(autouse=True)
 def _conf(hydra_conf) -> None:
     register_resolvers()  # as the entry points do (vaelab.config.preflight) before Hydra composes
-
-
-def data_root(dataset: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A data folder with `dataset`'s files, small, in their real formats; the data
-    module's checksums are those of these files."""
-    root = tmp_path / "data"
-    if dataset == "dsprites":
-        cls = DSpritesDataModule
-        monkeypatch.setattr(cls, "factor_sizes", DSPRITES_SIZES)
-        write_dsprites_npz(root / cls.folder, DSPRITES_SIZES)
-        monkeypatch.setattr(cls, "files", fixture_specs(cls.files, root / cls.folder))
-    elif dataset == "mnist":
-        write_mnist_files(root / "mnist", n_train=80, n_test=40)
-        specs = fixture_specs(MNISTDataModule.files, root / "mnist")
-        monkeypatch.setattr(MNISTDataModule, "files", specs)
-    elif dataset == "cifar10":
-        write_cifar10_tarball(root / "cifar-10-python.tar.gz", n_per_batch=16)
-        specs = fixture_specs(CIFAR10DataModule.files, root)
-        monkeypatch.setattr(CIFAR10DataModule, "files", specs)
-    elif dataset == "celeba":
-        write_celeba(root / "celeba", n=44)  # 40 to train: two batches of 16
-        specs = fixture_specs(CelebADataModule.files, root / "celeba")
-        monkeypatch.setattr(CelebADataModule, "files", specs)
-    else:
-        raise AssertionError(f"no fixture for {dataset}")
-    return root
 
 
 #: What each recipe must set: the papers' numbers, written out here independently of
@@ -132,13 +94,8 @@ def train_two_steps(overrides: list[str], tmp_path: Path, monkeypatch) -> dict:
 
     probe = compose_train(*overrides)
     dataset = DATASET_OF[probe.data._target_.rsplit(".", 1)[1]]
-    root = data_root(dataset, tmp_path, monkeypatch)
-    small = {
-        "dsprites": ["data.n_val=4", "data.n_test=4"],
-        "mnist": ["data.val_size=8"],
-        "cifar10": ["data.val_size=8"],
-        "celeba": [],
-    }[dataset]
+    root = small_data_root(dataset, tmp_path / "data", monkeypatch)
+    small = SMALL_DATA_OVERRIDES[dataset]
     run_dir = tmp_path / "run"
     cfg = compose_train(
         *overrides,

@@ -113,8 +113,8 @@ def test_a_ddp_job_trains_with_two_ranks(
 #: A deterministic job of some 30 s (8 epochs of 300 steps) that a signal can stop
 #: inside an epoch, with W&B (offline) beside the CSV history. Its learning rate is
 #: pinned: the mlp preset's 5e-3 is tuned for batch 128, and at debug=smoke's batch of
-#: 16 the time-out test's 48 epochs diverged in the 5th (README, "The default
-#: experiment"); these tests are about resuming, not about that rate.
+#: 16 the time-out test's 48 epochs diverged in the 5th (docs/default-experiment.md);
+#: these tests are about resuming, not about that rate.
 LONG = [
     "debug=smoke",
     "data.resolution=32",

@@ -173,3 +173,23 @@ def test_the_job_starts_from_what_the_checks_built_and_trains_the_same_numbers(
     }
     for key in ("val/nelbo", "test/nelbo", "test/nll_iwae"):
         assert metrics["handed"][key] == metrics["built_in_job"][key], key
+
+
+def test_continuing_from_a_checkpoint_at_its_end_tests_that_checkpoint(
+    trained_run, tmp_path: Path
+) -> None:
+    """`ckpt_path=<run>/checkpoints/last.ckpt` whose run already reached max_epochs trains
+    nothing in the new folder; the test stage scores the checkpoint itself (its callback
+    state's best path names a file the new folder never got)."""
+    smoke = ("debug=smoke", "data.resolution=32", "logger=csv")
+    run = trained_run(*smoke, to=tmp_path / "run")
+    again = tmp_path / "again"
+    result = call_train(*smoke, f"ckpt_path={run}/checkpoints/last.ckpt", f"hydra.run.dir={again}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    first = json.loads((run / "metrics.json").read_text())
+    second = json.loads((again / "metrics.json").read_text())
+    assert second["status"] == "finished"
+    assert second["global_step"] == first["global_step"]  # no step trained
+    # One epoch: best and last hold the same weights, and the test split's posterior
+    # draws come from each example's index, so the numbers are the same to the bit.
+    assert second["metrics"]["test/nelbo"] == first["metrics"]["test/nelbo"]

@@ -10,7 +10,8 @@ function, the fixtures it asks for and the test-suite helpers they call refer to
   `multiprocessing`) or to a helper that runs an app as a process
   (`helpers.run_app`, `run_train`, `run_sweep`, `kill_train_when`); or runs the
   generated bad-value sweep (`bad_values.cases_of`: hundreds of command lines through
-  the pre-flight checks, minutes in all).
+  the pre-flight checks) or the docs' commands (`test_docs.run_documented_command`),
+  minutes in all.
 - `ddp`: an integration test whose strings name a DDP trainer (`trainer=ddp_cpu`): a
   DDP process group in its child processes.
 - `bench`: an integration test that runs a script under `bench/`.
@@ -35,8 +36,9 @@ TESTS = Path(__file__).resolve().parent
 
 #: Helpers of tests/helpers.py that start `python src/<app>.py` as a child process.
 CHILD_PROCESS_HELPERS = frozenset({"run_app", "run_train", "run_sweep", "kill_train_when"})
-#: Helpers of tests/ that run hundreds of command lines in this process.
-SWEEP_HELPERS = frozenset({"cases_of"})
+#: Helpers of tests/ that run many command lines in this process: the generated
+#: bad-value sweep, and every command the docs give (smoke runs, minutes in all).
+SWEEP_HELPERS = frozenset({"cases_of", "run_documented_command"})
 #: Names through which test code starts a process of its own.
 PROCESS_NAMES = frozenset({"subprocess", "Popen", "multiprocessing"})
 #: A DDP trainer or strategy in an override or argument (`trainer=ddp_cpu`, `ddp`).

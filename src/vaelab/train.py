@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any, cast
 
 from omegaconf import DictConfig
@@ -146,6 +147,12 @@ def fit_and_test(
     if cfg.get("test", True):
         checkpoint = trainer.checkpoint_callback
         best = checkpoint.best_model_path if checkpoint and cfg.get("train", True) else ""
+        if best and not Path(best).is_file():
+            # The checkpoint continued from had reached the run's end: fit trained nothing
+            # here, and the best path its callback state carries names a file this folder
+            # never got. The model under test is the checkpoint itself.
+            log.info("nothing trained after %s: testing it as it is", ckpt_path)
+            best = ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
     return metrics

@@ -4,7 +4,7 @@ The VAE sends its step values straight to the loggers instead of through `self.l
 (see `VAE._log_train_step`), so they are not in `trainer.progress_bar_metrics`; this
 bar reads them from `pl_module.last_train_step`. It also redraws once per refresh
 where Lightning's bar redraws twice (once for the count, once for the values): a
-redraw is a visible share of a small model's step (README, Performance).
+redraw is a visible share of a small model's step (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Compare finished runs from their folders: a table, `comparison.csv` and two plots.
+"""Compare finished runs from their folders: a table, `comparison.csv` and the plots.
 
     python -m vaelab.compare outputs/multirun/2025-01-31/12-00-00_ab12
     python -m vaelab.compare outputs/multirun/*/* --sort test/nelbo --metrics test/kl,test/bpd

@@ -3,10 +3,23 @@ data with known factors each disentanglement score against β and the trade-off 
 reconstruction against each score.
 
 The functions take plain `PlotPoint`s, one per run, and know nothing of run folders.
-They draw on a bare `matplotlib.figure.Figure` (rendered by Agg when saved) instead of
-`pyplot`, so that calling them from a notebook neither switches its backend nor leaves
-figures open. matplotlib is imported inside the functions: `vaelab.compare --help` and
-`--no-plots` never pay for it.
+Each returns a bare `matplotlib.figure.Figure` (rendered by Agg when saved: `save`)
+instead of drawing through `pyplot`, so that calling them from a notebook neither
+switches its backend nor leaves figures open, and a caller can read the axes back.
+matplotlib is imported inside the functions: `vaelab.compare --help` and `--no-plots`
+never pay for it.
+
+Two rules hold for every figure with several panels:
+
+- Layout: `panel_grid` lays the panels out in rows of at most `MAX_COLUMNS` (4), each
+  panel `PANEL_WIDTH` × `PANEL_HEIGHT` inches, plus room for the title and a legend or
+  colour bar; spare cells of the last row are removed. Seven scores: 2 rows × 4.
+- Scale: a score that its metric's definition bounds to [0, 1]
+  (`vaelab.metrics.names.UNIT_INTERVAL_KEYS`, the one place that says so) is drawn on
+  a fixed [0, 1] axis, never zoomed to the data, so that a change of 0.0003 looks like
+  one: the axis is widened only to take in a value outside [0, 1], which the
+  definition rules out and the reader should see. Other quantities (nats) scale to
+  their data.
 """
 
 from __future__ import annotations
@@ -14,14 +27,17 @@ from __future__ import annotations
 import math
 import textwrap
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from vaelab.metrics.names import in_unit_interval
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
 
 # One marker per group (latent size), shared by both plots so a reader matches them up.
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "p", "<", ">", "h")
@@ -31,6 +47,17 @@ LOG_SPAN = 10.0
 MAX_TICKED = 10
 NO_BETA_COLOUR = "0.6"
 DPI = 150
+# The grid of a multi-panel figure: at most this many panels a row, each this size
+# (inches), plus the figure title above and a legend (or colour bar) beside.
+MAX_COLUMNS = 4
+PANEL_WIDTH = 4.2
+PANEL_HEIGHT = 3.6
+TITLE_HEIGHT = 1.0
+LEGEND_WIDTH = 2.5
+COLOUR_BAR_WIDTH = 1.2
+BOTTOM_LEGEND_HEIGHT = 0.9
+# The axis of a score in [0, 1].
+UNIT_INTERVAL = (0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -45,6 +72,64 @@ class PlotPoint:
     nelbo: float
     #: disentanglement scores by name (`mig`, `dci`, ...), where the run has them
     scores: Mapping[str, float] = field(default_factory=dict)
+
+
+def grid_shape(n_panels: int, max_columns: int = MAX_COLUMNS) -> tuple[int, int]:
+    """(rows, columns) for `n_panels`: one row up to `max_columns` panels, then as many
+    full rows of `max_columns` as it takes (7 panels: 2 × 4)."""
+    if n_panels < 1:
+        raise ValueError(f"a figure needs at least one panel, got {n_panels}")
+    columns = min(n_panels, max_columns)
+    return math.ceil(n_panels / columns), columns
+
+
+def grid_size(
+    n_panels: int, extra_width: float = 0.0, extra_height: float = TITLE_HEIGHT
+) -> tuple[float, float]:
+    """The figure size (inches) of `n_panels` in `grid_shape`'s grid, with `extra_width`
+    beside the grid (legend, colour bar) and `extra_height` above and below it."""
+    rows, columns = grid_shape(n_panels)
+    return columns * PANEL_WIDTH + extra_width, rows * PANEL_HEIGHT + extra_height
+
+
+def panel_grid(
+    n_panels: int,
+    *,
+    extra_width: float = 0.0,
+    extra_height: float = TITLE_HEIGHT,
+    sharey: bool = False,
+) -> tuple[Figure, list[Axes]]:
+    """A figure of `n_panels` panels in rows of at most `MAX_COLUMNS`, sized by
+    `grid_size`, and its axes in reading order; the spare cells of the last row are
+    removed. The layout of every multi-panel comparison figure."""
+    from matplotlib.figure import Figure
+
+    rows, columns = grid_shape(n_panels)
+    size = grid_size(n_panels, extra_width, extra_height)
+    fig = Figure(figsize=size, dpi=DPI, layout="constrained")
+    grid = fig.subplots(rows, columns, sharey=sharey, squeeze=False)
+    axes: list[Axes] = [ax for row in grid for ax in row]
+    for spare in axes[n_panels:]:
+        spare.remove()
+    return fig, axes[:n_panels]
+
+
+def unit_interval_limits(values: Iterable[float]) -> tuple[float, float]:
+    """The axis of a score in [0, 1]: [0, 1] whatever the values' spread, widened only
+    to take in a value outside it (which the score's definition rules out)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return min([UNIT_INTERVAL[0], *finite]), max([UNIT_INTERVAL[1], *finite])
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write `fig` as a PNG at its own size and `DPI`: `grid_size` × `DPI` pixels."""
+    fig.savefig(path)
+    return path
+
+
+def _title_width(fig: Figure) -> int:
+    """Characters a line of the figure title holds at 12 pt across the figure."""
+    return max(40, int(fig.get_figwidth() * 9))
 
 
 def _fmt(value: Any) -> str:
@@ -145,8 +230,8 @@ def _linspace(start: float, stop: float, n: int) -> list[float]:
 
 
 def rate_distortion(
-    points: Sequence[PlotPoint], path: Path, title: str, stage: str, group_title: str
-) -> Path:
+    points: Sequence[PlotPoint], title: str, stage: str, group_title: str
+) -> Figure:
     """Scatter KL (rate) against reconstruction (distortion), one point a run.
 
     Colour encodes β on a colour bar (log scale when β spans more than 10×), the marker
@@ -212,8 +297,7 @@ def rate_distortion(
     ax.set_ylabel(f"distortion: {stage} −E log p(x|z)  [nats]")
     ax.grid(True, color="0.9", zorder=0)
     ax.margins(0.12)
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def _beta_colour_bar(
@@ -255,39 +339,62 @@ METRIC_PANELS = (
 )
 
 
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a plot against β: its title, y label, a point's value (None: the
+    point is not in this panel) and whether the value lies in [0, 1] (a fixed axis)."""
+
+    title: str
+    label: str
+    value: Callable[[PlotPoint], float | None]
+    unit_interval: bool = False
+
+
 def metrics_vs_beta(
-    points: Sequence[PlotPoint], path: Path, title: str, stage: str, group_title: str
-) -> Path | None:
+    points: Sequence[PlotPoint], title: str, stage: str, group_title: str
+) -> Figure | None:
     """−ELBO, reconstruction and KL against β (log axis), one line per group of runs.
 
     A group is a latent size (plus any other swept setting but the seed), with the
     same marker as in the rate–distortion plot; runs that share a group and a β
-    (seeds) are drawn as faint points and joined at their mean. Returns None, drawing
-    nothing, when no run has a β.
+    (seeds) are drawn as faint points and joined at their mean, with their sample
+    standard deviation as an error bar. The y axes (nats) scale to the data. Returns
+    None, drawing nothing, when no run has a β.
     """
     panels = [
-        (f"{stage} {panel_title}", "nats per example", _attribute(key))
+        Panel(f"{stage} {panel_title}", "nats per example", _attribute(key))
         for key, panel_title in METRIC_PANELS
     ]
     suptitle = f"{stage.capitalize()} metrics against β: {title}"
-    return _lines_against_beta(points, panels, path, suptitle, group_title, figure_width=14)
+    return _lines_against_beta(points, panels, suptitle, group_title)
 
 
 def disentanglement_vs_beta(
     points: Sequence[PlotPoint],
     metrics: Sequence[str],
-    path: Path,
     title: str,
     group_title: str,
     protocols: str,
-) -> Path | None:
-    """Each disentanglement score against β, one panel a score, one line per group (an
-    objective, a latent size, ...), as `metrics_vs_beta` draws them. `protocols` says
-    which protocol produced the numbers. None when no run has both β and a score."""
-    panels = [(f"test {m}", "score", _score(m)) for m in metrics]
+) -> Figure | None:
+    """Each disentanglement score against β, one panel a score in rows of at most four
+    (`panel_grid`), one line per group (an objective, a latent size, ...), seeds as
+    mean ± sample standard deviation, as `metrics_vs_beta` draws them.
+
+    A score in [0, 1] (`names.UNIT_INTERVAL_KEYS`) gets the fixed y axis [0, 1]: a
+    difference shows at its true size, never zoomed (see the module's docstring).
+    `protocols` says which protocol produced the numbers. None when no run has both β
+    and a score."""
+    panels = [
+        Panel(
+            f"test {m}",
+            "score (axis 0–1)" if in_unit_interval(m) else "score",
+            _score(m),
+            unit_interval=in_unit_interval(m),
+        )
+        for m in metrics
+    ]
     suptitle = f"Disentanglement against β ({protocols} protocol): {title}"
-    width = min(4.2 * len(panels) + 2.5, 24)
-    return _lines_against_beta(points, panels, path, suptitle, group_title, figure_width=width)
+    return _lines_against_beta(points, panels, suptitle, group_title)
 
 
 def _attribute(key: str) -> Callable[[PlotPoint], float | None]:
@@ -298,21 +405,17 @@ def _score(name: str) -> Callable[[PlotPoint], float | None]:
     return lambda p: p.scores.get(name)
 
 
-Panel = tuple[str, str, Callable[[PlotPoint], "float | None"]]  # title, y label, value
-
-
 def _lines_against_beta(
     points: Sequence[PlotPoint],
     panels: Sequence[Panel],
-    path: Path,
     suptitle: str,
     group_title: str,
-    figure_width: float,
-) -> Path | None:
-    """One panel per (title, y label, value of a point), β on a log x axis, one line per
-    group joining the mean at each β; a point without the panel's value is left out of
-    that panel."""
-    from matplotlib.figure import Figure
+) -> Figure | None:
+    """One panel per `Panel` in `panel_grid`'s rows, β on a log x axis, one line per
+    group joining the mean at each β; where some group has several runs at one β
+    (seeds), every mean carries their sample standard deviation (n − 1) as an error
+    bar and the runs are drawn as faint points. A point without the panel's value is
+    left out of that panel."""
     from matplotlib.lines import Line2D
 
     all_groups = list(group_runs(points))
@@ -328,20 +431,23 @@ def _lines_against_beta(
         for p in members
     )
 
-    fig = Figure(figsize=(figure_width, 4.8), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, len(panels), sharex=True, squeeze=False)[0]
+    fig, axes = panel_grid(len(panels), extra_width=LEGEND_WIDTH)
+    drawn: dict[int, list[float]] = defaultdict(list)  # panel -> every value it shows
+    counts: set[int] = set()  # runs behind each mean
     handles = []
     for (group, members), colour in zip(groups.items(), palette, strict=True):
         marker = markers[group]
-        for ax, (_, _, value) in zip(axes, panels, strict=True):
+        for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
             by_beta: dict[float, list[float]] = defaultdict(list)
             for p in members:
-                v = value(p)
+                v = panel.value(p)
                 if v is not None and math.isfinite(v):
                     by_beta[float(p.beta)].append(v)  # type: ignore[arg-type]
             xs = sorted(by_beta)
             if not xs:
                 continue
+            drawn[i] += [v for b in xs for v in by_beta[b]]
+            counts.update(len(by_beta[b]) for b in xs)
             # Several runs at one β (seeds): the mean, and their sample standard
             # deviation as an error bar.
             errors = [_std(by_beta[b]) for b in xs] if averaged else None
@@ -368,35 +474,37 @@ def _lines_against_beta(
         handles.append(Line2D([], [], color=colour, marker=marker, label=group))
 
     betas = [float(p.beta) for p in points]  # type: ignore[arg-type]
-    for ax, (panel_title, ylabel, _) in zip(axes, panels, strict=True):
+    for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
         _set_beta_axis(ax, betas)
-        ax.set_title(panel_title, fontsize=11)
+        ax.set_title(panel.title, fontsize=11)
         ax.set_xlabel("β (weight of the KL term)")
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(panel.label)
         ax.grid(True, color="0.9")
         ax.margins(x=0.08, y=0.1)
+        if panel.unit_interval:
+            ax.set_ylim(unit_interval_limits(drawn[i]))
     fig.legend(handles=handles, title=group_title, loc="outside right upper", framealpha=0.9)
     if averaged:
-        suptitle += "  (lines: mean ± sample std over runs with the same settings, e.g. seeds)"
-    fig.suptitle(_wrap_title(suptitle, 120), fontsize=12)
-    fig.savefig(path)
-    return path
+        n = f"{min(counts)}–{max(counts)}" if len(counts) > 1 else f"{min(counts)}"
+        suptitle += (
+            f"  (lines: mean ± sample std over n = {n} runs with the same settings, e.g. seeds)"
+        )
+    fig.suptitle(_wrap_title(suptitle, _title_width(fig)), fontsize=12)
+    return fig
 
 
 def tradeoff(
     points: Sequence[PlotPoint],
     metrics: Sequence[str],
-    path: Path,
     title: str,
     stage: str,
     group_title: str,
     protocols: str,
-) -> Path | None:
-    """Reconstruction against each disentanglement score, one panel a score, one point
-    a run: colour = β (as in the rate–distortion plot), marker = group. None when no
-    run has a score."""
-    from matplotlib.figure import Figure
-
+) -> Figure | None:
+    """Reconstruction against each disentanglement score, one panel a score in
+    `panel_grid`'s rows, one point a run: colour = β (as in the rate–distortion plot),
+    marker = group. A score in [0, 1] gets the fixed x axis [0, 1], as in
+    `disentanglement_vs_beta`. None when no run has a score."""
     scored = [p for p in points if any(p.scores.get(m) is not None for m in metrics)]
     if not scored or not metrics:
         return None
@@ -405,32 +513,47 @@ def tradeoff(
     betas = [p.beta for p in scored if p.beta is not None]
     norm = _beta_norm(betas) if len(set(betas)) > 1 else None
     cmap = _viridis()
-    width = min(4.2 * len(metrics) + 2.5, 24)
-    fig = Figure(figsize=(width, 4.8), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
+    legend = len(groups) > 1 or group_title != "latent size"
+    fig, axes = panel_grid(
+        len(metrics),
+        extra_width=COLOUR_BAR_WIDTH if norm is not None else 0.0,
+        extra_height=TITLE_HEIGHT + (BOTTOM_LEGEND_HEIGHT if legend else 0.0),
+        sharey=True,
+    )
+    columns = grid_shape(len(metrics))[1]
     mappable = None
-    for ax, metric in zip(axes, metrics, strict=True):
+    for i, (ax, metric) in enumerate(zip(axes, metrics, strict=True)):
+        shown: list[float] = []
         for group, members in groups.items():
             have = [p for p in members if p.scores.get(metric) is not None]
             if not have:
                 continue
-            style = {"marker": markers[group], "s": 70, "edgecolors": "black", "linewidths": 0.6}
+            style: dict[str, Any] = {
+                "marker": markers[group],
+                "s": 70,
+                "edgecolors": "black",
+                "linewidths": 0.6,
+            }
             xs = [p.scores[metric] for p in have]
             ys = [p.recon for p in have]
-            if norm is not None and all(p.beta is not None for p in have):
-                mappable = ax.scatter(
-                    xs, ys, c=[p.beta for p in have], cmap=cmap, norm=norm, zorder=3, **style
-                )
+            shown += xs
+            colours = [p.beta for p in have if p.beta is not None]
+            if norm is not None and len(colours) == len(have):
+                mappable = ax.scatter(xs, ys, c=colours, cmap=cmap, norm=norm, zorder=3, **style)
             else:
                 ax.scatter(xs, ys, color=cmap(0.35), zorder=3, **style)
         ax.set_title(f"{stage} {metric}", fontsize=11)
-        ax.set_xlabel(f"{metric} (higher: more disentangled)")
+        bounded = in_unit_interval(metric)
+        ax.set_xlabel(f"{metric} (higher: more disentangled{'; axis 0–1' if bounded else ''})")
         ax.grid(True, color="0.9", zorder=0)
         ax.margins(0.12)
-    axes[0].set_ylabel(f"distortion: {stage} −E log p(x|z)  [nats]")
+        if bounded:
+            ax.set_xlim(unit_interval_limits(shown))
+        if i % columns == 0:
+            ax.set_ylabel(f"distortion: {stage} −E log p(x|z)  [nats]")
     if mappable is not None:
-        _beta_colour_bar(fig, mappable, list(axes), sorted(set(betas)), norm)
-    if len(groups) > 1 or group_title != "latent size":
+        _beta_colour_bar(fig, mappable, axes, sorted(set(betas)), norm)
+    if legend:
         handles = [_legend_marker(markers[g], "white", g) for g in groups]
         fig.legend(
             handles=handles,
@@ -440,11 +563,13 @@ def tradeoff(
             framealpha=0.9,
         )
     fig.suptitle(
-        _wrap_title(f"Reconstruction against disentanglement ({protocols} protocol): {title}", 120),
+        _wrap_title(
+            f"Reconstruction against disentanglement ({protocols} protocol): {title}",
+            _title_width(fig),
+        ),
         fontsize=12,
     )
-    fig.savefig(path)
-    return path
+    return fig
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -123,6 +123,6 @@ class CheapHookName:
 
 def cached_signature(function: F) -> F:
     """`function` with its signature computed once: Lightning inspects `training_step`'s
-    signature on every step, a fixed cost per step (README, Performance)."""
+    signature on every step, a fixed cost per step (docs/performance.md)."""
     function.__signature__ = inspect.signature(function)  # type: ignore[attr-defined]
     return function

@@ -10,8 +10,7 @@ step), and these pieces do the bookkeeping Lightning would otherwise do:
   a short last group of the epoch included);
 - `send_step_values`: a step's `train/*` values to every logger, as Lightning's logger
   connector writes step values (same keys, same step number, plus `epoch`), without
-  `LightningModule.log`, whose per-key, per-step cost the README's Performance section
-  measures.
+  `LightningModule.log`, whose per-key, per-step cost docs/performance.md describes.
 """
 
 from __future__ import annotations

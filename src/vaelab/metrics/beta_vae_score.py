@@ -65,7 +65,9 @@ def beta_vae_score(
         encode: factor indices (n, K) -> codes (n, D).
         factor_sizes: levels per factor.
         rng: the random state every sample is drawn from.
-        batch_size, n_train, n_eval: observations per batch; training / evaluation points.
+        batch_size: observations per batch.
+        n_train: training points (pairs of batches).
+        n_eval: evaluation points.
     """
     from sklearn.linear_model import LogisticRegression
 

@@ -158,7 +158,8 @@ def factor_vae_score(
         factor_sizes: levels per factor.
         rng: the random state every sample is drawn from.
         batch_size: observations per vote (64 in the paper).
-        n_train, n_eval: votes that train the majority-vote classifier / score it.
+        n_train: votes that train the majority-vote classifier.
+        n_eval: votes that score it.
         n_variance: samples for the global variance that normalises each dimension.
         prune_threshold: dimensions with global standard deviation below this take no
             part (collapsed dimensions would otherwise win every vote).

@@ -30,5 +30,24 @@ HEADLINE_KEYS: dict[str, tuple[str, ...]] = {
 #: Every headline key, in metric order.
 SCORE_KEYS = tuple(key for keys in HEADLINE_KEYS.values() for key in keys)
 
+#: The headline keys that their metric's definition bounds to [0, 1] (0: nothing of the
+#: factors is captured as the metric asks, 1: perfectly): MIG and SAP are normalised
+#: gaps, FactorVAE and β-VAE classifier accuracies, DCI a weighted 1 − entropy,
+#: modularity 1 − a normalised deviation, explicitness a ROC AUC, IRS a normalised
+#: robustness. The unsupervised scores are not: nats, or ratios that can exceed 1.
+#: The one place that says so; `vaelab.compare` draws these on a fixed [0, 1] axis.
+UNIT_INTERVAL_KEYS = frozenset(
+    ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "explicitness", "irs")
+)
+
 #: The supervised scores in [0, 1] that a β sweep is plotted against.
 SUPERVISED_SCORES = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "irs")
+
+assert set(SCORE_KEYS) >= UNIT_INTERVAL_KEYS, "a bounded key is some metric's headline"
+assert set(SUPERVISED_SCORES) <= UNIT_INTERVAL_KEYS, "the plotted scores lie in [0, 1]"
+
+
+def in_unit_interval(key: str) -> bool:
+    """Whether the score `key` (`mig`, or as a run records it, `test/mig`) lies in
+    [0, 1] by its metric's definition."""
+    return key.rpartition("/")[2] in UNIT_INTERVAL_KEYS

@@ -80,9 +80,13 @@ class VAE(CheapHookName, L.LightningModule):
         data_levels: values per pixel of the data (2 binary, 256 8-bit, None continuous);
             the likelihood checks it can model them, and bits/dim are reported only when
             the likelihood is discrete over exactly these levels.
-        encoder, decoder, likelihood, objective, optimizer: configs with a `_target_`.
-            Their defaults live in `conf/` only (`conf/train.yaml`'s `model:` block, the
-            groups `model/encoder`, `likelihood`, `objective`), not here.
+        encoder: the encoder's config, with a `_target_`. Its defaults, and those of
+            the four configs below, live in `conf/` only (`conf/train.yaml`'s `model:`
+            block, the groups `model/encoder`, `likelihood`, `objective`), not here.
+        decoder: the decoder's config, with a `_target_`.
+        likelihood: the likelihood's config, with a `_target_`.
+        objective: the objective's config, with a `_target_`.
+        optimizer: the optimiser's config, with a `_target_`.
         compile: `torch.compile` the encoder and decoder forward passes.
         scheduler: a learning-rate schedule's `_target_` config, or None for a constant
             rate (`vaelab.models.lr_schedule`); checkpoints written before it existed

@@ -1,6 +1,6 @@
 """What every objective receives and returns.
 
-Units (docs: the README's "Objectives"): nats per example, summed over data and latent
+Units (docs/objectives.md): nats per example, summed over data and latent
 dimensions, averaged over the batch. An objective turns what the model computed for a
 batch into the loss to minimise and the named terms it logs; the model itself logs
 `recon`, `kl` and `nelbo` (β-free, comparable across objectives) beside them.
@@ -84,7 +84,7 @@ class Objective(nn.Module, abc.ABC):
 
     `terms`: the names of the terms `forward` returns, each logged as `train/<name>`
     beside the model's own `recon`, `kl` and `nelbo`; declared here so that the tests
-    and the README's Objectives table read what an objective logs from the class."""
+    and docs/objectives.md read what an objective logs from the class."""
 
     terms: ClassVar[frozenset[str]]
 
