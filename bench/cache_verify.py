@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from record import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "bench"))
@@ -60,6 +62,7 @@ def main() -> None:
         epoch_s += hand_loop(train_u8, test_u8, epochs=1, max_steps=None, seed=repeat)["epoch_s"]
 
     result = {
+        **stamp(),
         "what": "checksum of every cached Fashion-MNIST array on first open vs one epoch "
         "of the hand-written MLP loop (bench/speed.py), same process, interleaved",
         "cache_bytes": sum(sizes.values()),

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +33,8 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from record import stamp
+
 from vaelab.data.batching import BatchLoader, TensorSource  # imported after the path fix above
 
 N, SHAPE, BATCH = 60_000, (1, 28, 28), 128
@@ -88,27 +88,6 @@ def epochs(data: torch.Tensor) -> dict[str, Callable[[], int]]:
     }
 
 
-def machine() -> dict[str, object]:
-    """What the numbers were measured on."""
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=30, help="timed rounds (default 30)")
@@ -155,8 +134,7 @@ def main() -> None:
         "target": f"batch_loader <= {TARGET_RATIO}x plain slicing of the same shuffled batches",
         "target_met": ratios["batch_loader/plain_slicing"] <= TARGET_RATIO
         and ratios["batch_loader/plain_index_select"] <= TARGET_RATIO,
-        "machine": machine(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **stamp(),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+
+from record import stamp  # noqa: E402  (bench/record.py)
 
 from vaelab.data.shapes import ShapesDataModule  # noqa: E402
 from vaelab.metrics import protocol as protocol_module  # noqa: E402
@@ -153,12 +154,8 @@ def main() -> None:
     model = trained_model(20 if args.quick else args.steps)
     train_s = time.perf_counter() - started
     results: dict[str, Any] = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        **stamp(),
+        "threads": torch.get_num_threads(),
         "model": {
             "preset": "conv",
             "latent_dim": 10,

@@ -281,16 +281,23 @@ def speed_extras() -> str:
                 command="python bench/speed.py --parts quality,denormal,startup",
             )
         )
-    startup = data.get("startup", {})
+    dates = "; ".join(
+        f"{part} measured {data[key].get('measured_at', 'on a date the file does not record')}"
+        for key, part in (
+            ("quality", "quality"),
+            ("denormal", "subnormals"),
+            ("startup", "start-up"),
+        )
+        if key in data
+    )
     return "\n\n".join(
         [
             table(["measured", "value"], rows),
             source(
                 SPEED,
                 "python bench/speed.py --parts quality,denormal,startup",
-                **stamped(startup, data),
-                note="The quality and subnormal rows come from the part's own run; the date "
-                "is the start-up part's.",
+                **stamped(data.get("startup", {}), data),
+                note=f"Each part is its own run: {dates}.",
             ),
         ]
     )
@@ -436,8 +443,7 @@ def step_profile() -> str:
             source(
                 "step_profile.json",
                 "python bench/step_profile.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note="The layer gathers below "
                 f"`model.encoder.sparse_below={data['sparse_below']}` non-zero inputs.",
             ),
@@ -470,8 +476,7 @@ def data_loading() -> str:
             source(
                 "data_loading.json",
                 "python bench/data_loading.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note=f"{data['benchmark']}: {shape} {data['data']['dtype']}, batch "
                 f"{data['data']['batch_size']}, {data['repeats']} repeats. Target: "
                 f"{data['target']} ({'met' if data['target_met'] else 'not met'}).",
@@ -499,8 +504,7 @@ def cache_verify() -> str:
             source(
                 "cache_verify.json",
                 "python bench/cache_verify.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note=f"{data['what']}; {data['cache_bytes'] / 1e6:.0f} MB of cache.",
             ),
         ]
@@ -528,8 +532,7 @@ def sweep_parallel() -> str:
             source(
                 "sweep_parallel.json",
                 "python bench/sweep_parallel.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note=f"{data['repeats']} interleaved repeats.",
             ),
         ]
@@ -563,8 +566,7 @@ def disentanglement_protocol() -> str:
             source(
                 "disentanglement.json",
                 "python bench/disentanglement.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note=f"Every metric for one {model['preset']}-preset model with "
                 f"{model['latent_dim']} latents trained {model['train_steps']:,} steps on "
                 f"{model['data']}, encoding {data['encode_batch_size']} observations at a time.",
@@ -588,8 +590,7 @@ def dci_rounds() -> str:
             source(
                 "dci_rounds.json",
                 "python bench/dci_rounds.py",
-                when=data.get("measured_at"),
-                machine=data.get("machine"),
+                **stamped(data),
                 note=f"DCI with the fast protocol's {counts['n_train']:,} / {counts['n_test']:,} "
                 "points, each number of boosting rounds on the same codes.",
             ),

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
+from record import stamp  # noqa: E402  (bench/record.py)
 
 from vaelab.config.build import build_model  # noqa: E402
 from vaelab.lightning.trainer import use_flush_denormal  # noqa: E402
@@ -148,8 +149,8 @@ def main() -> None:
         "share_other": 1 - (matmul + gather + optimiser) / total,
         "first_layer": first_layer_timings(batches[0], first),
         "first_layer_by_density": density_sweep(first, int(batches[0].shape[0])),
-        "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        **stamp(),
     }
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from record import stamp
+
 REPO = Path(__file__).resolve().parents[1]
 JOBS = [
     "beta=0.5,1,2,4",
@@ -63,7 +65,7 @@ def main() -> None:
         print(json.dumps(runs), flush=True)
     seq, par = (statistics.median(runs[k]) for k in ("sequential", "parallel_2"))
     result = {
-        "machine": {"cpus": os.cpu_count()},
+        **stamp(),
         "jobs": 4,
         "repeats": args.repeats,
         "runs_s": runs,
