@@ -154,31 +154,23 @@ SPEED = "speed.json"
 def speed_mlp() -> str:
     mlp = part(SPEED, "mlp_fashion_mnist", "python bench/speed.py --parts mlp")
     protocol = read(SPEED)["protocol"]
-    rows = [
-        ["hand-written loop, `torch.optim.Adam`", "hand", "1", "—"],
-        ["hand-written loop, `Adam(fused=True)`", "hand_fused", "", "—"],
-        ["vaelab, its defaults (`src/train.py`)", "vaelab", "", ""],
+    paired = f"{ratio(mlp['median_paired_ratio'])} / {ratio(mlp['median_paired_ratio_fused'])}"
+    loops = [  # (label, key in the record, paired ratios: only vaelab's are recorded)
+        ("hand-written loop, `torch.optim.Adam`", "hand", "—"),
+        ("hand-written loop, `Adam(fused=True)`", "hand_fused", "—"),
+        ("vaelab, its defaults (`src/train.py`)", "vaelab", paired),
     ]
-    hand = mlp["hand_epoch_s"]
-    body = []
-    for label, key, _, _ in rows:
-        epoch = mlp[f"{key}_epoch_s"]
-        paired = {
-            "hand": "—",
-            "hand_fused": "—",
-            "vaelab": f"{ratio(mlp['median_paired_ratio'])} / "
-            f"{ratio(mlp['median_paired_ratio_fused'])}",
-        }[key]
-        body.append(
-            [
-                label,
-                seconds(epoch),
-                f"{mlp[f'{key}_samples_per_s']:,.0f}",
-                ratio(epoch / hand),
-                ratio(epoch / mlp["hand_fused_epoch_s"]),
-                paired,
-            ]
-        )
+    body = [
+        [
+            label,
+            seconds(mlp[f"{key}_epoch_s"]),
+            f"{mlp[f'{key}_samples_per_s']:,.0f}",
+            ratio(mlp[f"{key}_epoch_s"] / mlp["hand_epoch_s"]),
+            ratio(mlp[f"{key}_epoch_s"] / mlp["hand_fused_epoch_s"]),
+            paired_cell,
+        ]
+        for label, key, paired_cell in loops
+    ]
     verdict = mlp["ratio_vaelab_to_hand"]
     words = "slower than" if verdict > 1 else "faster than" if verdict < 1 else "as fast as"
     summary = (
@@ -580,8 +572,11 @@ def dci_rounds() -> str:
     rounds = [str(r) for r in data["rounds"]]
     rows = []
     for case, by_rounds in data["cases"].items():
-        label = "codes that are the factors plus noise" if "/" not in case else case.split("/")[2]
-        label = label if "/" not in case else f"default-experiment checkpoint {label}"
+        # A case is a checkpoint's path (outputs/bench_default/<run>/...) or a named stand-in.
+        if "/" in case:
+            label = f"default-experiment checkpoint {case.split('/')[2]}"
+        else:
+            label = "codes that are the factors plus noise"
         rows.append([label, *(score(by_rounds[r]["dci"]) for r in rounds)])
     counts = data["fast_counts"]
     return "\n\n".join(
