@@ -184,7 +184,7 @@ class NonFiniteMetricsError(VaelabError):
 
 def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
     """eval.json's test part: headline metrics, latent statistics, every test/ value."""
-    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+    from vaelab.metrics.latents import active_dimensions, dimensions_by_information
 
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics: dict[str, Any] = {k: logged[f"test/{k}"] for k in TEST_KEYS if f"test/{k}" in logged}
@@ -195,10 +195,14 @@ def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
         "n_examples": int(logged["test/n_examples"]),
         "metrics": metrics,
         "latents": {
-            "kl_per_dim": stats["kl_per_dim"].tolist(),
+            # None for a learned prior or a flow posterior: no closed form per dimension
+            "kl_per_dim": stats["kl_per_dim"].tolist() if "kl_per_dim" in stats else None,
+            "kl_estimate": model.kl_estimate,
             "posterior_mean_variance": stats["mean_variance"].tolist(),
-            "active_dims_by_kl": dimensions_by_kl(
-                stats["kl_per_dim"], active_dimensions(stats["mean_variance"])
+            "active_dims_by_kl": dimensions_by_information(
+                stats.get("kl_per_dim"),
+                stats["mean_variance"],
+                active_dimensions(stats["mean_variance"]),
             ),
         },
         "disentanglement": None,
@@ -215,7 +219,8 @@ def report_to_wandb(run: Any, results: dict[str, Any]) -> None:
     if wandb_run is None:
         return
     values = {f"eval/{k}": v for k, v in results["metrics"].items()}
-    values.update({f"eval/kl_dim/{i}": v for i, v in enumerate(results["latents"]["kl_per_dim"])})
+    kl_per_dim = results["latents"]["kl_per_dim"] or []
+    values.update({f"eval/kl_dim/{i}": v for i, v in enumerate(kl_per_dim)})
     wandb_run.log(values)
     wandb_run.summary.update({**values, "eval/iwae_k": results["iwae_k"]})
     wandb_run.finish()

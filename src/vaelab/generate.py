@@ -86,17 +86,19 @@ def traversal_latents(base: Tensor, dims: list[int], values: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str, Tensor]:
-    """KL per dimension (mean over `x`) and the variance over `x` of the posterior mean."""
+def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str, Tensor | None]:
+    """KL per dimension (mean over `x`; None where the model's KL has no closed form per
+    dimension) and the variance over `x` of the latent code."""
     from vaelab.metrics.latents import kl_per_dimension, posterior_mean_variance
 
     kl, means = [], []
     for i in range(0, len(x), batch_size):
-        posterior = model.encode(x[i : i + batch_size].to(model.device))
-        kl.append(kl_per_dimension(posterior).cpu())
-        means.append(posterior.mean.cpu())
+        chunk = x[i : i + batch_size].to(model.device)
+        if model.analytic_kl:
+            kl.append(kl_per_dimension(model.encode(chunk)).cpu())
+        means.append(model.code(chunk).cpu())
     return {
-        "kl_per_dim": torch.cat(kl).mean(0),
+        "kl_per_dim": torch.cat(kl).mean(0) if kl else None,
         "mean_variance": posterior_mean_variance(torch.cat(means)),
     }
 
@@ -110,8 +112,8 @@ def decode_mean(model: Any, z: Tensor) -> Tensor:
 
 @torch.no_grad()
 def encode_mean(model: Any, x: Tensor) -> Tensor:
-    """Posterior means (N, D) on the CPU."""
-    means: Tensor = model.encode(x.to(model.device)).mean.cpu()
+    """Latent codes (N, D) on the CPU: the posterior means (`VAE.code`)."""
+    means: Tensor = model.code(x.to(model.device)).cpu()
     return means
 
 
@@ -136,15 +138,18 @@ def interpolation_rows(model: Any, xa: Tensor, xb: Tensor, steps: int, spherical
     return torch.cat([xa.unsqueeze(1), decoded, xb.unsqueeze(1)], dim=1).flatten(0, 1)
 
 
-def traversed_dimensions(stats: dict[str, Tensor]) -> list[int]:
-    """The active dimensions, largest KL first; all of them if none is active (a fully
-    collapsed posterior: better to show that than nothing)."""
-    from vaelab.metrics.latents import active_dimensions, dimensions_by_kl
+def traversed_dimensions(stats: dict[str, Tensor | None]) -> list[int]:
+    """The active dimensions, largest KL first (largest posterior-mean variance where
+    the KL has no per-dimension form); all of them if none is active (a fully collapsed
+    posterior: better to show that than nothing)."""
+    from vaelab.metrics.latents import active_dimensions, dimensions_by_information
 
-    dims = dimensions_by_kl(stats["kl_per_dim"], active_dimensions(stats["mean_variance"]))
+    kl, variance = stats["kl_per_dim"], stats["mean_variance"]
+    assert variance is not None
+    dims = dimensions_by_information(kl, variance, active_dimensions(variance))
     if not dims:
-        log.warning("no active latent dimension; traversing all of them by KL")
-        dims = dimensions_by_kl(stats["kl_per_dim"])
+        log.warning("no active latent dimension; traversing all of them")
+        dims = dimensions_by_information(kl, variance)
     return dims
 
 
@@ -217,6 +222,8 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     tr = cfg.traversal
     stats = latent_statistics(model, data.example_batch(int(tr.n_stats), split="test"))
     dims = traversed_dimensions(stats)
+    variance = stats["mean_variance"]
+    assert variance is not None
     base = encode_mean(model, data.example_batch(int(tr.example) + 1, split="test")[-1:])[0]
     values = torch.linspace(-float(tr.range), float(tr.range), int(tr.steps))
     frames = decode_mean(model, traversal_latents(base, dims, values))
@@ -241,9 +248,9 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         "files": {name: path.name for name, path in written.items()},
         "traversal": {
             "dims": dims,
-            "active": active_dimensions(stats["mean_variance"]).tolist(),
-            "kl_per_dim": stats["kl_per_dim"].tolist(),
-            "posterior_mean_variance": stats["mean_variance"].tolist(),
+            "active": active_dimensions(variance).tolist(),
+            "kl_per_dim": None if stats["kl_per_dim"] is None else stats["kl_per_dim"].tolist(),
+            "posterior_mean_variance": variance.tolist(),
             "values": values.tolist(),
             "gif_frames": len(order),
             "factors": labels,  # per traversed dimension, on data with known factors

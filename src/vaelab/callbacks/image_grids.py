@@ -54,16 +54,14 @@ class ImageGrids(L.Callback):
         self, pl_module: L.LightningModule, originals: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         """The two grids as (C, H, W) tensors, from `pl_module` in eval mode."""
-        vae: Any = pl_module  # duck-typed: a VAE's reconstruct, latent_dim and decode
+        vae: Any = pl_module  # duck-typed: a VAE's reconstruct and sample
         was_training = pl_module.training
         pl_module.eval()
         try:
             originals = originals.to(pl_module.device)
             recon = vae.reconstruct(originals)
             generator = torch.Generator().manual_seed(self.seed)
-            z = torch.randn(self.n_images, vae.latent_dim, generator=generator)
-            with torch.no_grad():
-                samples = vae.decode(z.to(pl_module.device)).mean
+            samples = vae.sample(self.n_images, generator=generator)  # from the model's prior
         finally:
             pl_module.train(was_training)
         return {

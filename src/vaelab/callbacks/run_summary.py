@@ -110,6 +110,14 @@ class RunSummary(L.Callback):
                     if isinstance(v, str | int | float | bool)
                 },
             }
+        model: Any = trainer.lightning_module
+        if hasattr(model, "kl_estimate"):
+            # What the logged `kl` is: analytic, or the single-sample log q(z|x) − log p(z).
+            self.summary["latent"] = {
+                "prior": type(model.prior).__name__,
+                "posterior": type(model.posterior).__name__,
+                "kl": model.kl_estimate,
+            }
         guard = next((cb for cb in callbacks if isinstance(cb, NonFiniteGuard)), None)
         if guard is not None:
             self.summary["skipped_steps"] = guard.skipped  # non-finite losses, not trained on

@@ -38,6 +38,8 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
         data_levels=datamodule.levels,
         likelihood=cfg.likelihood,
         objective=cfg.objective,
+        prior=cfg.get("prior"),
+        posterior=cfg.get("posterior"),
         _recursive_=False,
     )
 

@@ -10,7 +10,8 @@ that the VAE's test hooks update per batch and compute once per epoch:
 - `bpd_iwae`: the same bound in bits per dimension, when the ELBO's bpd is reported.
 - `active_units`: dimensions whose posterior mean varies over the data by more than
   Burda et al.'s 0.01.
-- `kl_dim/<d>`: KL per latent dimension.
+- `kl_dim/<d>`: KL per latent dimension, where the KL is analytic per dimension (a
+  Gaussian posterior under N(0, I)); a learned prior or a flow posterior has none.
 
 Metric states are not saved in checkpoints, so a checkpoint loads with or without it.
 """
@@ -18,6 +19,7 @@ Metric states are not saved in checkpoints, so a checkpoint loads with or withou
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +33,10 @@ from vaelab.models.noise import per_example_noise
 
 #: The noise stream seed of the importance samples, apart from the ELBO's seed 0.
 IWAE_NOISE_SEED = 1
+
+#: A flow posterior's map z0 -> (z, log|det|) and the prior's log-density, for the IWAE
+#: bound of a model whose latents are not a Gaussian under N(0, I).
+Densities: TypeAlias = tuple[Callable[[Tensor], tuple[Tensor, Tensor]], Callable[[Tensor], Tensor]]
 
 
 class VectorMean(Metric):
@@ -72,17 +78,21 @@ class TestStageMetrics(nn.Module):
         iwae_k: importance samples per example for `nll_iwae` (1: the ELBO itself).
         max_decoded: latents decoded per pass of the IWAE bound: bounds its memory
             whatever k is (see `vaelab.metrics.likelihood.iwae_nll`).
+        per_dim_kl: the model's KL is analytic per dimension (`kl_dim/<d>` is reported).
     """
 
     __test__ = False  # a class named Test*, not a pytest test
 
-    def __init__(self, latent_dim: int, iwae_k: int = 1, max_decoded: int = 4096) -> None:
+    def __init__(
+        self, latent_dim: int, iwae_k: int = 1, max_decoded: int = 4096, per_dim_kl: bool = True
+    ) -> None:
         super().__init__()
         if iwae_k < 1 or max_decoded < 1:
             raise ValueError(f"iwae_k and max_decoded must be >= 1, got {iwae_k}, {max_decoded}")
         self.latent_dim = latent_dim
         self.iwae_k = int(iwae_k)
         self.max_decoded = int(max_decoded)
+        self.per_dim_kl = per_dim_kl
         self.nll_iwae = MeanMetric()
         self.kl_per_dim = VectorMean(latent_dim)
         self.mean_moments = VectorMean(2 * latent_dim)  # E[mu], E[mu^2]
@@ -97,13 +107,16 @@ class TestStageMetrics(nn.Module):
         mean: Tensor,
         log_var: Tensor,
         nelbo: Tensor,
-        kl_per_dim: Tensor,
+        kl_per_dim: Tensor | None,
         decode: Callable[[Tensor], Distribution],
+        densities: Densities | None = None,
     ) -> None:
-        """One test batch: data `x` with dataset indices `index`, q(z|x)'s parameters,
-        the batch's per-example −ELBO and KL per dimension, and the decoder."""
+        """One test batch: data `x` with dataset indices `index`, the encoder's Gaussian,
+        the batch's per-example −ELBO and KL per dimension (None if it has none), the
+        decoder, and for a flow posterior or a learned prior their `Densities`."""
         mean, log_var = mean.detach(), log_var.detach()
-        self.kl_per_dim.update(kl_per_dim)
+        if kl_per_dim is not None:
+            self.kl_per_dim.update(kl_per_dim)
         self.mean_moments.update(torch.cat([mean, mean * mean], dim=1))
         if self.iwae_k == 1:
             # L_1 is the ELBO: the same estimate as test/nelbo (analytic KL, the same
@@ -118,20 +131,23 @@ class TestStageMetrics(nn.Module):
             self.iwae_k,
             max_decoded=self.max_decoded,
             noise=per_example_noise(index, self.latent_dim, seed=IWAE_NOISE_SEED),
+            flow=densities[0] if densities else None,
+            log_prior=densities[1] if densities else None,
         )
         self.nll_iwae.update(nll)
 
     @staticmethod
-    def keys(latent_dim: int, with_bpd: bool) -> set[str]:
+    def keys(latent_dim: int, with_bpd: bool, per_dim_kl: bool = True) -> set[str]:
         """The keys `compute` returns (tests/test_metric_names.py checks they match)."""
         names = {"test/nll_iwae", "test/iwae_k", "test/active_units"}
-        names |= set(kl_dim_values("test", torch.zeros(latent_dim)))
+        if per_dim_kl:
+            names |= set(kl_dim_values("test", torch.zeros(latent_dim)))
         return names | ({"test/bpd_iwae"} if with_bpd else set())
 
     def compute(self, data_shape: Sequence[int], with_bpd: bool) -> dict[str, float]:
         """The epoch's `test/*` extras, then reset for the next test run; `with_bpd`:
         also `bpd_iwae` (the likelihood is discrete over the data's levels)."""
-        kl_per_dim = self.kl_per_dim.compute()
+        kl_per_dim = self.kl_per_dim.compute() if self.per_dim_kl else None
         moments = self.mean_moments.compute()
         nll_iwae = float(self.nll_iwae.compute())
         for metric in (self.kl_per_dim, self.mean_moments, self.nll_iwae):
@@ -142,9 +158,12 @@ class TestStageMetrics(nn.Module):
             "test/nll_iwae": nll_iwae,
             "test/iwae_k": float(self.iwae_k),
             "test/active_units": float(active_units(variance)),
-            **kl_dim_values("test", kl_per_dim),
         }
+        if kl_per_dim is not None:
+            values.update(kl_dim_values("test", kl_per_dim))
         if with_bpd:
             values["test/bpd_iwae"] = float(bits_per_dim(nll_iwae, data_shape))
-        self.latent_stats = {"kl_per_dim": kl_per_dim.cpu(), "mean_variance": variance.cpu()}
+        self.latent_stats = {"mean_variance": variance.cpu()}
+        if kl_per_dim is not None:
+            self.latent_stats["kl_per_dim"] = kl_per_dim.cpu()
         return values

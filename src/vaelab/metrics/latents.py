@@ -61,3 +61,12 @@ def dimensions_by_kl(kl_per_dim: Tensor, mask: Tensor | None = None) -> list[int
         return order
     keep = mask.detach().cpu().bool()
     return [d for d in order if bool(keep[d])]
+
+
+def dimensions_by_information(
+    kl_per_dim: Tensor | None, variance: Tensor, mask: Tensor | None = None
+) -> list[int]:
+    """`dimensions_by_kl` where the KL per dimension exists; for a model without one (a
+    learned prior, a flow posterior) the dimensions ordered by the variance of their
+    posterior mean over the data, the quantity that defines an active unit."""
+    return dimensions_by_kl(variance if kl_per_dim is None else kl_per_dim, mask)

@@ -23,6 +23,9 @@ from torch.distributions import Distribution, Independent, Normal
 
 from vaelab.models.noise import NoiseStream
 
+#: z0 (S, B, D) -> (z, log|det ∂z/∂z0|) of a flow posterior.
+Flow = Callable[[Tensor], tuple[Tensor, Tensor]]
+
 
 def iwae_log_weights(
     x: Tensor,
@@ -30,19 +33,28 @@ def iwae_log_weights(
     decode: Callable[[Tensor], Distribution],
     z: Tensor,
     prior: Distribution | None = None,
+    flow: Flow | None = None,
+    log_prior: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """log w = log p(x|z) + log p(z) - log q(z|x) for samples z (S, B, D): shape (S, B).
 
     `decode` maps latents (N, D) to p(x|z) with batch shape (N,) and one whole example
-    as its event; the S * B latents go through it in one call.
+    as its event; the S * B latents go through it in one call. With `flow`, `z` are the
+    draws of `posterior` before the flow, and log q(z|x) = log q0(z0|x) − log|det|.
+    `log_prior` (a learned prior's log-density) stands in for `prior` when given.
     """
     s, b, d = z.shape
-    prior = prior if prior is not None else standard_normal(d, z)
+    q: Distribution = posterior  # Independent.log_prob carries no annotations in torch
+    log_q = q.log_prob(z)
+    if flow is not None:
+        z, log_det = flow(z)
+        log_q = log_q - log_det
+    if log_prior is None:
+        log_prior = (prior if prior is not None else standard_normal(d, z)).log_prob
     flat = decode(z.reshape(s * b, d))
     targets = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
     log_px = flat.log_prob(targets).view(s, b)
-    q: Distribution = posterior  # Independent.log_prob carries no annotations in torch
-    return log_px + prior.log_prob(z) - q.log_prob(z)
+    return log_px + log_prior(z) - log_q
 
 
 def iwae_nll(
@@ -53,6 +65,8 @@ def iwae_nll(
     max_decoded: int = 4096,
     noise: NoiseStream | None = None,
     prior: Distribution | None = None,
+    flow: Flow | None = None,
+    log_prior: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """-L_k per example (B,), in nats: the IWAE bound on -log p(x) with `k` samples.
 
@@ -69,6 +83,9 @@ def iwae_nll(
             `vaelab.models.noise.per_example_noise`); default fresh draws from the global
             generator.
         prior: p(z); default the standard normal.
+        flow: a flow posterior's map z0 -> (z, log|det|), applied to the draws of
+            `posterior` (its base Gaussian).
+        log_prior: log p(z) of a learned prior, in place of `prior`.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -81,7 +98,7 @@ def iwae_nll(
         n = min(chunk, k - done)
         eps = noise(n) if noise is not None else torch.randn(b, n, mean.shape[-1])
         z = mean + std * eps.to(mean).transpose(0, 1)  # (n, B, D)
-        log_w = iwae_log_weights(x, posterior, decode, z, prior)
+        log_w = iwae_log_weights(x, posterior, decode, z, prior, flow, log_prior)
         # float64 accumulation: with large k the sum of many weights near the maximum
         # loses nothing to rounding.
         total = torch.logaddexp(total, torch.logsumexp(log_w.double(), dim=0))

@@ -1,8 +1,12 @@
 """The β-VAE as a LightningModule.
 
-encoder backbone -> Gaussian posterior q(z|x) -> reparameterised z -> decoder
-backbone -> likelihood p(x|z), with a standard normal prior. Units follow docs/design.md:
-nats per example, summed over all data and latent dimensions, averaged over the batch.
+encoder backbone -> posterior q(z|x) (a diagonal Gaussian, optionally pushed through a
+flow: `posterior=`) -> reparameterised z -> decoder backbone -> likelihood p(x|z), with
+the prior of `prior=` (N(0, I) by default). Units follow docs/design.md: nats per
+example, summed over all data and latent dimensions, averaged over the batch.
+
+The KL term is analytic (per dimension) for a Gaussian posterior under N(0, I), and the
+single-sample estimate log q(z|x) − log p(z) otherwise (`kl_estimate`).
 
 The constructor takes plain configs (mappings with a `_target_`), not modules, and
 builds the parts itself from the data shape. That keeps `save_hyperparameters` free
@@ -15,6 +19,7 @@ import inspect
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import lightning as L
@@ -45,23 +50,59 @@ from vaelab.models.optimizer import (
     apply_config_to_saved_optimizer,
     optimizer_arguments,
 )
+from vaelab.models.posteriors import Posterior
+from vaelab.models.priors import Prior
 from vaelab.objectives import (
     LatentBatch,
     Objective,
     ObjectiveOutput,
     objective_from_beta_schedule,
 )
+from vaelab.objectives.base import LOG_2PI
 
 log = logging.getLogger(__name__)
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
 
+#: What checkpoints written before `prior=` and `posterior=` existed were built with.
+DEFAULT_PRIOR = {"_target_": "vaelab.models.priors.StandardNormal"}
+DEFAULT_POSTERIOR = {"_target_": "vaelab.models.posteriors.GaussianPosterior"}
 
-def _build_objective(config: Mapping[str, Any], latent_dim: int) -> Any:
-    """The objective of a config; those that size modules to z get `latent_dim`."""
-    target = get_class(config["_target_"])
-    sized = "latent_dim" in inspect.signature(target).parameters
-    return instantiate(config, **({"latent_dim": latent_dim} if sized else {}))
+
+def _build_sized(config: Mapping[str, Any], **sizes: Any) -> Any:
+    """The object of a config, given those of `sizes` (latent_dim, data_shape) its
+    target takes: objectives, priors and posteriors size their modules from them."""
+    parameters = inspect.signature(get_class(config["_target_"])).parameters
+    return instantiate(config, **{k: v for k, v in sizes.items() if k in parameters})
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """`LatentDraws` of one batch: q(z|x)'s parameters and the model's flow and prior."""
+
+    mean: Tensor
+    std: Tensor
+    log_var: Tensor
+    context: Tensor
+    posterior: Posterior
+    prior: Prior
+
+    def draw(self, k: int) -> tuple[Tensor, Tensor]:
+        eps = torch.randn((k, *self.mean.shape), dtype=self.std.dtype, device=self.std.device)
+        return self.transform(self.mean + self.std * eps, eps)
+
+    def transform(self, z0: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """z = f(z0) and log q(z|x), for z0 = mean + std · eps."""
+        z, log_det = self.posterior.flow(z0, self.context)
+        log_q0 = -0.5 * (LOG_2PI + self.log_var + eps.square()).sum(-1)
+        return z, log_q0 - log_det
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        return self.prior.log_prob(z)
+
+    def prior_sample(self, n: int) -> Tensor:
+        with torch.no_grad():
+            return self.prior.sample(n)
 
 
 def _plain(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,6 +127,10 @@ class VAE(CheapHookName, L.LightningModule):
         decoder: the decoder's config, with a `_target_`.
         likelihood: the likelihood's config, with a `_target_`.
         objective: the objective's config, with a `_target_`.
+        prior: p(z)'s config (conf/prior), with a `_target_`; checkpoints written before
+            it existed have none: N(0, I).
+        posterior: q(z|x)'s family (conf/posterior), with a `_target_`; None: the
+            diagonal Gaussian.
         optimizer: the optimiser's config, with a `_target_`.
         compile: `torch.compile` the encoder and decoder forward passes.
         scheduler: a learning-rate schedule's `_target_` config, or None for a constant
@@ -109,6 +154,8 @@ class VAE(CheapHookName, L.LightningModule):
         data_levels: int | None = None,
         scheduler: TargetConfig | None = None,
         beta_schedule: Mapping[str, Any] | None = None,
+        prior: TargetConfig | None = None,
+        posterior: TargetConfig | None = None,
     ) -> None:
         super().__init__()
         data_shape = tuple(int(s) for s in data_shape)
@@ -128,6 +175,10 @@ class VAE(CheapHookName, L.LightningModule):
                 "optimizer": _plain(optimizer),
                 "scheduler": None if scheduler is None else _plain(scheduler),
                 "compile": bool(compile),
+                "prior": _plain(prior) if prior is not None else dict(DEFAULT_PRIOR),
+                "posterior": _plain(posterior)
+                if posterior is not None
+                else dict(DEFAULT_POSTERIOR),
             }
         )
         hp = self.hparams
@@ -138,12 +189,23 @@ class VAE(CheapHookName, L.LightningModule):
         self.likelihood.check_data(data_levels)
         self.data_levels = data_levels
         self.encoder: nn.Module = instantiate(hp["encoder"], in_shape=data_shape)
-        self.posterior_head = nn.Linear(self.encoder.out_features, 2 * self.latent_dim)
+        self.posterior: Posterior = _build_sized(hp["posterior"], latent_dim=self.latent_dim)
+        self.posterior_head = nn.Linear(
+            self.encoder.out_features, 2 * self.latent_dim + self.posterior.context_features
+        )
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
         self.decoder: nn.Module = instantiate(
             hp["decoder"], latent_dim=self.latent_dim, out_shape=out_shape
         )
-        self.objective: Objective = _build_objective(hp["objective"], self.latent_dim)
+        self.objective: Objective = _build_sized(hp["objective"], latent_dim=self.latent_dim)
+        self.prior: Prior = _build_sized(
+            hp["prior"], latent_dim=self.latent_dim, data_shape=data_shape
+        )
+        self._check_latent_family()
+        self.prior.bind(self.posterior_params)
+        # The KL in closed form per dimension: a Gaussian posterior under a prior that
+        # has one (N(0, I)); otherwise log q(z|x) − log p(z) of the sample.
+        self.analytic_kl = self.posterior.gaussian and self.prior.standard_normal
         # Compiled forward functions, not compiled modules: the state dict keeps its
         # plain keys, so compiled and eager checkpoints load into each other.
         self._encoder_forward = torch.compile(self.encoder.forward) if compile else self.encoder
@@ -156,7 +218,7 @@ class VAE(CheapHookName, L.LightningModule):
         )
         self.val_kl_per_dim = VectorMean(self.latent_dim)
         # The test stage's extras (IWAE bound, latent health); `configure_evaluation`.
-        self.test_extras = TestStageMetrics(self.latent_dim)
+        self.test_extras = TestStageMetrics(self.latent_dim, per_dim_kl=self.analytic_kl)
         self._eval_beta: dict[str, float] = {}
         self._train_totals = torch.zeros(3)
         self._train_count = 0
@@ -168,25 +230,71 @@ class VAE(CheapHookName, L.LightningModule):
         self._scheduled = scheduler is not None  # a learning-rate schedule to step
         self._step_lr: float | None = None  # the rate the last optimiser step used
 
+    def _check_latent_family(self) -> None:
+        """Refuse, in one line, a prior or posterior the objective's definition excludes,
+        and a prior written through a Gaussian posterior with a flow posterior."""
+        objective, prior, posterior = (
+            type(self.objective).__name__,
+            type(self.prior).__name__,
+            type(self.posterior).__name__,
+        )
+        reason = self.objective.needs_standard_normal_prior
+        if reason and not self.prior.standard_normal:
+            raise ConfigError(
+                f"{objective} works only with the prior N(0, I) ({reason}), not {prior}: "
+                "use prior=normal, or an objective that takes any prior "
+                "(objective=beta_vae, iwae, info_vae, factor_vae or capacity)"
+            )
+        reason = self.objective.needs_gaussian_posterior
+        if reason and not self.posterior.gaussian:
+            raise ConfigError(
+                f"{objective} works only with a Gaussian posterior ({reason}), not "
+                f"{posterior}: use posterior=gaussian, or an objective that takes any "
+                "posterior (objective=beta_vae, iwae, info_vae, factor_vae or capacity)"
+            )
+        if self.prior.needs_gaussian_posterior and not self.posterior.gaussian:
+            raise ConfigError(
+                f"{prior} is a mixture of the encoder's Gaussians and cannot follow "
+                f"{posterior}'s flow: use posterior=gaussian with prior=vamp, or "
+                "prior=mog or prior=flow with this posterior"
+            )
+
+    @property
+    def kl_estimate(self) -> str:
+        """How the KL term is computed: `analytic` or `single-sample` (metrics.json)."""
+        return "analytic" if self.analytic_kl else "single-sample"
+
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Independent[Normal]:
-        """q(z|x): a diagonal Gaussian, one event of size latent_dim per example."""
+        """The encoder's diagonal Gaussian, one event of size latent_dim per example:
+        q(z|x) itself for `posterior=gaussian`, the base q0(z0|x) under a flow."""
         mean, log_var = self.posterior_params(x)
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
 
     def posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z|x), each (B, latent_dim)."""
-        mean, log_var = self.posterior_head(self._encoder_forward(x)).chunk(2, dim=-1)
+        """Mean and log-variance of the encoder's Gaussian, each (B, latent_dim)."""
+        mean, log_var, _ = self._posterior_outputs(x)
         return mean, log_var
+
+    def _posterior_outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The encoder head's mean, log-variance and flow context (B, C; C = 0 for a
+        Gaussian posterior)."""
+        out = self.posterior_head(self._encoder_forward(x))
+        d = self.latent_dim
+        return out[:, :d], out[:, d : 2 * d], out[:, 2 * d :]
+
+    def code(self, x: Tensor) -> Tensor:
+        """Each example's latent code (B, D): the posterior mean, or under a flow the
+        flow applied to its base mean (the point z0 = μ maps to)."""
+        mean, _, context = self._posterior_outputs(x)
+        if self.posterior.gaussian:
+            return mean
+        return self.posterior.flow(mean, context)[0]
 
     def decode(self, z: Tensor) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W)."""
         distribution: Distribution = self.likelihood(self._decoder_forward(z))
         return distribution
-
-    def prior(self, like: Tensor) -> Independent[Normal]:
-        zeros = torch.zeros_like(like)
-        return Independent(Normal(zeros, torch.ones_like(like), validate_args=False), 1)
 
     @override
     def forward(self, x: Tensor) -> Tensor:
@@ -198,7 +306,8 @@ class VAE(CheapHookName, L.LightningModule):
     ) -> dict[str, Tensor]:
         """Per-example terms in nats, each of shape (B,), from one posterior sample:
         recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO.
-        With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`.
+        With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`
+        (None where the KL has no closed form per dimension).
         `noise` (B, latent_dim): the standard normal draw to reparameterise with
         (default: a fresh one)."""
         batch = self.latent_batch(x, noise=noise)
@@ -208,31 +317,52 @@ class VAE(CheapHookName, L.LightningModule):
         return terms
 
     @torch.no_grad()
-    def sample(self, n: int, temperature: float = 1.0) -> Tensor:
-        """`n` images decoded from z ~ N(0, temperature² I): the likelihood's mean."""
-        z = torch.randn(n, self.latent_dim, device=self.device) * temperature
+    def sample(
+        self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """`n` images decoded from prior draws, the prior's noise scaled by
+        `temperature` (N(0, temperature² I) for the standard normal): the likelihood's
+        mean."""
+        z = self.prior.sample(n, temperature, generator).to(self.device)
         return self.decode(z).mean
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor) -> Tensor:
-        """Decode the posterior mean of each image: the likelihood's mean, same shape."""
-        return self.decode(self.encode(x).mean).mean
+        """Decode the latent code of each image (`code`): the likelihood's mean, same shape."""
+        return self.decode(self.code(x)).mean
 
     def latent_batch(self, x: Tensor, step: int = 0, noise: Tensor | None = None) -> LatentBatch:
         """What an objective reads of batch `x` at optimiser step `step`: the posterior's
         parameters, one reparameterised sample (from `noise` if given), its
-        log-likelihood and the analytic KL per dimension."""
+        log-likelihood and the KL: analytic per dimension, or log q(z|x) − log p(z)."""
         # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
         # the prior (the tests check them against those), written on tensors: this is
         # the training step, and distribution objects cost a small model real time.
-        mean, log_var = self.posterior_params(x)
+        mean, log_var, context = self._posterior_outputs(x)
         std = torch.exp(0.5 * log_var)
         eps = torch.randn_like(mean) if noise is None else noise.to(mean)
         z = mean + std * eps
-        # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
-        kl_per_dim = 0.5 * (mean.square() + std.square() - 1.0 - log_var)
+        if self.analytic_kl:
+            # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
+            kl_per_dim = self.prior.kl_per_dim(mean, log_var, std)
+            log_px = self._log_likelihood(z, x)
+            return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, self._log_likelihood)
+        draws = _Draws(mean, std, log_var, context, self.posterior, self.prior)
+        z, log_qz_x = draws.transform(z, eps)
         log_px = self._log_likelihood(z, x)
-        return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, self._log_likelihood)
+        return LatentBatch(
+            x,
+            mean,
+            log_var,
+            z,
+            log_px,
+            None,
+            step,
+            self._log_likelihood,
+            log_qz_x=log_qz_x,
+            log_pz=self.prior.log_prob(z),
+            draws=draws,
+        )
 
     def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
@@ -260,7 +390,9 @@ class VAE(CheapHookName, L.LightningModule):
         """The test stage's IWAE bound: `iwae_k` importance samples per example (1: the
         ELBO itself), decoded `max_decoded` latents at a time (`eval.iwae_k`,
         `eval.iwae_max_decoded` of `src/eval.py`)."""
-        self.test_extras = TestStageMetrics(self.latent_dim, iwae_k, max_decoded).to(self.device)
+        self.test_extras = TestStageMetrics(
+            self.latent_dim, iwae_k, max_decoded, per_dim_kl=self.analytic_kl
+        ).to(self.device)
 
     def configure_accumulation(self, batches: int | None) -> None:
         """Step the optimiser once every `batches` batches, on the mean of their
@@ -355,7 +487,8 @@ class VAE(CheapHookName, L.LightningModule):
     @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         terms = self._update_eval_metrics("val", *batch)
-        self.val_kl_per_dim.update(terms["kl_per_dim"])
+        if terms["kl_per_dim"] is not None:
+            self.val_kl_per_dim.update(terms["kl_per_dim"])
 
     @override
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -369,13 +502,15 @@ class VAE(CheapHookName, L.LightningModule):
             terms["nelbo"],
             terms["kl_per_dim"],
             self.decode,
+            None if self.analytic_kl else self._iwae_densities(terms["context"]),
         )
 
     @override
     def on_validation_epoch_end(self) -> None:
         values = self._compute_eval_metrics("val")
         # KL per latent dimension: which dimensions carry information (latent health).
-        values.update(kl_dim_values("val", self.val_kl_per_dim.compute()))
+        if self.analytic_kl:
+            values.update(kl_dim_values("val", self.val_kl_per_dim.compute()))
         self.val_kl_per_dim.reset()
         self.log_dict(values)
 
@@ -404,8 +539,9 @@ class VAE(CheapHookName, L.LightningModule):
         epoch_means = {*ELBO_TERMS, "loss", "beta", *(("bpd",) if self._reports_bpd() else ())}
         for stage in ("val", "test"):
             keys |= {f"{stage}/{k}" for k in epoch_means}
-        keys |= set(kl_dim_values("val", torch.zeros(self.latent_dim)))
-        keys |= TestStageMetrics.keys(self.latent_dim, with_bpd=self._reports_bpd())
+        if self.analytic_kl:
+            keys |= set(kl_dim_values("val", torch.zeros(self.latent_dim)))
+        keys |= TestStageMetrics.keys(self.latent_dim, self._reports_bpd(), self.analytic_kl)
         return frozenset(keys)
 
     def _reports_bpd(self) -> bool:
@@ -457,6 +593,29 @@ class VAE(CheapHookName, L.LightningModule):
     def on_train_start(self) -> None:
         # After the loaders are set up: the number of training batches is known here.
         self.objective.set_dataset_size(self._training_examples())
+        if self.global_step == 0:  # a fresh fit, not a resumed one
+            self._initialise_prior()
+
+    def _initialise_prior(self) -> None:
+        """Hand training examples to the prior (a VampPrior's pseudo-inputs start as
+        K of them), where the data module gives examples."""
+        datamodule: Any = getattr(self.trainer, "datamodule", None)
+        if not hasattr(datamodule, "example_batch"):
+            return
+        wanted = getattr(self.prior, "pseudo_inputs", None)
+        if wanted is None:
+            return
+        self.prior.initialise_from(datamodule.example_batch(len(wanted), split="train"))
+
+    def _iwae_densities(self, context: Tensor) -> tuple[Any, Any]:
+        """The flow (z0 -> z, log|det|) and log p(z) the test stage's IWAE bound needs
+        for a learned prior or a flow posterior."""
+
+        def flow(z0: Tensor) -> tuple[Tensor, Tensor]:
+            z, log_det = self.posterior.flow(z0, context)
+            return z, log_det
+
+        return flow, self.prior.log_prob
 
     def _training_examples(self) -> int:
         """Examples in the training split, for the objectives that weigh with it (0 when
@@ -488,6 +647,7 @@ class VAE(CheapHookName, L.LightningModule):
             "kl_per_dim": batch.kl_per_dim,
             "mean": batch.mean,
             "log_var": batch.log_var,
+            "context": batch.draws.context if isinstance(batch.draws, _Draws) else None,
         }
         for key, metric in self._stage_metrics(stage).items():
             metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])

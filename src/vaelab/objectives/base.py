@@ -13,10 +13,25 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
+
+
+class LatentDraws(Protocol):
+    """What a model with a learned prior or a flow posterior gives its objectives beyond
+    one sample: more posterior draws with their densities, and the prior's density and
+    draws (vaelab.models.vae builds it; None for a Gaussian posterior under N(0, I))."""
+
+    def draw(self, k: int) -> tuple[Tensor, Tensor]:
+        """`k` fresh posterior samples per example and log q(z|x) of each: (k, B, D), (k, B)."""
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z): (..., D) -> (...)."""
+
+    def prior_sample(self, n: int) -> Tensor:
+        """`n` draws from p(z): (n, D)."""
 
 
 @dataclass(frozen=True)
@@ -28,10 +43,15 @@ class LatentBatch:
         mean, log_var: q(z|x)'s parameters (B, D).
         z: the reparameterised sample mean + exp(log_var / 2) * eps (B, D).
         log_px: log p(x|z) per example (B,).
-        kl_per_dim: the analytic KL(q(z_d|x) ‖ N(0, 1)) per example and dimension (B, D).
+        kl_per_dim: the analytic KL(q(z_d|x) ‖ p(z_d)) per example and dimension (B, D);
+            None where there is no closed form (a learned prior, a flow posterior).
         step: optimiser steps taken so far (schedules read it).
         log_likelihood: (z (N, D), x (N, ...)) -> log p(x|z) (N,): more samples of z
             for the objectives that take several (IWAE).
+        log_qz_x, log_pz: log q(z|x) and log p(z) of `z` (B,), when the KL is the
+            single-sample estimate log q(z|x) − log p(z) (`kl_per_dim` is None).
+        draws: more posterior draws and the prior (`LatentDraws`); None for a Gaussian
+            posterior under N(0, I), whose objectives write them on `mean` and `log_var`.
     """
 
     x: Tensor
@@ -39,9 +59,12 @@ class LatentBatch:
     log_var: Tensor
     z: Tensor
     log_px: Tensor
-    kl_per_dim: Tensor
+    kl_per_dim: Tensor | None
     step: int
     log_likelihood: Callable[[Tensor, Tensor], Tensor] = field(repr=False)
+    log_qz_x: Tensor | None = None
+    log_pz: Tensor | None = None
+    draws: LatentDraws | None = field(default=None, repr=False)
 
     # Computed once per batch and shared by the objective and the model's logging: on a
     # small model each extra reduction is a visible share of the step.
@@ -52,8 +75,12 @@ class LatentBatch:
 
     @cached_property
     def kl(self) -> Tensor:
-        """KL(q(z|x) ‖ p(z)) per example (B,), analytic."""
-        return self.kl_per_dim.sum(-1)
+        """KL(q(z|x) ‖ p(z)) per example (B,): analytic, or log q(z|x) − log p(z) of `z`."""
+        if self.kl_per_dim is not None:
+            return self.kl_per_dim.sum(-1)
+        if self.log_qz_x is None or self.log_pz is None:
+            raise ValueError("a LatentBatch needs kl_per_dim or both log_qz_x and log_pz")
+        return self.log_qz_x - self.log_pz
 
     @cached_property
     def recon_mean(self) -> Tensor:
@@ -87,6 +114,11 @@ class Objective(nn.Module, abc.ABC):
     and docs/objectives.md read what an objective logs from the class."""
 
     terms: ClassVar[frozenset[str]]
+    #: Why the objective's definition needs the prior N(0, I) (None: it works with any
+    #: prior); the model refuses other priors with this reason.
+    needs_standard_normal_prior: ClassVar[str | None] = None
+    #: Why it needs q(z|x) to be the encoder's Gaussian (None: any posterior).
+    needs_gaussian_posterior: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:

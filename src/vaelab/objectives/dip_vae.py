@@ -42,6 +42,8 @@ class DIPVAE(Objective):
     """recon + KL + λ_od·(off-diagonal)² + λ_d·(diagonal − 1)² (Kumar et al. 2018)."""
 
     terms = frozenset({"beta", "dip_offdiag", "dip_diag"})
+    needs_standard_normal_prior = "it pushes the latents' covariance to N(0, I)'s identity"
+    needs_gaussian_posterior = "its covariance is that of the Gaussians' means and variances"
 
     def __init__(
         self,

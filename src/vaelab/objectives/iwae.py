@@ -31,6 +31,8 @@ from vaelab.objectives.base import LatentBatch, Objective, ObjectiveOutput, gaus
 def iwae_bound(batch: LatentBatch, k: int, max_decoded: int | None = None) -> Tensor:
     """−L_k per example (B,), k ≥ 2, from z (the first sample) and k − 1 fresh ones;
     `max_decoded`: latents decoded per pass (see the module docstring)."""
+    if batch.draws is not None:
+        return _iwae_bound_drawn(batch, k, max_decoded)
     std = torch.exp(0.5 * batch.log_var)
     eps = torch.randn((k - 1, *batch.mean.shape), dtype=std.dtype, device=std.device)
     extra = batch.mean + std * eps  # (k - 1, B, D)
@@ -41,6 +43,18 @@ def iwae_bound(batch: LatentBatch, k: int, max_decoded: int | None = None) -> Te
     log_pz = gaussian_log_density(z, zeros, zeros).sum(-1)
     log_qz = gaussian_log_density(z, batch.mean, batch.log_var).sum(-1)
     return math.log(k) - torch.logsumexp(log_px + log_pz - log_qz, dim=0)
+
+
+def _iwae_bound_drawn(batch: LatentBatch, k: int, max_decoded: int | None) -> Tensor:
+    """`iwae_bound` for a learned prior or a flow posterior: the draws and densities
+    come from the model (`LatentBatch.draws`)."""
+    assert batch.draws is not None and batch.log_qz_x is not None
+    extra, log_q_extra = batch.draws.draw(k - 1)
+    log_px_extra = _extra_log_likelihoods(batch, extra, max_decoded)
+    z = torch.cat([batch.z.unsqueeze(0), extra])
+    log_px = torch.cat([batch.log_px.unsqueeze(0), log_px_extra])
+    log_qz = torch.cat([batch.log_qz_x.unsqueeze(0), log_q_extra])
+    return math.log(k) - torch.logsumexp(log_px + batch.draws.log_prior(z) - log_qz, dim=0)
 
 
 def _extra_log_likelihoods(batch: LatentBatch, z: Tensor, max_decoded: int | None) -> Tensor:

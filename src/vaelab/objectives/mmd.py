@@ -6,7 +6,8 @@ The ELBO's KL term pulls each posterior towards the prior, but nothing in it ask
 posteriors together, the aggregate q(z) = E_x q(z|x), to fill the prior: at β = 1 the
 aggregate can leave regions of N(0, I) empty, and prior samples from there decode to
 nothing a dataset holds. InfoVAE adds a divergence between q(z) and p(z), here the
-squared MMD between the batch's sampled z and as many draws from N(0, I):
+squared MMD between the batch's sampled z and as many draws from the prior (N(0, I), or
+the model's learned prior, whose draws carry no gradient here):
 
     MMD² = mean_{i≠j} k(z_i, z_j) + mean_{i≠j} k(p_i, p_j) − 2 · mean_{i,j} k(z_i, p_j)
 
@@ -73,7 +74,10 @@ class InfoVAE(Objective):
         self.warmup_steps = int(warmup_steps)
 
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:
-        prior = torch.randn_like(batch.z)
+        if batch.draws is None:
+            prior = torch.randn_like(batch.z)
+        else:
+            prior = batch.draws.prior_sample(batch.z.shape[0]).to(batch.z)
         mmd = mmd_squared(batch.z, prior)
         weight = self.lambda_mmd * ramp(batch.step, self.warmup_steps)
         loss = batch.recon_mean + self.beta * batch.kl_mean + weight * mmd

@@ -87,6 +87,8 @@ class BetaTCVAE(Objective):
     together over `warmup_steps`. Their default: α = γ = 1, β = 6 on dSprites."""
 
     terms = frozenset({"beta", "mi", "tc", "dim_kl"})
+    needs_standard_normal_prior = "its dimension-wise KL is to the factorised N(0, I)"
+    needs_gaussian_posterior = "q(z) is estimated as a mixture of the batch's Gaussians"
 
     def __init__(
         self,
