@@ -327,7 +327,7 @@ def options(group: str) -> Callable[[], str]:
                 source(
                     SPEED,
                     "python bench/speed.py --parts options",
-                    **stamped(measured, read(SPEED)),
+                    **stamped(entry if "measured_at" in entry else measured, read(SPEED)),
                     note=f"Data: {protocol['data']}; model: {protocol['model']}; batch "
                     f"{protocol['batch']}, {protocol['batches_per_epoch']} steps an epoch, "
                     f"{protocol['epochs']} epochs × {protocol['repeats']} interleaved repeats; "
@@ -827,6 +827,85 @@ def speed_ab() -> str:
     return "\n\n".join(blocks)
 
 
+# ------------------------------------------------------------------ priors, samplers
+PRIORS = "priors.json"
+SAMPLERS = "samplers.json"
+
+
+def priors() -> str:
+    """Test NLL, ELBO, KL and active units of each prior/posterior variant, over seeds."""
+    command = "python bench/priors.py"
+    data = read(PRIORS)
+    setting = data["setting"]
+    ranked = sorted(data["table"].items(), key=lambda kv: kv[1]["nll_iwae"])
+
+    def spread(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f} ± {row[key + '_std']:.2f}"
+
+    rows = [
+        [
+            f"`{' '.join(data['variants'][name]) or 'prior=normal posterior=gaussian'}`",
+            spread(row, "nll_iwae"),
+            spread(row, "nelbo"),
+            f"{spread(row, 'kl')} ({row['kl_estimate']})",
+            f"{row['active_units']:.1f}",
+            str(row["seeds"]),
+        ]
+        for name, row in ranked
+    ]
+    return "\n\n".join(
+        [
+            table(
+                [
+                    "variant",
+                    f"test NLL (IWAE, k = {setting['iwae_k']})",
+                    "test −ELBO",
+                    "KL",
+                    "active units",
+                    "seeds",
+                ],
+                rows,
+            ),
+            source(
+                PRIORS,
+                data.get("command", command),
+                **stamped(data),
+                note=f"Dynamically binarised Fashion-MNIST, the whole test split; "
+                f"`{' '.join(setting['overrides'])}`, {setting['epochs']} epochs each; "
+                "nats, mean ± sample sd over seeds, best first.",
+            ),
+        ]
+    )
+
+
+def samplers() -> str:
+    """Blank samples of one default-experiment checkpoint, per sampler."""
+    command = "python bench/samplers.py"
+    data = read(SAMPLERS)
+    rows = [
+        [
+            f"`sampler={name}`",
+            share(row["blank_fraction"]),
+            "—" if row["fit_s"] is None else seconds(row["fit_s"]),
+            f"{row['n_samples']:,}",
+        ]
+        for name, row in sorted(data["samplers"].items(), key=lambda kv: kv[1]["blank_fraction"])
+    ]
+    threshold = data["threshold"]
+    return "\n\n".join(
+        [
+            table(["sampler", "blank samples", "fit time", "samples"], rows),
+            source(
+                SAMPLERS,
+                data.get("command", command),
+                **stamped(data),
+                note=f"One checkpoint of the default experiment (`{data['checkpoint']}`); "
+                f"blank: fewer than {threshold['min_pixels']} pixels above {threshold['pixel']}.",
+            ),
+        ]
+    )
+
+
 TABLES: dict[str, Callable[[], str]] = {
     "speed_mlp": speed_mlp,
     "speed_images": speed_images,
@@ -835,6 +914,10 @@ TABLES: dict[str, Callable[[], str]] = {
     "options/objective": options("objective"),
     "options/model": options("model"),
     "options/likelihood": options("likelihood"),
+    "options/prior": options("prior"),
+    "options/posterior": options("posterior"),
+    "priors": priors,
+    "samplers": samplers,
     "step_overhead": step_overhead,
     "step_profile": step_profile,
     "data_loading": data_loading,

@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "reproductions.json"
 RUNS = REPO / "outputs" / "reproductions"
 LIKELIHOOD_METRIC = "test/nll_iwae"
+#: Headlines only `src/eval.py` measures (eval.json's metrics), with the recipe's `eval` overrides.
+EVAL_METRICS = ("fid", "kid_mean", "blank_fraction")
 
 
 def recipes() -> list[str]:
@@ -78,9 +80,15 @@ def reproduce(name: str, overrides: list[str], label: str, iwae_k: int) -> dict[
     metric = card["metric"]
     value = summary["metrics"].get(metric)
     commands = [" ".join(["python", *train[1:]])]
-    if metric == LIKELIHOOD_METRIC:
+    if metric == LIKELIHOOD_METRIC or metric in EVAL_METRICS:
         best = run_dir / "checkpoints" / "best.ckpt"
-        evaluate = [sys.executable, "src/eval.py", f"ckpt_path={best}", f"eval.iwae_k={iwae_k}"]
+        evaluate = [
+            sys.executable,
+            "src/eval.py",
+            f"ckpt_path={best}",
+            f"eval.iwae_k={iwae_k}",
+            *card.get("eval", []),
+        ]
         wall += run(evaluate)
         value = json.loads((run_dir / "checkpoints" / "eval.json").read_text())["metrics"][metric]
         commands.append(" ".join(["python", *evaluate[1:]]).replace(str(REPO) + "/", ""))

@@ -264,10 +264,22 @@ OPTION_GROUPS: dict[str, dict[str, Any]] = {
         "data": "Fashion-MNIST 1x28x28, 256 grey levels",
         "preset": "mlp",
     },
+    "prior": {
+        "baseline": "normal",
+        "setting": ["model=mlp", "data=fashion_mnist", "latent_dim=32"],
+        "data": "Fashion-MNIST 1x28x28, binarised",
+        "preset": "mlp",
+    },
+    "posterior": {
+        "baseline": "gaussian",
+        "setting": ["model=mlp", "data=fashion_mnist", "latent_dim=32"],
+        "data": "Fashion-MNIST 1x28x28, binarised",
+        "preset": "mlp",
+    },
 }
 
 
-def bench_options(quick: bool, tmp: Path) -> dict[str, Any]:
+def bench_options(quick: bool, tmp: Path, groups: list[str] | None = None) -> dict[str, Any]:
     """Epoch time of each option of each group in OPTION_GROUPS (at the option's own
     defaults: FactorVAE's 6 x 1000 discriminator, IWAE's k = 5, ...), relative to the
     group's default option. Within each repeat the options alternate, and the ratio is
@@ -277,6 +289,8 @@ def bench_options(quick: bool, tmp: Path) -> dict[str, Any]:
     batches, epochs, repeats = (3, 2, 1) if quick else (16, 3, 3)
     results: dict[str, Any] = {}
     for group, spec in OPTION_GROUPS.items():
+        if groups is not None and group not in groups:
+            continue
         options = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
         runs: dict[str, list[list[float]]] = {name: [] for name in options}
         for r in range(repeats):
@@ -297,6 +311,7 @@ def bench_options(quick: bool, tmp: Path) -> dict[str, Any]:
                 runs[name].append(run["epoch_s"])
         base = runs[spec["baseline"]]
         results[group] = {
+            **stamp(),  # each group says when it ran: `--option-groups` re-runs some alone
             "protocol": {
                 "batches_per_epoch": batches,
                 "epochs": epochs,
@@ -334,6 +349,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--quality-epochs", type=int, default=10)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--option-groups",
+        default=None,
+        help="with --parts options: only these groups (comma-separated); the file keeps the others",
+    )
     parser.add_argument(
         "--parts",
         default="mlp,quality,images,options,denormal,startup",
@@ -408,7 +428,22 @@ def main() -> None:
     if "images" in parts:
         results["images_3x32x32"] = bench_images(quick, epochs, steps, limit, tmp)
     if "options" in parts:
-        results["options"] = bench_options(quick, tmp)
+        groups = args.option_groups.split(",") if args.option_groups else None
+        results["options"] = bench_options(quick, tmp, groups)
+        out_file = args.out or REPO / "bench" / "results" / "speed.json"
+        if groups is not None and out_file.exists() and not quick:
+            earlier = json.loads(out_file.read_text()).get("options", {})
+            kept = {k: v for k, v in earlier.items() if k in OPTION_GROUPS and k not in groups}
+            # the groups measured before keep the stamp of the run that measured them
+            stamped_before = {
+                k: v.get("measured_at") or earlier.get("measured_at") for k, v in kept.items()
+            }
+            for key, value in kept.items():
+                value.setdefault("measured_at", stamped_before[key])
+                for field in ("commit", "machine"):
+                    if field in earlier:
+                        value.setdefault(field, earlier[field])
+            results["options"] = {**kept, **results["options"]}
         print(json.dumps(results["options"], indent=1), flush=True)
     if "denormal" in parts:
         results["denormal"] = bench_denormal(quick)

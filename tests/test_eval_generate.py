@@ -51,6 +51,8 @@ EVAL = [
     "eval.disentanglement.modularity.n_test=100",
     "eval.disentanglement.irs.n_samples=500",
     "eval.disentanglement.unsupervised.n_samples=500",
+    "eval.sample_quality.n_samples=300",
+    "eval.sample_quality.batch_size=128",
 ]
 GENERATE = [
     "n_samples=16",
@@ -412,7 +414,7 @@ def test_non_finite_weights_give_null_metrics_a_status_and_a_failed_exit(
 def test_each_evaluation_stage_is_announced_and_timed(run_dir: Path, report: dict) -> None:
     times = report["stage_times_s"]
     metrics = ("mig", "factor_vae", "dci", "sap", "beta_vae", "modularity", "irs", "unsupervised")
-    assert set(times) == {"test", "encode_pool", *metrics}
+    assert set(times) == {"test", "encode_pool", *metrics, "sample_quality"}
     assert all(t >= 0 for t in times.values())
     assert sum(times.values()) <= report["wall_time_s"]
     log = (Path(report["eval_dir"]) / "eval.log").read_text()
@@ -464,3 +466,54 @@ def test_traversal_rows_are_labelled_with_the_factor_each_dimension_follows(
     assert (png[:, :left] < 128).any()
     gif = np.array(Image.open(out / "traversals.gif").convert("L"))
     assert (gif[:, :left] < 128).any()
+
+
+def test_eval_reports_the_blank_share_of_prior_samples_and_why_there_is_no_fid(
+    run_dir: Path, report: dict
+) -> None:
+    """300 prior draws in batches of 128, each batch from its own seed (0, 128, 256),
+    decoded and thresholded here by hand; no Inception weights here, so FID is refused
+    with the line that says where they go."""
+    from vaelab.runs.trained import load_vae
+
+    quality = report["sample_quality"]
+    assert quality["sampler"] == "prior" and quality["n_samples"] == 300
+    model, _ = load_vae(run_dir / "checkpoints" / "best.ckpt")
+    images = []
+    with torch.no_grad():
+        for start, n in ((0, 128), (128, 128), (256, 44)):
+            z = torch.randn(n, 4, generator=torch.Generator().manual_seed(start))
+            images.append(model.decode(z).mean)
+    lit = (torch.cat(images) > 0.5).flatten(1).sum(1)
+    assert quality["blank_fraction"] == pytest.approx(float((lit < 20).float().mean()), abs=1e-9)
+    assert report["metrics"]["blank_fraction"] == quality["blank_fraction"]
+    assert "weights-inception-2015-12-05-6726825d.pth" in quality["fid_unavailable"]
+    assert "6726825d" in quality["fid_unavailable"] and "\n" not in quality["fid_unavailable"]
+    assert "fid" not in report["metrics"]
+
+
+def test_generate_with_a_fitted_sampler_saves_it_and_reuses_it(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """sampler=gmm: fitted once to the training means, saved beside the checkpoint with
+    the weights' digest, reused by the next run (the same picture), and named in
+    generated.json."""
+    ckpt = run_dir / "checkpoints" / "best.ckpt"
+    args = [
+        f"ckpt_path={ckpt}",
+        *GENERATE,
+        "sampler=gmm",
+        "sampler.n_fit=300",
+        "sampler.components=3",
+    ]
+    first = tmp_path / "first"
+    ok(call_app("generate", *args, f"output={first}", f"hydra.run.dir={tmp_path / 'g1'}"))
+    saved = run_dir / "checkpoints" / "samplers" / "best-gmm.pt"
+    assert saved.is_file()
+    info = json.loads((first / "generated.json").read_text())
+    assert info["samples"] == {"file": "samples_gmm.png", "sampler": "gmm", "sampler_fit": "fitted"}
+    second = tmp_path / "second"
+    ok(call_app("generate", *args, f"output={second}", f"hydra.run.dir={tmp_path / 'g2'}"))
+    info = json.loads((second / "generated.json").read_text())
+    assert info["samples"]["sampler_fit"] == "reused"
+    assert (first / "samples_gmm.png").read_bytes() == (second / "samples_gmm.png").read_bytes()

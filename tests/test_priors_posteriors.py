@@ -371,7 +371,13 @@ def test_objectives_defined_for_the_standard_gaussian_refuse_other_families(
     assert f"{what}=" in str(error) and "\n" not in str(error)
 
 
-def test_vamp_prior_refuses_a_flow_posterior(hydra_conf) -> None:
-    with pytest.raises(Exception) as caught:
-        _model("prior=vamp", "posterior=planar")
-    assert "posterior=gaussian with prior=vamp" in str(find_user_error(caught.value))
+def test_vamp_prior_under_a_flow_posterior_mixes_the_pseudo_inputs_base_gaussians(
+    hydra_conf,
+) -> None:
+    model = _model("prior=vamp", "prior.components=4", "posterior=iaf")
+    mean, log_var = model.posterior_params(model.prior.pseudo_inputs.clamp(0, 1))
+    reference = MixtureSameFamily(
+        Categorical(logits=torch.zeros(4)), Independent(Normal(mean, torch.exp(0.5 * log_var)), 1)
+    )
+    z = torch.randn(5, model.latent_dim)
+    torch.testing.assert_close(model.prior.log_prob(z), reference.log_prob(z))

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, open_dict
 
 from vaelab.config import handover
@@ -124,6 +125,20 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             headline_scores(report["scores"], report["settings"].get("metrics"))
         )
         results["disentanglement"] = report
+    with times.stage(
+        "sample_quality",
+        f"{cfg.eval.sample_quality.n_samples} samples of {cfg.get('sampler', {}).get('_target_')}",
+    ):
+        quality = measure_sample_quality(cfg, run, model, datamodule)
+    if quality is not None:
+        results["sample_quality"] = quality
+        results["metrics"].update(
+            {
+                k: quality[k]
+                for k in ("fid", "kid_mean", "blank_fraction")
+                if quality.get(k) is not None
+            }
+        )
 
     results["stage_times_s"] = dict(times)
     results["wall_time_s"] = round(time.time() - started, 3)
@@ -180,6 +195,51 @@ def evaluate_folder(cfg: DictConfig) -> dict[str, Any]:
 
 class NonFiniteMetricsError(VaelabError):
     """A checkpoint whose test metrics are NaN or infinite: a result that is wrong."""
+
+
+def measure_sample_quality(
+    cfg: DictConfig, run: Any, model: Any, datamodule: Any
+) -> dict[str, Any] | None:
+    """`eval.sample_quality`: `n_samples` draws of `sampler=` (None when 0), their share
+    of blank images on binary data, and FID/KID against as many test images where the
+    Inception weights are at hand (else `fid_unavailable` says why, in one line)."""
+    from vaelab.errors import DataError
+    from vaelab.metrics.fid import inception_features, sample_quality
+    from vaelab.metrics.sample_quality import blank_fraction
+    from vaelab.samplers.use import ready_sampler, sampled_images
+
+    options = cfg.eval.sample_quality
+    n = int(options.n_samples)
+    if n == 0:
+        return None
+    model = model.eval()
+    sampler, how = ready_sampler(cfg.get("sampler"), model, datamodule, run.checkpoint_path)
+    batch = int(options.batch_size)
+    seed = int(options.seed)
+    samples = [
+        sampled_images(sampler, model, min(batch, n - i), 1.0, seed + i) for i in range(0, n, batch)
+    ]
+    quality: dict[str, Any] = {"sampler": sampler.name, "sampler_fit": how, "n_samples": n}
+    if getattr(datamodule, "levels", None) == 2:
+        quality["blank_fraction"] = blank_fraction(torch.cat(samples))
+    if not options.fid:
+        return quality
+    try:
+        features = inception_features(cfg.paths.data_dir).to(model.device)
+    except DataError as exc:
+        log.warning("no FID/KID: %s", exc)
+        quality["fid_unavailable"] = str(exc)
+        return quality
+    real = datamodule.example_batch(n, split="test").split(batch)
+    quality.update(
+        sample_quality(
+            [x.to(model.device) for x in real],
+            [x.to(model.device) for x in samples],
+            features,
+            int(options.kid_subset_size),
+        )
+    )
+    return quality
 
 
 def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """`generate(cfg)`: the function `src/generate.py` calls. Pictures of what a trained
 model does, written to `generated/` beside the checkpoint (see conf/generate.yaml):
 
-- samples.png: `n_samples` decoded draws z ~ N(0, temperature² I);
+- samples.png: `n_samples` decoded draws of the model's prior at `temperature`, or
+  samples_<sampler>.png with `sampler=gmm|two_stage|maf`: draws of a density fitted to
+  the training latents (`vaelab.samplers`; fitted once, saved beside the checkpoint);
 - reconstructions.png: test images, each with its reconstruction beside it (`nrow`
   pairs per row);
 - interpolation_linear.png, interpolation_spherical.png: one pair of test images per
@@ -118,10 +120,13 @@ def encode_mean(model: Any, x: Tensor) -> Tensor:
 
 
 def prior_samples(model: Any, n: int, temperature: float, seed: int) -> Tensor:
-    """`n` decoded draws z ~ N(0, temperature² I), from their own seeded generator (the
-    same picture for the same seed, whatever ran before)."""
-    generator = torch.Generator().manual_seed(seed)
-    return decode_mean(model, torch.randn(n, model.latent_dim, generator=generator) * temperature)
+    """`n` decoded draws of the model's prior at `temperature` (N(0, temperature² I) for
+    the standard normal), from their own seeded generator (the same picture for the
+    same seed, whatever ran before)."""
+    from vaelab.samplers import PriorSampler
+    from vaelab.samplers.use import sampled_images
+
+    return sampled_images(PriorSampler(), model, n, temperature, seed)
 
 
 def reconstruction_pairs(model: Any, x: Tensor) -> Tensor:
@@ -195,6 +200,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     from vaelab.runs.files import write_json
     from vaelab.runs.images import RowLabels, make_grid, save_gif, save_png
     from vaelab.runs.trained import warn_if_outside_a_run
+    from vaelab.samplers.use import ready_sampler, sampled_images
     from vaelab.tracking import setup as tracking
 
     warn_if_outside_a_run(run)
@@ -207,8 +213,12 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     def save(name: str, images: Tensor, per_row: int) -> None:
         written[name] = save_png(make_grid(images, per_row), out / f"{name}.png", up)
 
-    samples = prior_samples(model, int(cfg.n_samples), float(cfg.temperature), int(cfg.sample_seed))
-    save("samples", samples, nrow)
+    sampler, how = ready_sampler(cfg.get("sampler"), model, data, run.checkpoint_path)
+    samples = sampled_images(
+        sampler, model, int(cfg.n_samples), float(cfg.temperature), int(cfg.sample_seed)
+    )
+    samples_name = "samples" if sampler.name == "prior" else f"samples_{sampler.name}"
+    save(samples_name, samples, nrow)
     x = data.example_batch(int(cfg.n_reconstructions), split="test")
     save("reconstructions", reconstruction_pairs(model, x), 2 * nrow)
 
@@ -246,6 +256,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     info = {
         "checkpoint": str(run.checkpoint_path.resolve()),
         "files": {name: path.name for name, path in written.items()},
+        "samples": {"file": f"{samples_name}.png", "sampler": sampler.name, "sampler_fit": how},
         "traversal": {
             "dims": dims,
             "active": active_dimensions(variance).tolist(),

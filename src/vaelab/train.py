@@ -155,7 +155,32 @@ def fit_and_test(
             best = ""
         trainer.test(model, datamodule=datamodule, ckpt_path=best or ckpt_path)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if trainer.is_global_zero:
+        write_fitted_sampler_samples(cfg, trainer, model, datamodule)
     return metrics
+
+
+def write_fitted_sampler_samples(
+    cfg: DictConfig, trainer: Any, model: Any, datamodule: Any
+) -> None:
+    """With `sampler=gmm|two_stage|maf`: fit it for the checkpoint the run ends with
+    (saved beside it) and write `images/samples_<sampler>.png` next to the prior's
+    `samples.png`."""
+    from vaelab.runs.images import make_grid, save_png
+    from vaelab.samplers.use import ready_sampler, sampled_images
+
+    config = cfg.get("sampler")
+    checkpoint = trainer.checkpoint_callback
+    path = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
+    if not config or "PriorSampler" in str(config.get("_target_")) or not path:
+        return
+    sampler, _ = ready_sampler(config, model.eval(), datamodule, Path(path))
+    grids = cfg.get("callbacks", {}).get("image_grids") or {}
+    n, nrow = int(grids.get("n_images", 32)), int(grids.get("nrow", 8))
+    images = sampled_images(sampler, model, n, 1.0, int(grids.get("seed", 0)))
+    out = Path(cfg.paths.output_dir) / "images" / f"samples_{sampler.name}.png"
+    save_png(make_grid(images, nrow), out, upscale=int(grids.get("upscale", 2)))
+    log.info("wrote %s", out)
 
 
 def _optimized_value(

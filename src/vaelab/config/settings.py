@@ -59,6 +59,9 @@ class Recipe(BaseModel):
     # Every headline vaelab reports for a recipe (nats, bits/dim, scores) is >= 0.
     value: Annotated[float, Field(ge=0)] | None
     multirun: bool = False
+    # `src/eval.py` overrides the headline is measured with (e.g. sampler=two_stage for
+    # a sample FID); the likelihood bound and eval.json's numbers come from eval.
+    eval: list[str] = []
 
 
 class TrainSettings(BaseModel):
@@ -81,11 +84,22 @@ class TrainSettings(BaseModel):
     recipe: Recipe | None = None
 
 
+class SampleQualityOptions(BaseModel):
+    """`eval.sample_quality`: samples drawn by `sampler=`, compared with test images."""
+
+    n_samples: Annotated[int, Field(ge=0, examples=[10000])]  # 0: no sample quality
+    fid: bool  # FID/KID on Inception features (needs the weights file)
+    kid_subset_size: Annotated[int, Field(ge=2)]
+    batch_size: PositiveInt
+    seed: Seed
+
+
 class EvalOptions(BaseModel):
     iwae_k: Annotated[int, Field(ge=1, examples=[1000])]  # 1 gives the ELBO
     iwae_max_decoded: PositiveInt
     output: str | None
     disentanglement: DisentanglementSettings
+    sample_quality: SampleQualityOptions
 
 
 class EvalSettings(BaseModel):

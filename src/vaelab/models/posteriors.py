@@ -22,14 +22,13 @@ log-determinant enters the density:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from vaelab.config.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt, Widths
 from vaelab.models.flows import MADE
 
 
@@ -70,7 +69,7 @@ class IAFPosterior(Posterior):
         self,
         latent_dim: PositiveInt,
         steps: PositiveInt = 2,
-        hidden: Sequence[PositiveInt] = (64, 64),
+        hidden: Widths = (64, 64),
         context: PositiveInt = 32,
     ) -> None:
         super().__init__(latent_dim)

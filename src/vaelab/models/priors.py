@@ -26,7 +26,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from vaelab.config.constraints import PositiveInt
+from vaelab.config.constraints import PositiveInt, Widths
 from vaelab.models.flows import MaskedAutoregressiveFlow, standard_normal_log_density
 from vaelab.objectives.base import gaussian_log_density
 
@@ -39,8 +39,6 @@ class Prior(nn.Module, abc.ABC):
 
     #: N(0, I) itself: objectives whose definition assumes it may use it.
     standard_normal: ClassVar[bool] = False
-    #: its density is written through q(z|x)'s Gaussian (a VampPrior's pseudo-inputs).
-    needs_gaussian_posterior: ClassVar[bool] = False
 
     def __init__(self, latent_dim: PositiveInt) -> None:
         super().__init__()
@@ -138,9 +136,12 @@ class MixturePrior(Prior):
 class VampPrior(Prior):
     """(1/K) Σ_k q(z|u_k) over `components` learned pseudo-inputs u_k of the data's
     shape, kept in [0, 1] (hard-tanh, as Tomczak & Welling). `init`: `random` (N(0.5,
-    0.01²) per pixel) or `data` (K training examples, copied in before the first step)."""
+    0.01²) per pixel) or `data` (K training examples, copied in before the first step).
 
-    needs_gaussian_posterior = True
+    Under a flow posterior the components are the pseudo-inputs' Gaussians before the
+    flow: the mixture of the flowed posteriors has no tractable density (each term would
+    invert the flow), and this one is still a proper prior whose components the encoder
+    gives (docs/latents.md)."""
 
     def __init__(
         self,
@@ -195,7 +196,7 @@ class FlowPrior(Prior):
         self,
         latent_dim: PositiveInt,
         layers: PositiveInt = 4,
-        hidden: Sequence[PositiveInt] = (64, 64),
+        hidden: Widths = (64, 64),
     ) -> None:
         super().__init__(latent_dim)
         self.flow = MaskedAutoregressiveFlow(self.latent_dim, int(layers), [int(h) for h in hidden])

@@ -231,8 +231,7 @@ class VAE(CheapHookName, L.LightningModule):
         self._step_lr: float | None = None  # the rate the last optimiser step used
 
     def _check_latent_family(self) -> None:
-        """Refuse, in one line, a prior or posterior the objective's definition excludes,
-        and a prior written through a Gaussian posterior with a flow posterior."""
+        """Refuse, in one line, a prior or posterior the objective's definition excludes."""
         objective, prior, posterior = (
             type(self.objective).__name__,
             type(self.prior).__name__,
@@ -251,12 +250,6 @@ class VAE(CheapHookName, L.LightningModule):
                 f"{objective} works only with a Gaussian posterior ({reason}), not "
                 f"{posterior}: use posterior=gaussian, or an objective that takes any "
                 "posterior (objective=beta_vae, iwae, info_vae, factor_vae or capacity)"
-            )
-        if self.prior.needs_gaussian_posterior and not self.posterior.gaussian:
-            raise ConfigError(
-                f"{prior} is a mixture of the encoder's Gaussians and cannot follow "
-                f"{posterior}'s flow: use posterior=gaussian with prior=vamp, or "
-                "prior=mog or prior=flow with this posterior"
             )
 
     @property
@@ -307,12 +300,12 @@ class VAE(CheapHookName, L.LightningModule):
         """Per-example terms in nats, each of shape (B,), from one posterior sample:
         recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO.
         With `per_dim`, also `kl_per_dim` (B, latent_dim), whose rows sum to `kl`
-        (None where the KL has no closed form per dimension).
+        (left out where the KL has no closed form per dimension).
         `noise` (B, latent_dim): the standard normal draw to reparameterise with
         (default: a fresh one)."""
         batch = self.latent_batch(x, noise=noise)
         terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}
-        if per_dim:
+        if per_dim and batch.kl_per_dim is not None:
             terms["kl_per_dim"] = batch.kl_per_dim
         return terms
 
@@ -486,23 +479,24 @@ class VAE(CheapHookName, L.LightningModule):
 
     @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        terms = self._update_eval_metrics("val", *batch)
-        if terms["kl_per_dim"] is not None:
-            self.val_kl_per_dim.update(terms["kl_per_dim"])
+        latents = self._update_eval_metrics("val", *batch)
+        if latents.kl_per_dim is not None:
+            self.val_kl_per_dim.update(latents.kl_per_dim)
 
     @override
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         x, index = batch
-        terms = self._update_eval_metrics("test", x, index)
+        latents = self._update_eval_metrics("test", x, index)
+        draws = latents.draws
         self.test_extras.update(
             x,
             index,
-            terms["mean"],
-            terms["log_var"],
-            terms["nelbo"],
-            terms["kl_per_dim"],
+            latents.mean,
+            latents.log_var,
+            latents.recon + latents.kl,
+            latents.kl_per_dim,
             self.decode,
-            None if self.analytic_kl else self._iwae_densities(terms["context"]),
+            self._iwae_densities(draws.context) if isinstance(draws, _Draws) else None,
         )
 
     @override
@@ -631,7 +625,8 @@ class VAE(CheapHookName, L.LightningModule):
         return int(batches) * batch_size * self.trainer.world_size
 
     # ----------------------------------------------------------------- helpers
-    def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> dict[str, Tensor]:
+    def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> LatentBatch:
+        """Add the batch's terms to the stage's running means; the batch, for the rest."""
         # Per-example values into running means: the epoch value is the exact mean over
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
         # Each example's posterior draw comes from its index, so the numbers do not
@@ -640,18 +635,10 @@ class VAE(CheapHookName, L.LightningModule):
         batch = self.latent_batch(x, self.global_step, noise)
         out = self.objective(batch)
         self._eval_beta[stage] = float(out.terms.get("beta", 1.0))
-        terms = {
-            "recon": batch.recon,
-            "kl": batch.kl,
-            "nelbo": batch.recon + batch.kl,
-            "kl_per_dim": batch.kl_per_dim,
-            "mean": batch.mean,
-            "log_var": batch.log_var,
-            "context": batch.draws.context if isinstance(batch.draws, _Draws) else None,
-        }
+        terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}
         for key, metric in self._stage_metrics(stage).items():
             metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])
-        return terms
+        return batch
 
     def _stage_metrics(self, stage: str) -> dict[str, MeanMetric]:
         """The running means of one stage (`eval_metrics[stage]`), typed."""
