@@ -396,6 +396,7 @@ SMALL_DATA_OVERRIDES = {
     "mnist": ["data.val_size=8"],
     "cifar10": ["data.val_size=8"],
     "celeba": [],
+    "fashion_mnist": ["data.val_size=8"],
 }
 
 
@@ -419,6 +420,14 @@ def small_data_root(dataset: str, root: Path, monkeypatch: pytest.MonkeyPatch) -
         write_mnist_files(root / "mnist", n_train=80, n_test=40)
         specs = fixture_specs(MNISTDataModule.files, root / "mnist")
         monkeypatch.setattr(MNISTDataModule, "files", specs)
+    elif dataset == "fashion_mnist":  # MNIST's IDX files and names; not Debian's copy
+        from vaelab.data.mnist import FashionMNISTDataModule
+
+        folder = root / FashionMNISTDataModule.folder
+        write_mnist_files(folder, n_train=80, n_test=40)
+        specs = fixture_specs(FashionMNISTDataModule.files, folder)
+        monkeypatch.setattr(FashionMNISTDataModule, "files", specs)
+        monkeypatch.setattr(FashionMNISTDataModule, "system_dirs", ())
     elif dataset == "cifar10":
         write_cifar10_tarball(root / "cifar-10-python.tar.gz", n_per_batch=16)
         specs = fixture_specs(CIFAR10DataModule.files, root)
