@@ -54,6 +54,25 @@ def example_batch(dims: tuple[int, ...], levels: int | None, n: int = 4) -> torc
     return torch.randint(0, levels, (n, *dims), generator=generator) / (levels - 1)
 
 
+def model_for_shape(cfg, dims: tuple[int, ...], levels: int | None):
+    """The VAE `cfg` builds for data of shape `dims` with `levels`, or the `ConfigError`
+    that refused it, asserted to be the one line a user sees."""
+    from vaelab.config.build import build_model
+
+    class Data:  # what build_model reads from a DataModule
+        pass
+
+    Data.dims, Data.levels = dims, levels
+    torch.manual_seed(0)
+    try:
+        return build_model(cfg, Data())
+    except Exception as exc:  # Hydra's instantiate wraps what a constructor raises
+        user_error = find_user_error(exc)
+        assert isinstance(user_error, ConfigError), exc
+        assert "\n" not in str(user_error)  # one line, as the preflight shows it
+        return user_error
+
+
 COMBINATIONS = list(
     itertools.product(
         config_options("model"), config_options("likelihood"), config_options("objective")
@@ -76,26 +95,14 @@ def test_the_combinations_and_shapes_come_from_conf() -> None:
 def test_each_combination_trains_a_step_on_each_data_shape(
     model: str, likelihood: str, objective: str, hydra_conf, tmp_path: Path
 ) -> None:
-    from vaelab.config.build import build_model
-
     # No learning-rate schedule: sizing one needs a trainer (tests/test_lr_schedule.py).
     cfg = compose_train(
         f"model={model}", f"likelihood={likelihood}", f"objective={objective}", "~model/scheduler"
     )
     trained, refused = [], []
     for dims, levels in data_shapes():
-
-        class Data:  # what build_model reads from a DataModule
-            pass
-
-        Data.dims, Data.levels = dims, levels
-        torch.manual_seed(0)
-        try:
-            vae = build_model(cfg, Data())
-        except Exception as exc:  # Hydra's instantiate wraps what a constructor raises
-            user_error = find_user_error(exc)
-            assert isinstance(user_error, ConfigError), exc
-            assert "\n" not in str(user_error)  # one line, as the preflight shows it
+        vae = model_for_shape(cfg, dims, levels)
+        if isinstance(vae, ConfigError):
             refused.append(shape_id((dims, levels)))
             continue
         vae.objective.set_dataset_size(1000)

@@ -781,3 +781,32 @@ def test_only_scores_bounded_to_the_unit_interval_get_the_fixed_axis() -> None:
     (line,) = error_bars(mig)
     assert [(x, half) for x, _, half in line] == [(1.0, 0.0), (2.0, 0.0)]
     assert figures.unit_interval_limits([]) == (0.0, 1.0)
+
+
+def test_a_sweep_over_priors_and_posteriors_compares_them_as_columns(tmp_path: Path) -> None:
+    """`-m prior=normal,mog posterior=gaussian,planar`: four real runs, the two groups
+    are the table's swept columns, and each run's metrics.json says how its KL was
+    computed."""
+    sweep = tmp_path / "sweep"
+    result = call_train(
+        "-m",
+        "prior=normal,mog",
+        "posterior=gaussian,planar",
+        *SMOKE_SWEEP[3:],
+        f"hydra.sweep.dir={sweep}",
+        env={"WANDB_MODE": "disabled"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    compared = compare([sweep], plots=False, save_csv=False)
+    assert compared.swept == ["posterior", "prior"]
+    rows = table_rows(compared.table)
+    assert {(r["prior"], r["posterior"]) for r in rows} == {
+        ("normal", "gaussian"),
+        ("normal", "planar"),
+        ("mog", "gaussian"),
+        ("mog", "planar"),
+    }
+    for run in compared.runs:
+        latent = json.loads((run.path / "metrics.json").read_text())["latent"]
+        analytic = (run.params["prior"], run.params["posterior"]) == ("normal", "gaussian")
+        assert latent["kl"] == ("analytic" if analytic else "single-sample")

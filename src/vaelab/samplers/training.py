@@ -1,13 +1,21 @@
-"""The plain loop that fits a sampler's network to latents: minibatches of 256 drawn with
-a seeded generator, Adam, a fixed number of steps (the latents are a few thousand
-vectors of tens of numbers: no Trainer, no checkpoints)."""
+"""Samplers that are a small network fitted to the latents (the MAF, the second-stage VAE):
+the plain loop that fits one, and what they share (build, fit, save, restore, draw).
+
+The loop draws minibatches of 256 with a seeded generator and takes a fixed number of
+Adam steps: the latents are a few thousand vectors of tens of numbers, so there is no
+Trainer and no checkpoint; the fitted network is saved whole by `vaelab.samplers.store`.
+"""
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from vaelab.samplers.base import FittedSampler
 
 
 def fit_density(
@@ -35,3 +43,58 @@ def fit_density(
             history.append(float(value.detach()))
     module.eval()
     return history
+
+
+class NetworkSampler(FittedSampler):
+    """A fitted sampler that is one network over latents of size D: `build` makes it
+    (seeded, so a restored one is built as the fitted one was), `loss` is what fitting
+    minimises, `draw` turns base noise into latents. `steps` Adam steps at rate `lr`."""
+
+    def __init__(self, steps: int, lr: float, n_fit: int, seed: int) -> None:
+        super().__init__(n_fit, seed)
+        self.steps, self.lr = int(steps), float(lr)
+        self._network: nn.Module | None = None
+        self._dim = 0
+
+    @abc.abstractmethod
+    def build(self, dim: int) -> nn.Module:
+        """A fresh network for latents of size `dim`."""
+
+    @abc.abstractmethod
+    def loss(self, network: Any, latents: Tensor) -> Tensor:
+        """The loss a minibatch of latents gives the network."""
+
+    @abc.abstractmethod
+    def draw(self, network: Any, noise: Tensor) -> Tensor:
+        """Latents (n, D) from standard normal noise (n, D), already scaled."""
+
+    def _built(self, dim: int) -> nn.Module:
+        torch.manual_seed(self.seed)
+        self._dim = dim
+        return self.build(dim)
+
+    def fit(self, latents: Tensor) -> None:
+        network = self._built(latents.shape[1])
+        fit_density(
+            network, lambda z: self.loss(network, z), latents, self.steps, self.lr, self.seed
+        )
+        self._network = network.eval()
+
+    @torch.no_grad()
+    def sample(
+        self, model: Any, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        if self._network is None:
+            raise RuntimeError(f"the {self.name} sampler is neither fitted nor loaded")
+        noise = torch.randn(n, self._dim, generator=generator) * temperature
+        return self.draw(self._network, noise)
+
+    def state(self) -> dict[str, Any]:
+        if self._network is None:
+            raise RuntimeError(f"the {self.name} sampler is neither fitted nor loaded")
+        return {"dim": self._dim, "network": self._network.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        network = self._built(int(state["dim"]))
+        network.load_state_dict(state["network"])
+        self._network = network.eval()

@@ -14,8 +14,7 @@ from torch import Tensor, nn
 
 from vaelab.config.constraints import Positive, PositiveInt
 from vaelab.config.schema import Seed
-from vaelab.samplers.base import FittedSampler
-from vaelab.samplers.training import fit_density
+from vaelab.samplers.training import NetworkSampler
 
 
 class SecondStage(nn.Module):
@@ -60,7 +59,7 @@ class SecondStage(nn.Module):
         return (recon + kl).mean()
 
 
-class TwoStageSampler(FittedSampler):
+class TwoStageSampler(NetworkSampler):
     """A second-stage VAE (`hidden` units, `steps` Adam steps at rate `lr`) on one
     posterior sample of each of `n_fit` training examples."""
 
@@ -75,32 +74,16 @@ class TwoStageSampler(FittedSampler):
         n_fit: PositiveInt = 10000,
         seed: Seed = 0,
     ) -> None:
-        super().__init__(n_fit, seed)
-        self.hidden, self.steps, self.lr = int(hidden), int(steps), float(lr)
-        self._stage: SecondStage | None = None
+        super().__init__(steps, lr, n_fit, seed)
+        self.hidden = int(hidden)
 
-    def _build(self, dim: int) -> SecondStage:
-        torch.manual_seed(self.seed)
+    def build(self, dim: int) -> nn.Module:
         return SecondStage(dim, self.hidden)
 
-    def fit(self, latents: Tensor) -> None:
-        stage = self._build(latents.shape[1])
-        fit_density(stage, stage.negative_elbo, latents, self.steps, self.lr, self.seed)
-        self._stage = stage.eval()
+    def loss(self, network: Any, latents: Tensor) -> Tensor:
+        value: Tensor = network.negative_elbo(latents)
+        return value
 
-    @torch.no_grad()
-    def sample(
-        self, model: Any, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
-    ) -> Tensor:
-        assert self._stage is not None, "fit or load the sampler first"
-        u = torch.randn(n, self._stage.dim, generator=generator) * temperature
-        return self._stage.decode(u)
-
-    def state(self) -> dict[str, Any]:
-        assert self._stage is not None
-        return {"dim": self._stage.dim, "stage": self._stage.state_dict()}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        stage = self._build(int(state["dim"]))
-        stage.load_state_dict(state["stage"])
-        self._stage = stage.eval()
+    def draw(self, network: Any, noise: Tensor) -> Tensor:
+        z: Tensor = network.decode(noise)
+        return z
