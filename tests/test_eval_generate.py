@@ -517,3 +517,23 @@ def test_generate_with_a_fitted_sampler_saves_it_and_reuses_it(
     info = json.loads((second / "generated.json").read_text())
     assert info["samples"]["sampler_fit"] == "reused"
     assert (first / "samples_gmm.png").read_bytes() == (second / "samples_gmm.png").read_bytes()
+
+
+def test_training_with_a_fitted_sampler_writes_its_samples_beside_the_priors(
+    tmp_path: Path,
+) -> None:
+    run = tmp_path / "run"
+    ok(
+        call_train(
+            *SMALL_MODEL,
+            "logger=csv",
+            "sampler=maf",
+            "sampler.steps=30",
+            "sampler.n_fit=200",
+            f"hydra.run.dir={run}",
+        )
+    )
+    assert (run / "images" / "samples.png").is_file()  # the prior's, as before
+    picture = Image.open(run / "images" / "samples_maf.png")
+    assert picture.size == Image.open(run / "images" / "samples.png").size
+    assert (run / "checkpoints" / "samplers" / "best-maf.pt").is_file()

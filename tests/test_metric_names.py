@@ -43,3 +43,29 @@ def test_a_run_logs_exactly_the_keys_its_model_declares(objective: str, tmp_path
     assert logged == declared, (sorted(logged - declared), sorted(declared - logged))
     assert {"train/loss", "val/nelbo", "test/nll_iwae", "val/kl_dim/0"} <= declared
     assert {f"train/{term}" for term in model.objective.terms} <= declared
+
+
+@pytest.mark.parametrize("latent", ["prior=mog", "posterior=iaf"])
+def test_a_model_without_a_closed_form_kl_logs_no_kl_per_dimension(
+    latent: str, tmp_path: Path
+) -> None:
+    """A learned prior or a flow posterior: the KL is single-sample, so there is no
+    `kl_dim/<d>`; what the run logs is still exactly what the model declares."""
+    from vaelab.runs.trained import load_vae
+
+    run = tmp_path / "run"
+    result = call_train(
+        latent,
+        "debug=smoke",
+        "logger=csv",
+        "trainer.log_every_n_steps=1",
+        "eval.disentanglement.enabled=false",
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    model, _ = load_vae(run / "checkpoints" / "last.ckpt")
+    declared = set(model.metric_keys())
+    assert logged_keys(run) == declared
+    assert {"val/kl", "test/nll_iwae", "test/active_units"} <= declared
+    assert not any("kl_dim" in key for key in declared)

@@ -373,3 +373,19 @@ def test_vamp_prior_under_a_flow_posterior_mixes_the_pseudo_inputs_base_gaussian
     )
     z = torch.randn(5, model.latent_dim)
     torch.testing.assert_close(model.prior.log_prob(z), reference.log_prob(z))
+
+
+def test_continuing_a_checkpoint_needs_its_prior_and_posterior(hydra_conf) -> None:
+    """A checkpoint from before these groups existed continues under the defaults; one
+    trained with another prior or posterior is refused in one line naming it."""
+    from vaelab.errors import CheckpointError
+    from vaelab.runs.checkpoints import check_same_model
+
+    default = _model()
+    old = {k: v for k, v in default.hparams.items() if k not in ("prior", "posterior")}
+    check_same_model({"hyper_parameters": old}, default.hparams)
+    for overrides, key in ((("prior=vamp",), "prior"), (("posterior=planar",), "posterior")):
+        other = _model(*overrides)
+        with pytest.raises(CheckpointError) as refused:
+            check_same_model({"hyper_parameters": dict(other.hparams)}, default.hparams)
+        assert f"{key}=" in str(refused.value) and "\n" not in str(refused.value)

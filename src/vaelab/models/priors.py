@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from vaelab.config.constraints import PositiveInt, Widths
 from vaelab.models.flows import MaskedAutoregressiveFlow, standard_normal_log_density
-from vaelab.objectives.base import gaussian_log_density
+from vaelab.objectives.base import LOG_2PI, gaussian_log_density
 
 #: The encoder a VampPrior evaluates its pseudo-inputs with: x -> (mean, log-variance).
 Encoder = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -91,8 +91,20 @@ class StandardNormal(Prior):
 def _gaussian_mixture_log_prob(
     z: Tensor, means: Tensor, log_vars: Tensor, log_weights: Tensor
 ) -> Tensor:
-    """log Σ_k w_k N(z; means_k, exp(log_vars_k)) for z (..., D), components (K, D)."""
-    per_component = gaussian_log_density(z.unsqueeze(-2), means, log_vars).sum(-1)  # (..., K)
+    """log Σ_k w_k N(z; means_k, exp(log_vars_k)) for z (..., D), components (K, D).
+
+    The quadratic form Σ_d (z_d − μ_kd)² / σ²_kd is expanded into two matrix products
+    (z² · (1/σ²)ᵀ and z · (μ/σ²)ᵀ) instead of materialising (..., K, D): a VampPrior's
+    IWAE bound scores a million latents against 500 components, which this turns from
+    elementwise work into matmuls, tens of times faster on a CPU."""
+    precision = torch.exp(-log_vars)  # (K, D)
+    quadratic = (
+        z.square() @ precision.T
+        - 2.0 * (z @ (means * precision).T)
+        + (means.square() * precision).sum(-1)
+    )  # (..., K)
+    log_norm = log_vars.sum(-1) + means.shape[-1] * LOG_2PI  # (K,)
+    per_component = -0.5 * (quadratic.clamp_min(0.0) + log_norm)
     return torch.logsumexp(per_component + log_weights, dim=-1)
 
 

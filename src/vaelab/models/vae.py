@@ -59,14 +59,11 @@ from vaelab.objectives import (
     objective_from_beta_schedule,
 )
 from vaelab.objectives.base import LOG_2PI
+from vaelab.runs.checkpoints import ARCHITECTURE_DEFAULTS
 
 log = logging.getLogger(__name__)
 
 ELBO_TERMS = ("recon", "kl", "nelbo")
-
-#: What checkpoints written before `prior=` and `posterior=` existed were built with.
-DEFAULT_PRIOR = {"_target_": "vaelab.models.priors.StandardNormal"}
-DEFAULT_POSTERIOR = {"_target_": "vaelab.models.posteriors.GaussianPosterior"}
 
 
 def _build_sized(config: Mapping[str, Any], **sizes: Any) -> Any:
@@ -175,10 +172,9 @@ class VAE(CheapHookName, L.LightningModule):
                 "optimizer": _plain(optimizer),
                 "scheduler": None if scheduler is None else _plain(scheduler),
                 "compile": bool(compile),
-                "prior": _plain(prior) if prior is not None else dict(DEFAULT_PRIOR),
-                "posterior": _plain(posterior)
-                if posterior is not None
-                else dict(DEFAULT_POSTERIOR),
+                # checkpoints written before these groups existed: N(0, I), a Gaussian
+                "prior": _plain(prior or ARCHITECTURE_DEFAULTS["prior"]),
+                "posterior": _plain(posterior or ARCHITECTURE_DEFAULTS["posterior"]),
             }
         )
         hp = self.hparams

@@ -185,7 +185,20 @@ def check_data_shape(checkpoint: dict[str, Any], dims: Sequence[int], path: Any 
 
 
 #: Hyperparameters that fix the model's architecture; a checkpoint must agree on them.
-ARCHITECTURE_KEYS = ("data_shape", "latent_dim", "encoder", "decoder", "likelihood")
+ARCHITECTURE_KEYS = (
+    "data_shape",
+    "latent_dim",
+    "encoder",
+    "decoder",
+    "likelihood",
+    "prior",
+    "posterior",
+)
+#: What a checkpoint written before `prior=` and `posterior=` existed was built with.
+ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "prior": {"_target_": "vaelab.models.priors.StandardNormal"},
+    "posterior": {"_target_": "vaelab.models.posteriors.GaussianPosterior"},
+}
 
 
 def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -> None:
@@ -207,11 +220,12 @@ def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -
             "started with (its .hydra/overrides.yaml) or start a new run"
         )
     for key in ARCHITECTURE_KEYS:
-        if _plain(saved.get(key)) != _plain(hparams.get(key)):
+        held, built = (_plain(h.get(key, ARCHITECTURE_DEFAULTS.get(key))) for h in (saved, hparams))
+        if held != built:
             raise CheckpointError(
-                f"checkpoint {path} holds a model with {key}={_plain(saved.get(key))} but the "
-                f"config builds {key}={_plain(hparams.get(key))}; continue with the overrides "
-                "the run was started with (its .hydra/overrides.yaml)"
+                f"checkpoint {path} holds a model with {key}={held} but the config builds "
+                f"{key}={built}; continue with the overrides the run was started with (its "
+                ".hydra/overrides.yaml)"
             )
 
 
