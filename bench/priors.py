@@ -48,6 +48,8 @@ SHARED = [
     "~callbacks.image_grids",
 ]
 HEADLINE = ("nll_iwae", "nelbo", "kl", "active_units")
+#: metrics.json's status of a run that trained to its end (`fitted`: with test=false).
+TRAINED = ("fitted", "finished")
 
 
 def run_folder(variant: str, seed: int) -> Path:

@@ -337,6 +337,18 @@ def bench_options(quick: bool, tmp: Path, groups: list[str] | None = None) -> di
     return results
 
 
+def merge_option_groups(earlier: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """The `options` record after re-measuring some groups: those `measured` now, and the
+    other groups of `earlier`, each keeping the date, commit and machine of the run that
+    measured it (a group without its own stamp takes the record's)."""
+    kept = {k: dict(v) for k, v in earlier.items() if k in OPTION_GROUPS and k not in measured}
+    for value in kept.values():
+        for field in ("measured_at", "commit", "machine"):
+            if field in earlier:
+                value.setdefault(field, earlier[field])
+    return {**kept, **measured}
+
+
 # ------------------------------------------------------------------ main
 def main() -> None:
     parser = argparse.ArgumentParser(
@@ -433,17 +445,7 @@ def main() -> None:
         out_file = args.out or REPO / "bench" / "results" / "speed.json"
         if groups is not None and out_file.exists() and not quick:
             earlier = json.loads(out_file.read_text()).get("options", {})
-            kept = {k: v for k, v in earlier.items() if k in OPTION_GROUPS and k not in groups}
-            # the groups measured before keep the stamp of the run that measured them
-            stamped_before = {
-                k: v.get("measured_at") or earlier.get("measured_at") for k, v in kept.items()
-            }
-            for key, value in kept.items():
-                value.setdefault("measured_at", stamped_before[key])
-                for field in ("commit", "machine"):
-                    if field in earlier:
-                        value.setdefault(field, earlier[field])
-            results["options"] = {**kept, **results["options"]}
+            results["options"] = merge_option_groups(earlier, results["options"])
         print(json.dumps(results["options"], indent=1), flush=True)
     if "denormal" in parts:
         results["denormal"] = bench_denormal(quick)

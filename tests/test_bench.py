@@ -133,3 +133,24 @@ def test_the_reproductions_table_lists_every_recipe_with_its_published_number() 
             assert ("shortened" in by_recipe[name]) == entry["shortened"]
         else:
             assert "not run yet" in by_recipe[name]
+
+
+def test_re_measuring_some_option_groups_keeps_the_others_with_their_own_dates() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from speed import merge_option_groups
+
+    earlier = {
+        "measured_at": "2026-12-07T09:37:00+00:00",
+        "commit": "229396c",
+        "machine": {"cpu": "old"},
+        "objective": {"options": {"beta_vae": {}}, "protocol": {}},
+        "model": {"options": {}, "measured_at": "2026-12-01T00:00:00+00:00"},
+    }
+    measured = {"prior": {"options": {"mog": {}}, "measured_at": "2026-12-07T13:00:00+00:00"}}
+    merged = merge_option_groups(earlier, measured)
+    assert set(merged) == {"objective", "model", "prior"}
+    assert merged["objective"]["measured_at"] == "2026-12-07T09:37:00+00:00"
+    assert merged["objective"]["commit"] == "229396c"
+    assert merged["model"]["measured_at"] == "2026-12-01T00:00:00+00:00"  # its own date kept
+    assert merged["prior"] == measured["prior"]
+    assert "measured_at" not in earlier["objective"]  # the earlier record is not changed
