@@ -64,7 +64,7 @@ def train_and_evaluate(variant: str, seed: int, epochs: int, k: int) -> dict:
     summary_file = folder / "metrics.json"
     if (
         not summary_file.is_file()
-        or json.loads(summary_file.read_text()).get("status") != "finished"
+        or json.loads(summary_file.read_text()).get("status") not in TRAINED
     ):
         command = [
             sys.executable,
@@ -170,7 +170,7 @@ def main() -> None:
     table = aggregate(runs)
     record = {
         **stamp(),
-        "command": "python bench/priors.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/priors.py", *sys.argv[1:]]),
         "setting": {"overrides": SHARED, "epochs": args.epochs, "iwae_k": args.k, "seeds": seeds},
         "variants": {name: VARIANTS[name] for name in table},
         "table": table,

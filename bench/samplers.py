@@ -91,7 +91,7 @@ def main() -> None:
             print(name, rows[name]["blank_fraction"], how, flush=True)
     record = {
         **stamp(),
-        "command": "python bench/samplers.py " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python bench/samplers.py", *sys.argv[1:]]),
         "checkpoint": str(checkpoint.relative_to(REPO))
         if checkpoint.is_relative_to(REPO)
         else str(checkpoint),
