@@ -798,7 +798,7 @@ def test_a_sweep_over_priors_and_posteriors_compares_them_as_columns(tmp_path: P
     )
     assert result.returncode == 0, result.stderr[-3000:]
     compared = compare([sweep], plots=False, save_csv=False)
-    assert compared.swept == ["posterior", "prior"]
+    assert compared.swept == ["prior", "posterior"]  # in the order the command gives them
     rows = table_rows(compared.table)
     assert {(r["prior"], r["posterior"]) for r in rows} == {
         ("normal", "gaussian"),

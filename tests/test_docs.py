@@ -315,7 +315,10 @@ def run_documented_command(
         assert written, "eval wrote no eval.json"
     else:
         target = Path(args[0].split("=", 1)[1])  # generated/ beside the checkpoint
-        assert (target.parent / "generated" / "samples.png").is_file()
+        # samples.png, or samples_<sampler>.png from a fitted sampler
+        sampler = next((a.split("=", 1)[1] for a in args if a.startswith("sampler=")), "prior")
+        name = "samples.png" if sampler == "prior" else f"samples_{sampler}.png"
+        assert (target.parent / "generated" / name).is_file()
 
 
 @pytest.mark.parametrize("command", APP_COMMANDS, ids=[c.text[:90] for c in APP_COMMANDS])
