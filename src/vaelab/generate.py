@@ -90,7 +90,9 @@ def traversal_latents(base: Tensor, dims: list[int], values: Tensor) -> Tensor:
 @torch.no_grad()
 def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str, Tensor | None]:
     """KL per dimension (mean over `x`; None where the model's KL has no closed form per
-    dimension) and the variance over `x` of the latent code."""
+    dimension) and the variance over `x` of the latent code. Under a hierarchy of
+    latent groups, of z1's dimensions only: the group the decoder reads, the one a
+    traversal shows."""
     from vaelab.metrics.latents import kl_per_dimension, posterior_mean_variance
 
     kl, means = [], []
@@ -98,7 +100,7 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
         chunk = x[i : i + batch_size].to(model.device)
         if model.analytic_kl:
             kl.append(kl_per_dimension(model.encode(chunk)).cpu())
-        means.append(model.code(chunk).cpu())
+        means.append(model.code(chunk)[:, : model.latent_dim].cpu())
     return {
         "kl_per_dim": torch.cat(kl).mean(0) if kl else None,
         "mean_variance": posterior_mean_variance(torch.cat(means)),
@@ -108,7 +110,7 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
 @torch.no_grad()
 def decode_mean(model: Any, z: Tensor) -> Tensor:
     """Images (N, C, H, W) on the CPU: p(x|z)'s mean for latents (..., D)."""
-    images: Tensor = model.decode(z.reshape(-1, model.latent_dim).to(model.device)).mean.cpu()
+    images: Tensor = model.decode(z.reshape(-1, model.code_dim).to(model.device)).mean.cpu()
     return images
 
 

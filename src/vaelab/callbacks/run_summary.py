@@ -114,6 +114,8 @@ class RunSummary(L.Callback):
         if hasattr(model, "kl_estimate"):
             # What the logged `kl` is: analytic, or the single-sample log q(z|x) − log p(z).
             self.summary["latent"] = {
+                "structure": type(model.latents).__name__,
+                "groups": model.latents.group_sizes,
                 "prior": type(model.prior).__name__,
                 "posterior": type(model.posterior).__name__,
                 "kl": model.kl_estimate,

@@ -40,6 +40,7 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
         objective=cfg.objective,
         prior=cfg.get("prior"),
         posterior=cfg.get("posterior"),
+        latent=cfg.get("latent"),
         _recursive_=False,
     )
 

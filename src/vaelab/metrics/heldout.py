@@ -9,7 +9,7 @@ that the VAE's test hooks update per batch and compute once per epoch:
   ranks or the global RNG; at k = 1 it is the batch's −ELBO itself.
 - `bpd_iwae`: the same bound in bits per dimension, when the ELBO's bpd is reported.
 - `active_units`: dimensions whose posterior mean varies over the data by more than
-  Burda et al.'s 0.01.
+  Burda et al.'s 0.01; under a hierarchy of latent groups also `active_units/<group>`.
 - `kl_dim/<d>`: KL per latent dimension, where the KL is analytic per dimension (a
   Gaussian posterior under N(0, I)); a learned prior or a flow posterior has none.
 
@@ -79,12 +79,19 @@ class TestStageMetrics(nn.Module):
         max_decoded: latents decoded per pass of the IWAE bound: bounds its memory
             whatever k is (see `vaelab.metrics.likelihood.iwae_nll`).
         per_dim_kl: the model's KL is analytic per dimension (`kl_dim/<d>` is reported).
+        groups: the latent groups' sizes by name, in the order they are concatenated,
+            for a model with several (`active_units/<group>` is reported).
     """
 
     __test__ = False  # a class named Test*, not a pytest test
 
     def __init__(
-        self, latent_dim: int, iwae_k: int = 1, max_decoded: int = 4096, per_dim_kl: bool = True
+        self,
+        latent_dim: int,
+        iwae_k: int = 1,
+        max_decoded: int = 4096,
+        per_dim_kl: bool = True,
+        groups: dict[str, int] | None = None,
     ) -> None:
         super().__init__()
         if iwae_k < 1 or max_decoded < 1:
@@ -93,6 +100,7 @@ class TestStageMetrics(nn.Module):
         self.iwae_k = int(iwae_k)
         self.max_decoded = int(max_decoded)
         self.per_dim_kl = per_dim_kl
+        self.groups = dict(groups or {})
         self.nll_iwae = MeanMetric()
         self.kl_per_dim = VectorMean(latent_dim)
         self.mean_moments = VectorMean(2 * latent_dim)  # E[mu], E[mu^2]
@@ -110,14 +118,18 @@ class TestStageMetrics(nn.Module):
         kl_per_dim: Tensor | None,
         decode: Callable[[Tensor], Distribution],
         densities: Densities | None = None,
+        code: Tensor | None = None,
     ) -> None:
         """One test batch: data `x` with dataset indices `index`, the encoder's Gaussian,
         the batch's per-example −ELBO and KL per dimension (None if it has none), the
-        decoder, and for a flow posterior or a learned prior their `Densities`."""
+        decoder, and for a flow posterior or a learned prior their `Densities`. `code`:
+        the posterior means active units are counted on, where they are not `mean`
+        (a hierarchy's `mean` is its N(0, I) noise base)."""
         mean, log_var = mean.detach(), log_var.detach()
         if kl_per_dim is not None:
             self.kl_per_dim.update(kl_per_dim)
-        self.mean_moments.update(torch.cat([mean, mean * mean], dim=1))
+        code = mean if code is None else code.detach()
+        self.mean_moments.update(torch.cat([code, code * code], dim=1))
         if self.iwae_k == 1:
             # L_1 is the ELBO: the same estimate as test/nelbo (analytic KL, the same
             # posterior draw), so that k = 1 reproduces it exactly.
@@ -137,9 +149,15 @@ class TestStageMetrics(nn.Module):
         self.nll_iwae.update(nll)
 
     @staticmethod
-    def keys(latent_dim: int, with_bpd: bool, per_dim_kl: bool = True) -> set[str]:
+    def keys(
+        latent_dim: int,
+        with_bpd: bool,
+        per_dim_kl: bool = True,
+        groups: dict[str, int] | None = None,
+    ) -> set[str]:
         """The keys `compute` returns (tests/test_metric_names.py checks they match)."""
         names = {"test/nll_iwae", "test/iwae_k", "test/active_units"}
+        names |= {f"test/active_units/{g}" for g in groups or {}}
         if per_dim_kl:
             names |= set(kl_dim_values("test", torch.zeros(latent_dim)))
         return names | ({"test/bpd_iwae"} if with_bpd else set())
@@ -159,6 +177,10 @@ class TestStageMetrics(nn.Module):
             "test/iwae_k": float(self.iwae_k),
             "test/active_units": float(active_units(variance)),
         }
+        for name, part in zip(
+            self.groups, torch.split(variance, list(self.groups.values())), strict=False
+        ):
+            values[f"test/active_units/{name}"] = float(active_units(part))
         if kl_per_dim is not None:
             values.update(kl_dim_values("test", kl_per_dim))
         if with_bpd:

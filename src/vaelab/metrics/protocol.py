@@ -165,7 +165,7 @@ def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any)
             x = space.observe(index[i : i + batch_size]).to(device)
             codes.append(model.posterior_params(x.contiguous(memory_format=channels_last))[0])
         if not codes:
-            return np.zeros((0, model.latent_dim))
+            return np.zeros((0, model.code_dim))
         return torch.cat(codes).double().cpu().numpy()
 
     return encode

@@ -43,6 +43,12 @@ from vaelab.lightning.internals import (
 from vaelab.lightning.loop import AccumulationWindow, send_step_values
 from vaelab.likelihoods import Likelihood
 from vaelab.metrics.heldout import TestStageMetrics, VectorMean, kl_dim_values
+from vaelab.models.hierarchy import (
+    Hierarchy,
+    HierarchyPosterior,
+    HierarchyPrior,
+    LatentStructure,
+)
 from vaelab.models.lr_schedule import build_scheduler
 from vaelab.models.noise import example_draw
 from vaelab.models.optimizer import (
@@ -153,6 +159,7 @@ class VAE(CheapHookName, L.LightningModule):
         beta_schedule: Mapping[str, Any] | None = None,
         prior: TargetConfig | None = None,
         posterior: TargetConfig | None = None,
+        latent: TargetConfig | None = None,
     ) -> None:
         super().__init__()
         data_shape = tuple(int(s) for s in data_shape)
@@ -175,6 +182,7 @@ class VAE(CheapHookName, L.LightningModule):
                 # checkpoints written before these groups existed: N(0, I), a Gaussian
                 "prior": _plain(prior or ARCHITECTURE_DEFAULTS["prior"]),
                 "posterior": _plain(posterior or ARCHITECTURE_DEFAULTS["posterior"]),
+                "latent": _plain(latent or ARCHITECTURE_DEFAULTS["latent"]),
             }
         )
         hp = self.hparams
@@ -185,10 +193,19 @@ class VAE(CheapHookName, L.LightningModule):
         self.likelihood.check_data(data_levels)
         self.data_levels = data_levels
         self.encoder: nn.Module = instantiate(hp["encoder"], in_shape=data_shape)
-        self.posterior: Posterior = _build_sized(hp["posterior"], latent_dim=self.latent_dim)
-        self.posterior_head = nn.Linear(
-            self.encoder.out_features, 2 * self.latent_dim + self.posterior.context_features
+        features = int(self.encoder.out_features)
+        #: the latent groups (`latent=`): one Gaussian group, or a hierarchy of them
+        self.latents: LatentStructure = _build_sized(
+            hp["latent"], latent_dim=self.latent_dim, features=features
         )
+        #: size of the concatenated latent [z1, z2, ...] (latent_dim for one group)
+        self.code_dim = self.latents.code_dim
+        self.hierarchy = self.latents if isinstance(self.latents, Hierarchy) else None
+        self.posterior: Posterior = _build_sized(hp["posterior"], latent_dim=self.latent_dim)
+        if self.hierarchy is None:
+            self.posterior_head = nn.Linear(
+                features, 2 * self.latent_dim + self.posterior.context_features
+            )
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
         self.decoder: nn.Module = instantiate(
             hp["decoder"], latent_dim=self.latent_dim, out_shape=out_shape
@@ -197,6 +214,12 @@ class VAE(CheapHookName, L.LightningModule):
         self.prior: Prior = _build_sized(
             hp["prior"], latent_dim=self.latent_dim, data_shape=data_shape
         )
+        if self.hierarchy is not None:
+            self._check_hierarchy_parts()
+            # The hierarchy is a flow from N(0, I) noise under its own prior chain
+            # (vaelab.models.hierarchy): the flow-posterior path serves it unchanged.
+            self.posterior = HierarchyPosterior(self.hierarchy, features)
+            self.prior = HierarchyPrior(self.hierarchy)
         self._check_latent_family()
         self.prior.bind(self.posterior_params)
         # The KL in closed form per dimension: a Gaussian posterior under a prior that
@@ -206,15 +229,20 @@ class VAE(CheapHookName, L.LightningModule):
         # plain keys, so compiled and eager checkpoints load into each other.
         self._encoder_forward = torch.compile(self.encoder.forward) if compile else self.encoder
         self._decoder_forward = torch.compile(self.decoder.forward) if compile else self.decoder
+        #: the ELBO's terms, and each group's KL (`kl/<group>`) under a hierarchy
+        self._group_kl_terms = tuple(f"kl/{g}" for g in self._group_sizes() or ())
+        self._epoch_terms = (*ELBO_TERMS, *self._group_kl_terms)
         self.eval_metrics = nn.ModuleDict(
             {
-                stage: nn.ModuleDict({k: MeanMetric() for k in (*ELBO_TERMS, "loss")})
+                stage: nn.ModuleDict({k: MeanMetric() for k in (*self._epoch_terms, "loss")})
                 for stage in ("val", "test")
             }
         )
         self.val_kl_per_dim = VectorMean(self.latent_dim)
         # The test stage's extras (IWAE bound, latent health); `configure_evaluation`.
-        self.test_extras = TestStageMetrics(self.latent_dim, per_dim_kl=self.analytic_kl)
+        self.test_extras = TestStageMetrics(
+            self.code_dim, per_dim_kl=self.analytic_kl, groups=self._group_sizes()
+        )
         self._eval_beta: dict[str, float] = {}
         self._train_totals = torch.zeros(3)
         self._train_count = 0
@@ -226,13 +254,38 @@ class VAE(CheapHookName, L.LightningModule):
         self._scheduled = scheduler is not None  # a learning-rate schedule to step
         self._step_lr: float | None = None  # the rate the last optimiser step used
 
+    def _check_hierarchy_parts(self) -> None:
+        """A hierarchy brings its own prior chain and posterior: refuse others in one line."""
+        latent = type(self.latents).__name__
+        if not self.prior.standard_normal or not self.posterior.gaussian:
+            raise ConfigError(
+                f"{latent} has its own prior (N(0, I) on the top group, Gaussians given "
+                f"the group above) and posterior, so it takes neither "
+                f"{type(self.prior).__name__} nor {type(self.posterior).__name__}: use "
+                "prior=normal posterior=gaussian, or latent=gaussian for another prior "
+                "or posterior"
+            )
+
+    def _group_sizes(self) -> dict[str, int] | None:
+        """Each latent group's size by name, for a model with several (None: one)."""
+        return None if self.hierarchy is None else self.hierarchy.group_sizes
+
     def _check_latent_family(self) -> None:
-        """Refuse, in one line, a prior or posterior the objective's definition excludes."""
+        """Refuse, in one line, a prior, posterior or latent structure the objective's
+        definition excludes."""
         objective, prior, posterior = (
             type(self.objective).__name__,
             type(self.prior).__name__,
             type(self.posterior).__name__,
         )
+        reason = self.objective.needs_single_group
+        if reason and self.hierarchy is not None:
+            raise ConfigError(
+                f"{objective} is defined on one group of latents ({reason}), not on "
+                f"{type(self.latents).__name__}'s {len(self.hierarchy.sizes)}: use "
+                "latent=gaussian, or an objective that takes a hierarchy "
+                "(objective=beta_vae, iwae, info_vae or capacity)"
+            )
         reason = self.objective.needs_standard_normal_prior
         if reason and not self.prior.standard_normal:
             raise ConfigError(
@@ -261,29 +314,45 @@ class VAE(CheapHookName, L.LightningModule):
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
 
     def posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of the encoder's Gaussian, each (B, latent_dim)."""
+        """Mean and log-variance of the encoder's Gaussian, each (B, latent_dim); for a
+        hierarchy, every group's with each group drawn at its mean (B, code_dim)."""
+        if self.hierarchy is not None:
+            return self.hierarchy.mean_pass(self._encoder_forward(x))
         mean, log_var, _ = self._posterior_outputs(x)
         return mean, log_var
 
     def _posterior_outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """The encoder head's mean, log-variance and flow context (B, C; C = 0 for a
-        Gaussian posterior)."""
+        Gaussian posterior). A hierarchy's base is N(0, I) noise (B, code_dim), its
+        context the encoder's features."""
+        if self.hierarchy is not None:
+            h = self._encoder_forward(x)
+            zeros = h.new_zeros(h.shape[0], self.code_dim)
+            return zeros, zeros, h
         out = self.posterior_head(self._encoder_forward(x))
         d = self.latent_dim
         return out[:, :d], out[:, d : 2 * d], out[:, 2 * d :]
 
     def code(self, x: Tensor) -> Tensor:
         """Each example's latent code (B, D): the posterior mean, or under a flow the
-        flow applied to its base mean (the point z0 = μ maps to)."""
+        flow applied to its base mean (the point z0 = μ maps to); for a hierarchy every
+        group's mean, each drawn at its mean (B, code_dim)."""
+        if self.hierarchy is not None:
+            return self.posterior_params(x)[0]
         mean, _, context = self._posterior_outputs(x)
         if self.posterior.gaussian:
             return mean
         return self.posterior.flow(mean, context)[0]
 
     def decode(self, z: Tensor) -> Distribution:
-        """p(x|z): a distribution whose event is one whole image (C, H, W)."""
-        distribution: Distribution = self.likelihood(self._decoder_forward(z))
+        """p(x|z): a distribution whose event is one whole image (C, H, W). Under a
+        hierarchy `z` is the concatenated latent (N, code_dim); the decoder reads z1."""
+        distribution: Distribution = self.likelihood(self._decoder_forward(self._bottom(z)))
         return distribution
+
+    def _bottom(self, z: Tensor) -> Tensor:
+        """The group the decoder reads: z itself, or z1 of a hierarchy's [z1, z2, ...]."""
+        return z if self.hierarchy is None else z[..., : self.latent_dim]
 
     @override
     def forward(self, x: Tensor) -> Tensor:
@@ -327,6 +396,8 @@ class VAE(CheapHookName, L.LightningModule):
         # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
         # the prior (the tests check them against those), written on tensors: this is
         # the training step, and distribution objects cost a small model real time.
+        if self.hierarchy is not None:
+            return self._hierarchy_batch(x, step, noise)
         mean, log_var, context = self._posterior_outputs(x)
         std = torch.exp(0.5 * log_var)
         eps = torch.randn_like(mean) if noise is None else noise.to(mean)
@@ -353,9 +424,37 @@ class VAE(CheapHookName, L.LightningModule):
             draws=draws,
         )
 
+    def _hierarchy_batch(self, x: Tensor, step: int, noise: Tensor | None) -> LatentBatch:
+        """`latent_batch` of a hierarchy: one draw down its chain, each group's KL
+        (`kl_groups`), and more draws as a flow from N(0, I) noise (`draws`)."""
+        assert self.hierarchy is not None
+        h = self._encoder_forward(x)
+        eps = (
+            torch.randn(h.shape[0], self.code_dim, dtype=h.dtype, device=h.device)
+            if noise is None
+            else noise.to(h)
+        )
+        chain = self.hierarchy.chain(eps, h)
+        zeros = torch.zeros_like(eps)
+        draws = _Draws(zeros, torch.ones_like(eps), zeros, h, self.posterior, self.prior)
+        return LatentBatch(
+            x,
+            chain.mean,
+            chain.log_var,
+            chain.z,
+            self._log_likelihood(chain.z, x),
+            None,
+            step,
+            self._log_likelihood,
+            log_qz_x=chain.log_q,
+            log_pz=chain.log_p,
+            draws=draws,
+            kl_groups=chain.kl,
+        )
+
     def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
-        log_px: Tensor = self.likelihood.log_prob(self._decoder_forward(z), x)
+        log_px: Tensor = self.likelihood.log_prob(self._decoder_forward(self._bottom(z)), x)
         return log_px
 
     def compute_objective(
@@ -365,6 +464,8 @@ class VAE(CheapHookName, L.LightningModule):
         means of the ELBO terms, `recon` and `kl` (β-free, whatever the objective)."""
         batch = self.latent_batch(x, step, noise)
         means = {"recon": batch.recon_mean, "kl": batch.kl_mean}
+        if batch.kl_groups is not None:
+            means.update({f"kl/{g}": kl.mean() for g, kl in batch.kl_groups.items()})
         return self.objective(batch), means
 
     # ----------------------------------------------------------- the loop hooks
@@ -380,7 +481,11 @@ class VAE(CheapHookName, L.LightningModule):
         ELBO itself), decoded `max_decoded` latents at a time (`eval.iwae_k`,
         `eval.iwae_max_decoded` of `src/eval.py`)."""
         self.test_extras = TestStageMetrics(
-            self.latent_dim, iwae_k, max_decoded, per_dim_kl=self.analytic_kl
+            self.code_dim,
+            iwae_k,
+            max_decoded,
+            per_dim_kl=self.analytic_kl,
+            groups=self._group_sizes(),
         ).to(self.device)
 
     def configure_accumulation(self, batches: int | None) -> None:
@@ -425,6 +530,8 @@ class VAE(CheapHookName, L.LightningModule):
         self._train_count += batch.shape[0]
         if window.closes:
             values = self._train_step_tensors(out, terms)
+            for key in self._group_kl_terms:
+                values[f"train/{key}"] = means[key].detach()
             # What `self.log(..., on_step=True)` would leave there: monitors
             # (EarlyStopping, ModelCheckpoint) read `train/*` after every step.
             publish_callback_metrics(self.trainer, values)
@@ -484,15 +591,22 @@ class VAE(CheapHookName, L.LightningModule):
         x, index = batch
         latents = self._update_eval_metrics("test", x, index)
         draws = latents.draws
+        mean, log_var, code = latents.mean, latents.log_var, None
+        if self.hierarchy is not None and isinstance(draws, _Draws):
+            # The IWAE bound draws the hierarchy's N(0, I) noise; active units read each
+            # group's mean with every group drawn at its mean.
+            mean, log_var = draws.mean, draws.log_var
+            code = self.hierarchy.mean_pass(draws.context)[0]
         self.test_extras.update(
             x,
             index,
-            latents.mean,
-            latents.log_var,
+            mean,
+            log_var,
             latents.recon + latents.kl,
             latents.kl_per_dim,
             self.decode,
             self._iwae_densities(draws.context) if isinstance(draws, _Draws) else None,
+            code=code,
         )
 
     @override
@@ -521,17 +635,20 @@ class VAE(CheapHookName, L.LightningModule):
         the Trainer's callback metrics get them: what a monitor or the optimised metric
         may name (`vaelab.config.checks.check_metric_names`). tests/test_metric_names.py
         trains each objective a step and checks that what it logged is listed here."""
-        step = {"loss", "recon", "kl", "nelbo", *self.objective.terms}
+        step = {"loss", "recon", "kl", "nelbo", *self._group_kl_terms, *self.objective.terms}
         if self._scheduled:
             step.add("lr")
         keys = {f"train/{k}" for k in step}
         keys |= {f"train/{k}_epoch" for k in ("loss", "recon", "kl", "nelbo")}
-        epoch_means = {*ELBO_TERMS, "loss", "beta", *(("bpd",) if self._reports_bpd() else ())}
+        bpd = ("bpd",) if self._reports_bpd() else ()
+        epoch_means = {*self._epoch_terms, "loss", "beta", *bpd}
         for stage in ("val", "test"):
             keys |= {f"{stage}/{k}" for k in epoch_means}
         if self.analytic_kl:
             keys |= set(kl_dim_values("val", torch.zeros(self.latent_dim)))
-        keys |= TestStageMetrics.keys(self.latent_dim, self._reports_bpd(), self.analytic_kl)
+        keys |= TestStageMetrics.keys(
+            self.code_dim, self._reports_bpd(), self.analytic_kl, self._group_sizes()
+        )
         return frozenset(keys)
 
     def _reports_bpd(self) -> bool:
@@ -627,11 +744,13 @@ class VAE(CheapHookName, L.LightningModule):
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
         # Each example's posterior draw comes from its index, so the numbers do not
         # depend on batch size, rank count or the global RNG.
-        noise = example_draw(index, self.latent_dim)
+        noise = example_draw(index, self.code_dim)
         batch = self.latent_batch(x, self.global_step, noise)
         out = self.objective(batch)
         self._eval_beta[stage] = float(out.terms.get("beta", 1.0))
         terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}
+        if batch.kl_groups is not None:
+            terms.update({f"kl/{g}": kl for g, kl in batch.kl_groups.items()})
         for key, metric in self._stage_metrics(stage).items():
             metric.update(out.loss.detach().expand(x.shape[0]) if key == "loss" else terms[key])
         return batch
@@ -642,7 +761,7 @@ class VAE(CheapHookName, L.LightningModule):
 
     def _compute_eval_metrics(self, stage: str) -> dict[str, float]:
         metrics = self._stage_metrics(stage)
-        means = {k: float(metrics[k].compute()) for k in (*ELBO_TERMS, "loss")}
+        means = {k: float(metrics[k].compute()) for k in (*self._epoch_terms, "loss")}
         for metric in metrics.values():
             metric.reset()
         # loss: the objective on each batch, averaged over the examples; beta: in force

@@ -52,6 +52,10 @@ class LatentBatch:
             single-sample estimate log q(z|x) − log p(z) (`kl_per_dim` is None).
         draws: more posterior draws and the prior (`LatentDraws`); None for a Gaussian
             posterior under N(0, I), whose objectives write them on `mean` and `log_var`.
+        kl_groups: under a hierarchy of latent groups (`latent=hierarchical|ladder`),
+            each group's KL per example (B,) by name; they sum to `kl`. `mean`, `log_var`
+            and `z` are then the groups' concatenated, each group's posterior
+            parameters at this draw (vaelab.models.hierarchy).
     """
 
     x: Tensor
@@ -65,6 +69,7 @@ class LatentBatch:
     log_qz_x: Tensor | None = None
     log_pz: Tensor | None = None
     draws: LatentDraws | None = field(default=None, repr=False)
+    kl_groups: dict[str, Tensor] | None = None
 
     # Computed once per batch and shared by the objective and the model's logging: on a
     # small model each extra reduction is a visible share of the step.
@@ -78,6 +83,8 @@ class LatentBatch:
         """KL(q(z|x) ‖ p(z)) per example (B,): analytic, or log q(z|x) − log p(z) of `z`."""
         if self.kl_per_dim is not None:
             return self.kl_per_dim.sum(-1)
+        if self.kl_groups is not None:
+            return torch.stack(list(self.kl_groups.values())).sum(0)
         if self.log_qz_x is None or self.log_pz is None:
             raise ValueError("a LatentBatch needs kl_per_dim or both log_qz_x and log_pz")
         return self.log_qz_x - self.log_pz
@@ -119,6 +126,9 @@ class Objective(nn.Module, abc.ABC):
     needs_standard_normal_prior: ClassVar[str | None] = None
     #: Why it needs q(z|x) to be the encoder's Gaussian (None: any posterior).
     needs_gaussian_posterior: ClassVar[str | None] = None
+    #: Why it is defined on one group of latents (None: it takes a hierarchy, reading
+    #: the KL summed over the groups and the concatenated z).
+    needs_single_group: ClassVar[str | None] = None
 
     @abc.abstractmethod
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:

@@ -44,6 +44,7 @@ class DIPVAE(Objective):
     terms = frozenset({"beta", "dip_offdiag", "dip_diag"})
     needs_standard_normal_prior = "it pushes the latents' covariance to N(0, I)'s identity"
     needs_gaussian_posterior = "its covariance is that of the Gaussians' means and variances"
+    needs_single_group = "it decorrelates the dimensions of one latent vector"
 
     def __init__(
         self,

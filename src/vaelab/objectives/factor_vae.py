@@ -64,6 +64,7 @@ class FactorVAE(Objective):
     terms = frozenset(
         {"beta", "gamma", "tc_estimate", "discriminator_loss", "discriminator_accuracy"}
     )
+    needs_single_group = "its discriminator tells q(z) from the product of one vector's marginals"
 
     def __init__(
         self,

@@ -89,6 +89,7 @@ class BetaTCVAE(Objective):
     terms = frozenset({"beta", "mi", "tc", "dim_kl"})
     needs_standard_normal_prior = "its dimension-wise KL is to the factorised N(0, I)"
     needs_gaussian_posterior = "q(z) is estimated as a mixture of the batch's Gaussians"
+    needs_single_group = "the total correlation is that of one factorised latent vector"
 
     def __init__(
         self,

@@ -193,11 +193,13 @@ ARCHITECTURE_KEYS = (
     "likelihood",
     "prior",
     "posterior",
+    "latent",
 )
-#: What a checkpoint written before `prior=` and `posterior=` existed was built with.
+#: What a checkpoint written before `prior=`, `posterior=` and `latent=` existed was built with.
 ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
     "prior": {"_target_": "vaelab.models.priors.StandardNormal"},
     "posterior": {"_target_": "vaelab.models.posteriors.GaussianPosterior"},
+    "latent": {"_target_": "vaelab.models.hierarchy.GaussianLatent"},
 }
 
 
