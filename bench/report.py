@@ -878,6 +878,60 @@ def priors() -> str:
     )
 
 
+HIERARCHY = "hierarchy.json"
+
+
+def hierarchy() -> str:
+    """Test NLL, ELBO, KL and active units per latent group, one group against two."""
+    command = "python bench/hierarchy.py"
+    data = read(HIERARCHY)
+    setting = data["setting"]
+    ranked = sorted(data["table"].items(), key=lambda kv: kv[1]["nll_iwae"])
+
+    def spread(row: dict[str, Any], key: str) -> str:
+        return f"{row[key]:.2f} ± {row[key + '_std']:.2f}"
+
+    def per_group(row: dict[str, Any], key: str, digits: int) -> str:
+        if f"{key}/z1" not in row:
+            return f"{row[key]:.{digits}f}"
+        return " + ".join(f"{row[f'{key}/{g}']:.{digits}f}" for g in ("z1", "z2"))
+
+    rows = [
+        [
+            f"`{' '.join(data['variants'][name]) or 'latent=gaussian'}`",
+            spread(row, "nll_iwae"),
+            spread(row, "nelbo"),
+            per_group(row, "kl", 2),
+            per_group(row, "active_units", 1),
+            str(row["seeds"]),
+        ]
+        for name, row in ranked
+    ]
+    return "\n\n".join(
+        [
+            table(
+                [
+                    "variant",
+                    f"test NLL (IWAE, k = {setting['iwae_k']})",
+                    "test −ELBO",
+                    "KL (z1 + z2)",
+                    "active units (z1 + z2)",
+                    "seeds",
+                ],
+                rows,
+            ),
+            source(
+                HIERARCHY,
+                data.get("command", command),
+                **stamped(data),
+                note=f"Dynamically binarised Fashion-MNIST, the whole test split; "
+                f"`{' '.join(setting['overrides'])}`, {setting['epochs']} epochs each; "
+                "nats, mean ± sample sd over seeds (KL and active units: means), best first.",
+            ),
+        ]
+    )
+
+
 def samplers() -> str:
     """Blank samples of one default-experiment checkpoint, per sampler."""
     command = "python bench/samplers.py"
@@ -916,7 +970,9 @@ TABLES: dict[str, Callable[[], str]] = {
     "options/likelihood": options("likelihood"),
     "options/prior": options("prior"),
     "options/posterior": options("posterior"),
+    "options/latent": options("latent"),
     "priors": priors,
+    "hierarchy": hierarchy,
     "samplers": samplers,
     "step_overhead": step_overhead,
     "step_profile": step_profile,

@@ -276,6 +276,12 @@ OPTION_GROUPS: dict[str, dict[str, Any]] = {
         "data": "Fashion-MNIST 1x28x28, binarised",
         "preset": "mlp",
     },
+    "latent": {
+        "baseline": "gaussian",
+        "setting": ["model=mlp", "data=fashion_mnist", "latent_dim=32"],
+        "data": "Fashion-MNIST 1x28x28, binarised",
+        "preset": "mlp",
+    },
 }
 
 

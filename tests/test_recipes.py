@@ -51,6 +51,28 @@ PAPER_SETTINGS = {
         "latent_dim": 32,
         "recipe.value": 79.77,
     },
+    "hvae_mnist_burda": {
+        "latent._target_": "BottomUpHierarchy",
+        "latent_dim": 100,
+        "latent.groups": [50],
+        "latent.hidden": [100, 100],
+        "model.encoder.hidden": [200, 200],
+        "recipe.value": 85.33,
+    },
+    "iwae2_mnist_burda": {
+        "latent._target_": "BottomUpHierarchy",
+        "objective.k": 50,
+        "latent.groups": [50],
+        "recipe.value": 82.90,
+    },
+    "ladder_mnist_sonderby": {
+        "latent._target_": "LadderHierarchy",
+        "latent_dim": 64,
+        "latent.groups": [32],
+        "model.encoder.hidden": [512],
+        "latent.hidden": [256],
+        "data.binarize": "dynamic",
+    },
     "two_stage_vae_dai": {
         "sampler._target_": "TwoStageSampler",
         "latent_dim": 64,

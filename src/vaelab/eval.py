@@ -249,6 +249,10 @@ def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
     logged = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     metrics: dict[str, Any] = {k: logged[f"test/{k}"] for k in TEST_KEYS if f"test/{k}" in logged}
     metrics["active_units"] = int(metrics["active_units"])
+    groups = model.latents.group_sizes if model.hierarchy is not None else {}
+    for group in groups:  # a hierarchy's groups: each one's KL and active units
+        metrics[f"kl/{group}"] = logged[f"test/kl/{group}"]
+        metrics[f"active_units/{group}"] = int(logged[f"test/active_units/{group}"])
     stats = model.test_latent_stats
     return {
         "split": "test",
@@ -258,6 +262,7 @@ def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:
             # None for a learned prior or a flow posterior: no closed form per dimension
             "kl_per_dim": stats["kl_per_dim"].tolist() if "kl_per_dim" in stats else None,
             "kl_estimate": model.kl_estimate,
+            "groups": model.latents.group_sizes,
             "posterior_mean_variance": stats["mean_variance"].tolist(),
             "active_dims_by_kl": dimensions_by_information(
                 stats.get("kl_per_dim"),

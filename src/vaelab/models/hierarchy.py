@@ -210,16 +210,13 @@ class Hierarchy(LatentStructure):
     ) -> Tensor:
         """`n` ancestral draws of [z1, z2, ...] (n, code_dim), each group's noise scaled
         by `temperature`."""
-        device = self.head_device()
-        groups = [temperature * torch.randn(n, self.sizes[-1], generator=generator).to(device)]
+        like = next(self.parameters())  # the device and dtype of the draws
+        groups = [temperature * torch.randn(n, self.sizes[-1], generator=generator).to(like)]
         for level in reversed(range(len(self.sizes) - 1)):
             mean, log_var = self.prior_params(groups[0], level)
-            noise = torch.randn(n, self.sizes[level], generator=generator).to(device)
+            noise = torch.randn(n, self.sizes[level], generator=generator).to(like)
             groups.insert(0, mean + temperature * torch.exp(0.5 * log_var) * noise)
         return torch.cat(groups, dim=-1)
-
-    def head_device(self) -> torch.device:
-        return next(self.parameters()).device
 
     def kl_names(self) -> list[str]:
         return list(self.group_sizes)
