@@ -20,6 +20,16 @@ def config_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def objective_choice(objective: str) -> list[str]:
+    """The overrides that choose `objective`, with the latent structure it needs read
+    from its class (`objective=vq` trains `latent=vq` only)."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.load(CONF / "objective" / f"{objective}.yaml")._target_
+    return [f"objective={objective}", *(["latent=vq"] if get_class(target).needs_quantised else [])]
+
+
 def config_groups() -> list[str]:
     """Every config group under conf/ (nested ones as `model/encoder`), Hydra's own
     (`hydra/...`) left out."""

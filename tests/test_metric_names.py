@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 
 import pytest
-from helpers import REPO
+from helpers import REPO, objective_choice
 from in_process import call_train
 
 OBJECTIVES = sorted(p.stem for p in (REPO / "conf" / "objective").glob("*.yaml"))
@@ -22,13 +22,14 @@ def logged_keys(run: Path) -> set[str]:
     return set(header) - {"epoch", "step"}
 
 
-def smoke_run(choice: str, tmp_path: Path):
-    """A smoke run with `choice`, logging every step: its model and what it logged."""
+def smoke_run(choice: str | list[str], tmp_path: Path):
+    """A smoke run with `choice` (one override or several), logging every step: its
+    model and what it logged."""
     from vaelab.runs.trained import load_vae
 
     run = tmp_path / "run"
     result = call_train(
-        choice,
+        *([choice] if isinstance(choice, str) else choice),
         "debug=smoke",
         "logger=csv",
         "trainer.log_every_n_steps=1",
@@ -43,7 +44,7 @@ def smoke_run(choice: str, tmp_path: Path):
 
 @pytest.mark.parametrize("objective", OBJECTIVES)
 def test_a_run_logs_exactly_the_keys_its_model_declares(objective: str, tmp_path: Path) -> None:
-    model, logged = smoke_run(f"objective={objective}", tmp_path)
+    model, logged = smoke_run(objective_choice(objective), tmp_path)
     declared = set(model.metric_keys())
     assert logged == declared, (sorted(logged - declared), sorted(declared - logged))
     assert {"train/loss", "val/nelbo", "test/nll_iwae", "val/kl_dim/0"} <= declared

@@ -28,6 +28,7 @@ from vaelab.config.checks import check_config
 from vaelab.errors import VaelabError
 from vaelab.launch.job import job_output_dir
 from vaelab.lightning.trainer import tidy_lightning_output
+from vaelab.metrics.likelihood import bits_per_dim
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         quality = measure_sample_quality(cfg, run, model, datamodule)
     if quality is not None:
         results["sample_quality"] = quality
+        if "code_nll" in quality:  # a VQ-VAE with its learned prior: the pair's bound
+            pair = results["metrics"]["recon"] + quality["code_nll"]
+            results["metrics"]["nll_pair"] = pair
+            if model._reports_bpd():
+                results["metrics"]["bpd_pair"] = float(bits_per_dim(pair, model.data_shape))
         results["metrics"].update(
             {
                 k: quality[k]
@@ -206,6 +212,7 @@ def measure_sample_quality(
     from vaelab.errors import DataError
     from vaelab.metrics.fid import inception_features, sample_quality
     from vaelab.metrics.sample_quality import blank_fraction
+    from vaelab.samplers import CodePriorSampler
     from vaelab.samplers.use import ready_sampler, sampled_images
 
     options = cfg.eval.sample_quality
@@ -220,6 +227,8 @@ def measure_sample_quality(
         sampled_images(sampler, model, min(batch, n - i), 1.0, seed + i) for i in range(0, n, batch)
     ]
     quality: dict[str, Any] = {"sampler": sampler.name, "sampler_fit": how, "n_samples": n}
+    if isinstance(sampler, CodePriorSampler):
+        quality["code_nll"] = test_code_nll(sampler, model, datamodule, batch)
     if getattr(datamodule, "levels", None) == 2:
         quality["blank_fraction"] = blank_fraction(torch.cat(samples))
     if not options.fid:
@@ -240,6 +249,18 @@ def measure_sample_quality(
         )
     )
     return quality
+
+
+@torch.no_grad()
+def test_code_nll(sampler: Any, model: Any, datamodule: Any, batch: int) -> float:
+    """The mean −log p(k) of the test images' VQ codes under a fitted code prior, nats."""
+    n_test = datamodule.split_sizes()["test"]
+    x = datamodule.example_batch(n_test, split="test")
+    total = 0.0
+    for chunk in x.split(batch):
+        indices = model.code_indices(chunk.to(model.device))
+        total += float(sampler.code_nll(indices).sum())
+    return total / len(x)
 
 
 def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def write_fitted_sampler_samples(
     config = cfg.get("sampler")
     checkpoint = trainer.checkpoint_callback
     path = checkpoint.best_model_path or checkpoint.last_model_path if checkpoint else ""
-    if not config or "PriorSampler" in str(config.get("_target_")) or not path:
+    if not config or str(config.get("_target_")).endswith(".PriorSampler") or not path:
         return
     sampler, _ = ready_sampler(config, model.eval(), datamodule, Path(path))
     grids = cfg.get("callbacks", {}).get("image_grids") or {}

@@ -117,7 +117,7 @@ class RunSummary(L.Callback):
                 "structure": type(model.latents).__name__,
                 "groups": model.latents.group_sizes,
                 "prior": type(model.prior).__name__,
-                "posterior": type(model.posterior).__name__,
+                "posterior": model.posterior_family,
                 "kl": model.kl_estimate,
             }
         guard = next((cb for cb in callbacks if isinstance(cb, NonFiniteGuard)), None)

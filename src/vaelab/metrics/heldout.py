@@ -177,10 +177,10 @@ class TestStageMetrics(nn.Module):
             "test/iwae_k": float(self.iwae_k),
             "test/active_units": float(active_units(variance)),
         }
-        for name, part in zip(
-            self.groups, torch.split(variance, list(self.groups.values())), strict=False
-        ):
-            values[f"test/active_units/{name}"] = float(active_units(part))
+        if self.groups:
+            parts = torch.split(variance, list(self.groups.values()))
+            for name, part in zip(self.groups, parts, strict=True):
+                values[f"test/active_units/{name}"] = float(active_units(part))
         if kl_per_dim is not None:
             values.update(kl_dim_values("test", kl_per_dim))
         if with_bpd:

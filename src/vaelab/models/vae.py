@@ -58,6 +58,7 @@ from vaelab.models.optimizer import (
 )
 from vaelab.models.posteriors import Posterior
 from vaelab.models.priors import Prior
+from vaelab.models.quantise import QuantisedPrior, VectorQuantiser
 from vaelab.objectives import (
     LatentBatch,
     Objective,
@@ -201,8 +202,9 @@ class VAE(CheapHookName, L.LightningModule):
         #: size of the concatenated latent [z1, z2, ...] (latent_dim for one group)
         self.code_dim = self.latents.code_dim
         self.hierarchy = self.latents if isinstance(self.latents, Hierarchy) else None
+        self.quantiser = self.latents if isinstance(self.latents, VectorQuantiser) else None
         self.posterior: Posterior = _build_sized(hp["posterior"], latent_dim=self.latent_dim)
-        if self.hierarchy is None:
+        if self.latents.single_group:
             self.posterior_head = nn.Linear(
                 features, 2 * self.latent_dim + self.posterior.context_features
             )
@@ -220,6 +222,9 @@ class VAE(CheapHookName, L.LightningModule):
             # (vaelab.models.hierarchy): the flow-posterior path serves it unchanged.
             self.posterior = HierarchyPosterior(self.hierarchy, features)
             self.prior = HierarchyPrior(self.hierarchy)
+        if self.quantiser is not None:
+            self._check_hierarchy_parts()
+            self.prior = QuantisedPrior(self.quantiser)
         self._check_latent_family()
         self.prior.bind(self.posterior_params)
         # The KL in closed form per dimension: a Gaussian posterior under a prior that
@@ -255,12 +260,12 @@ class VAE(CheapHookName, L.LightningModule):
         self._step_lr: float | None = None  # the rate the last optimiser step used
 
     def _check_hierarchy_parts(self) -> None:
-        """A hierarchy brings its own prior chain and posterior: refuse others in one line."""
+        """A hierarchy or a quantiser brings its own prior and posterior: refuse others in
+        one line."""
         latent = type(self.latents).__name__
         if not self.prior.standard_normal or not self.posterior.gaussian:
             raise ConfigError(
-                f"{latent} has its own prior (N(0, I) on the top group, Gaussians given "
-                f"the group above) and posterior, so it takes neither "
+                f"{latent} has its own prior and posterior, so it takes neither "
                 f"{type(self.prior).__name__} nor {type(self.posterior).__name__}: use "
                 "prior=normal posterior=gaussian, or latent=gaussian for another prior "
                 "or posterior"
@@ -278,6 +283,13 @@ class VAE(CheapHookName, L.LightningModule):
             type(self.prior).__name__,
             type(self.posterior).__name__,
         )
+        if self.objective.needs_quantised != (self.quantiser is not None):
+            raise ConfigError(
+                f"{objective} trains quantised latents only, not {type(self.latents).__name__}: "
+                "use latent=vq with objective=vq"
+                if self.objective.needs_quantised
+                else f"latent=vq trains with its own loss, not {objective}: use objective=vq"
+            )
         reason = self.objective.needs_single_group
         if reason and self.hierarchy is not None:
             raise ConfigError(
@@ -302,8 +314,16 @@ class VAE(CheapHookName, L.LightningModule):
             )
 
     @property
+    def posterior_family(self) -> str:
+        """q(z|x)'s family, as metrics.json names it."""
+        return "PointMass" if self.quantiser is not None else type(self.posterior).__name__
+
+    @property
     def kl_estimate(self) -> str:
-        """How the KL term is computed: `analytic` or `single-sample` (metrics.json)."""
+        """How the KL term is computed: `analytic`, `single-sample`, or `constant` (the
+        uniform prior over a quantiser's codes: positions · log K) (metrics.json)."""
+        if self.quantiser is not None:
+            return "constant"
         return "analytic" if self.analytic_kl else "single-sample"
 
     # ----------------------------------------------------------------- the model
@@ -318,6 +338,9 @@ class VAE(CheapHookName, L.LightningModule):
         hierarchy, every group's with each group drawn at its mean (B, code_dim)."""
         if self.hierarchy is not None:
             return self.hierarchy.mean_pass(self._encoder_forward(x))
+        if self.quantiser is not None:  # the quantised vectors, a point mass
+            z_q = self.quantiser.quantise(self._encoder_forward(x)).z_q
+            return z_q, torch.zeros_like(z_q)
         mean, log_var, _ = self._posterior_outputs(x)
         return mean, log_var
 
@@ -337,12 +360,18 @@ class VAE(CheapHookName, L.LightningModule):
         """Each example's latent code (B, D): the posterior mean, or under a flow the
         flow applied to its base mean (the point z0 = μ maps to); for a hierarchy every
         group's mean, each drawn at its mean (B, code_dim)."""
-        if self.hierarchy is not None:
+        if not self.latents.single_group:
             return self.posterior_params(x)[0]
         mean, _, context = self._posterior_outputs(x)
         if self.posterior.gaussian:
             return mean
         return self.posterior.flow(mean, context)[0]
+
+    def code_indices(self, x: Tensor) -> Tensor:
+        """Each example's code index at every position (B, positions), under `latent=vq`."""
+        if self.quantiser is None:
+            raise ConfigError("code indices need a model trained with latent=vq")
+        return self.quantiser.indices(self._encoder_forward(x))
 
     def decode(self, z: Tensor) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W). Under a
@@ -398,6 +427,8 @@ class VAE(CheapHookName, L.LightningModule):
         # the training step, and distribution objects cost a small model real time.
         if self.hierarchy is not None:
             return self._hierarchy_batch(x, step, noise)
+        if self.quantiser is not None:
+            return self._quantised_batch(x, step)
         mean, log_var, context = self._posterior_outputs(x)
         std = torch.exp(0.5 * log_var)
         eps = torch.randn_like(mean) if noise is None else noise.to(mean)
@@ -452,6 +483,27 @@ class VAE(CheapHookName, L.LightningModule):
             kl_groups=chain.kl,
         )
 
+    def _quantised_batch(self, x: Tensor, step: int) -> LatentBatch:
+        """`latent_batch` under `latent=vq`: the quantised vectors decoded (no noise: the
+        posterior is a point mass) and the constant KL to the uniform prior. In training
+        mode this moves the codebook (vaelab.models.quantise)."""
+        assert self.quantiser is not None
+        quantised = self.quantiser(self._encoder_forward(x))
+        zeros = quantised.commitment.new_zeros(x.shape[0])
+        return LatentBatch(
+            x,
+            quantised.z_e,
+            torch.zeros_like(quantised.z_e),
+            quantised.z_q,
+            self._log_likelihood(quantised.z_q, x),
+            None,
+            step,
+            self._log_likelihood,
+            log_qz_x=zeros,
+            log_pz=zeros - self.quantiser.kl,
+            quantised=quantised,
+        )
+
     def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
         """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
         log_px: Tensor = self.likelihood.log_prob(self._decoder_forward(self._bottom(z)), x)
@@ -480,6 +532,9 @@ class VAE(CheapHookName, L.LightningModule):
         """The test stage's IWAE bound: `iwae_k` importance samples per example (1: the
         ELBO itself), decoded `max_decoded` latents at a time (`eval.iwae_k`,
         `eval.iwae_max_decoded` of `src/eval.py`)."""
+        if self.quantiser is not None:
+            # A point-mass posterior: every importance weight is the same, L_k = L_1.
+            iwae_k = 1
         self.test_extras = TestStageMetrics(
             self.code_dim,
             iwae_k,
@@ -597,6 +652,8 @@ class VAE(CheapHookName, L.LightningModule):
             # group's mean with every group drawn at its mean.
             mean, log_var = draws.mean, draws.log_var
             code = self.hierarchy.mean_pass(draws.context)[0]
+        if self.quantiser is not None:  # active units of the quantised vectors
+            code = latents.z
         self.test_extras.update(
             x,
             index,

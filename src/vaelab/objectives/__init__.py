@@ -16,6 +16,7 @@ from vaelab.objectives.factor_vae import FactorVAE
 from vaelab.objectives.iwae import IWAE
 from vaelab.objectives.mmd import InfoVAE
 from vaelab.objectives.total_correlation import BetaTCVAE
+from vaelab.objectives.vq import VQ
 
 #: `beta_schedule=` gave way to `objective=`; what to type instead.
 BETA_SCHEDULE_REPLACED = (
@@ -44,6 +45,7 @@ __all__ = [
     "BETA_SCHEDULE_REPLACED",
     "DIPVAE",
     "IWAE",
+    "VQ",
     "BetaTCVAE",
     "BetaVAE",
     "Capacity",

@@ -34,6 +34,21 @@ class LatentDraws(Protocol):
         """`n` draws from p(z): (n, D)."""
 
 
+class QuantisedLatents(Protocol):
+    """What quantising a batch gave, as objectives read it (`latent=vq`;
+    vaelab.models.quantise.Quantised): per-example commitment ‖z_e − sg(z_q)‖² (B,),
+    the batch's codebook perplexity, the share of codes used, dead codes restarted."""
+
+    @property
+    def commitment(self) -> Tensor: ...
+    @property
+    def perplexity(self) -> Tensor: ...
+    @property
+    def codes_used(self) -> Tensor: ...
+    @property
+    def restarts(self) -> Tensor: ...
+
+
 @dataclass(frozen=True)
 class LatentBatch:
     """One training batch as the model computed it.
@@ -56,6 +71,9 @@ class LatentBatch:
             each group's KL per example (B,) by name; they sum to `kl`. `mean`, `log_var`
             and `z` are then the groups' concatenated, each group's posterior
             parameters at this draw (vaelab.models.hierarchy).
+        quantised: under `latent=vq`, what quantising gave (commitment, perplexity, codes
+            used; vaelab.models.quantise). `mean` is then the encoder's z_e, `z` the
+            quantised z_q, and the KL the constant positions · log K.
     """
 
     x: Tensor
@@ -70,6 +88,7 @@ class LatentBatch:
     log_pz: Tensor | None = None
     draws: LatentDraws | None = field(default=None, repr=False)
     kl_groups: dict[str, Tensor] | None = None
+    quantised: QuantisedLatents | None = field(default=None, repr=False)
 
     # Computed once per batch and shared by the objective and the model's logging: on a
     # small model each extra reduction is a visible share of the step.
@@ -129,6 +148,8 @@ class Objective(nn.Module, abc.ABC):
     #: Why it is defined on one group of latents (None: it takes a hierarchy, reading
     #: the KL summed over the groups and the concatenated z).
     needs_single_group: ClassVar[str | None] = None
+    #: Defined on quantised latents (`latent=vq`) only; every other objective refuses them.
+    needs_quantised: ClassVar[bool] = False
 
     @abc.abstractmethod
     def forward(self, batch: LatentBatch) -> ObjectiveOutput:

@@ -22,6 +22,10 @@ class LatentSampler(abc.ABC):
     ) -> Tensor:
         """`n` latents (n, D) on the CPU, the sampler's noise scaled by `temperature`."""
 
+    def check_model(self, model: Any) -> None:  # noqa: B027 (optional: most serve any model)
+        """Refuse, in one line (`ConfigError`), a model this sampler cannot serve; note
+        what it needs of it. Called before fitting or restoring."""
+
 
 class PriorSampler(LatentSampler):
     """The model's prior p(z)."""
@@ -39,9 +43,9 @@ class PriorSampler(LatentSampler):
 class FittedSampler(LatentSampler):
     """A density over z fitted to the latents of `n_fit` training examples, drawn with
     seed `seed`. `fits_on`: the posterior means (`means`) or one posterior sample per
-    example (`samples`)."""
+    example (`samples`), or a VQ-VAE's code indices (`codes`)."""
 
-    fits_on: ClassVar[Literal["means", "samples"]] = "means"
+    fits_on: ClassVar[Literal["means", "samples", "codes"]] = "means"
 
     def __init__(self, n_fit: int = 10000, seed: int = 0) -> None:
         self.n_fit = int(n_fit)

@@ -18,15 +18,19 @@ from vaelab.samplers.store import load_or_fit
 @torch.no_grad()
 def training_latents(model: Any, data: Any, sampler: FittedSampler) -> Tensor:
     """What a fitted sampler learns from: the codes (posterior means) of the first
-    `n_fit` training examples, or one posterior sample of each (`fits_on`)."""
+    `n_fit` training examples, one posterior sample of each, or their VQ code indices
+    (`fits_on`)."""
     x = data.example_batch(sampler.n_fit, split="train")
     torch.manual_seed(sampler.seed)
     parts = []
     for chunk in x.split(500):
         chunk = chunk.to(model.device)
-        parts.append(
-            model.latent_batch(chunk).z if sampler.fits_on == "samples" else model.code(chunk)
-        )
+        if sampler.fits_on == "codes":
+            parts.append(model.code_indices(chunk))
+        elif sampler.fits_on == "samples":
+            parts.append(model.latent_batch(chunk).z)
+        else:
+            parts.append(model.code(chunk))
     return torch.cat(parts).cpu()
 
 
@@ -38,6 +42,7 @@ def ready_sampler(
     from hydra.utils import instantiate
 
     sampler: LatentSampler = PriorSampler() if not config else instantiate(config)
+    sampler.check_model(model)
     return load_or_fit(sampler, model, checkpoint, lambda s: training_latents(model, data, s))
 
 
