@@ -308,11 +308,13 @@ def options(group: str) -> Callable[[], str]:
                     command="python bench/speed.py --parts options",
                 )
             )
+        import speed
+
         entry = measured[group]
         protocol = entry["protocol"]
         rows = [
             [
-                f"`{group}={name}`",
+                f"`{' '.join([f'{group}={name}', *speed.companions(group, name)])}`",
                 ms(row["ms_per_step"]),
                 ratio(row["relative"]),
             ]
@@ -932,6 +934,43 @@ def hierarchy() -> str:
     )
 
 
+VQ = "vq.json"
+
+
+def vq() -> str:
+    """A VQ-VAE's reconstruction, bounds and codebook use, over seeds."""
+    command = "python bench/vq.py"
+    data = read(VQ)
+    setting = data["setting"]
+    row = data["table"]["vq"]
+
+    def spread(key: str, digits: int = 2) -> str:
+        return f"{row[key]:.{digits}f} ± {row[key + '_std']:.{digits}f}"
+
+    rows = [
+        ["test −log p(x\\|z_q)", spread("recon")],
+        ["test −ELBO, uniform prior over the codes", spread("nelbo")],
+        ["test bound with the learned code prior (`nll_pair`)", spread("nll_pair")],
+        ["codebook perplexity on the test codes (of 128)", spread("perplexity", 1)],
+        ["codes used on the test split", f"{row['codes_used']:.0%} ± {row['codes_used_std']:.0%}"],
+        ["blank samples of the learned prior", f"{row['blank_fraction']:.1%}"],
+    ]
+    return "\n\n".join(
+        [
+            table(["", "nats (mean ± sd over seeds)"], rows),
+            source(
+                VQ,
+                data.get("command", command),
+                **stamped(data),
+                note=f"Dynamically binarised Fashion-MNIST, the whole test split; "
+                f"`{' '.join(setting['overrides'])} {' '.join(data['variants']['vq'])}`, "
+                f"{setting['epochs']} epochs each, {row['seeds']} seeds; the code prior "
+                "fitted from each checkpoint (`sampler=code_prior`, its defaults).",
+            ),
+        ]
+    )
+
+
 def samplers() -> str:
     """Blank samples of one default-experiment checkpoint, per sampler."""
     command = "python bench/samplers.py"
@@ -973,6 +1012,7 @@ TABLES: dict[str, Callable[[], str]] = {
     "options/latent": options("latent"),
     "priors": priors,
     "hierarchy": hierarchy,
+    "vq": vq,
     "samplers": samplers,
     "step_overhead": step_overhead,
     "step_profile": step_profile,

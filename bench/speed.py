@@ -285,6 +285,21 @@ OPTION_GROUPS: dict[str, dict[str, Any]] = {
 }
 
 
+def companions(group: str, option: str) -> list[str]:
+    """The other choices an option cannot run without: the VQ-VAE's loss and its
+    quantised latents go only together (`needs_quantised`, `discrete` on the classes)."""
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    target = OmegaConf.load(REPO / "conf" / group / f"{option}.yaml").get("_target_")
+    cls = get_class(target) if target else None
+    if group == "objective" and getattr(cls, "needs_quantised", False):
+        return ["latent=vq"]
+    if group == "latent" and getattr(cls, "discrete", False):
+        return ["objective=vq"]
+    return []
+
+
 def bench_options(quick: bool, tmp: Path, groups: list[str] | None = None) -> dict[str, Any]:
     """Epoch time of each option of each group in OPTION_GROUPS (at the option's own
     defaults: FactorVAE's 6 x 1000 discriminator, IWAE's k = 5, ...), relative to the
@@ -305,6 +320,7 @@ def bench_options(quick: bool, tmp: Path, groups: list[str] | None = None) -> di
                     [
                         *spec["setting"],
                         f"{group}={name}",
+                        *companions(group, name),
                         f"trainer.max_epochs={epochs}",
                         f"trainer.limit_train_batches={batches}",
                         "trainer.limit_val_batches=2",

@@ -42,6 +42,10 @@ class Study:
     headline: tuple[str, ...]
     #: eval.json's metrics read per run beside the headline, where a variant has them
     extras: Callable[[dict[str, Any]], dict[str, Any]] = lambda metrics: {}
+    #: what src/eval.py is given beyond the checkpoint and k (a sampler to fit, ...)
+    eval_overrides: tuple[str, ...] = ("eval.sample_quality.n_samples=0",)
+    #: importance samples of the test bound unless --k says otherwise
+    default_k: int = 1000
 
     @property
     def results(self) -> Path:
@@ -86,7 +90,7 @@ class Study:
                     f"ckpt_path={folder / 'checkpoints' / 'best.ckpt'}",
                     f"eval.iwae_k={k}",
                     "eval.iwae_max_decoded=8192",
-                    "eval.sample_quality.n_samples=0",
+                    *self.eval_overrides,
                     f"eval.output={report}",
                 ],
                 cwd=REPO,
@@ -141,7 +145,7 @@ class Study:
         parser = argparse.ArgumentParser(description=doc.splitlines()[0])
         parser.add_argument("--epochs", type=int, default=10)
         parser.add_argument("--seeds", default="0,1,2")
-        parser.add_argument("--k", type=int, default=1000)
+        parser.add_argument("--k", type=int, default=self.default_k)
         parser.add_argument("--variants", default=",".join(self.variants))
         args = parser.parse_args(argv)
         seeds = [int(s) for s in args.seeds.split(",")]

@@ -97,7 +97,10 @@ def test_each_combination_trains_a_step_on_each_data_shape(
 ) -> None:
     # No learning-rate schedule: sizing one needs a trainer (tests/test_lr_schedule.py).
     cfg = compose_train(
-        f"model={model}", f"likelihood={likelihood}", *objective_choice(objective), "~model/scheduler"
+        f"model={model}",
+        f"likelihood={likelihood}",
+        *objective_choice(objective),
+        "~model/scheduler",
     )
     trained, refused = [], []
     for dims, levels in data_shapes():

@@ -73,6 +73,16 @@ PAPER_SETTINGS = {
         "latent.hidden": [256],
         "data.binarize": "dynamic",
     },
+    "vqvae_cifar10": {
+        "latent._target_": "VectorQuantiser",
+        "objective._target_": "VQ",
+        "objective.beta": 0.25,
+        "latent_dim": 640,
+        "latent.embedding_dim": 10,
+        "model.optimizer.lr": 2e-4,
+        "trainer.max_steps": 250000,
+        "recipe.value": 4.67,
+    },
     "two_stage_vae_dai": {
         "sampler._target_": "TwoStageSampler",
         "latent_dim": 64,

@@ -113,6 +113,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "iwae_k": int(cfg.eval.iwae_k),
         **summarise_test(trainer, model),
     }
+    if model.quantiser is not None:
+        batch = int(getattr(datamodule, "eval_batch_size", 256))
+        results["metrics"].update(codebook_usage(model.eval(), datamodule, batch))
     report = evaluate_disentanglement(
         model,
         datamodule,
@@ -249,6 +252,20 @@ def measure_sample_quality(
         )
     )
     return quality
+
+
+@torch.no_grad()
+def codebook_usage(model: Any, datamodule: Any, batch: int) -> dict[str, float]:
+    """How a VQ-VAE uses its codebook on the test split: the perplexity exp(H) of the
+    code frequencies over every position of every image, and the share of codes used."""
+    n_test = datamodule.split_sizes()["test"]
+    counts = torch.zeros(model.quantiser.codes, dtype=torch.float64)
+    for chunk in datamodule.example_batch(n_test, split="test").split(batch):
+        indices = model.code_indices(chunk.to(model.device)).flatten().cpu()
+        counts += torch.bincount(indices, minlength=len(counts)).double()
+    share = counts / counts.sum()
+    entropy = -(share * torch.log(share.clamp_min(1e-300))).sum()
+    return {"perplexity": float(entropy.exp()), "codes_used": float((counts > 0).double().mean())}
 
 
 @torch.no_grad()
