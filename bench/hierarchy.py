@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from variant_study import Study, bar_panel
+from variant_study import FASHION_MLP, Study, bar_panel
 
 #: The per-group numbers a hierarchy's eval.json adds.
 GROUP_KEYS = ("kl/z1", "kl/z2", "active_units/z1", "active_units/z2")
@@ -33,13 +33,7 @@ STUDY = Study(
         "hierarchical": ["latent=hierarchical", "latent.groups=[16]"],
         "ladder": ["latent=ladder", "latent.groups=[16]"],
     },
-    shared=[
-        "data=fashion_mnist",
-        "model=mlp",
-        "latent_dim=32",
-        "logger=csv",
-        "~callbacks.image_grids",
-    ],
+    shared=FASHION_MLP,
     headline=("nll_iwae", "nelbo", "kl", "active_units"),
     extras=lambda metrics: {key: metrics[key] for key in GROUP_KEYS if key in metrics},
 )

@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from variant_study import Study, bar_panel
+from variant_study import FASHION_MLP, Study, bar_panel
 
 STUDY = Study(
     name="priors",
@@ -32,13 +32,7 @@ STUDY = Study(
         "flow": ["prior=flow"],
         "iaf": ["posterior=iaf"],
     },
-    shared=[
-        "data=fashion_mnist",
-        "model=mlp",
-        "latent_dim=32",
-        "logger=csv",
-        "~callbacks.image_grids",
-    ],
+    shared=FASHION_MLP,
     headline=("nll_iwae", "nelbo", "kl", "active_units"),
 )
 

@@ -834,49 +834,59 @@ PRIORS = "priors.json"
 SAMPLERS = "samplers.json"
 
 
-def priors() -> str:
-    """Test NLL, ELBO, KL and active units of each prior/posterior variant, over seeds."""
-    command = "python bench/priors.py"
-    data = read(PRIORS)
+def _study_table(
+    file: str,
+    default: str,
+    kl: Callable[[dict[str, Any]], str],
+    active: Callable[[dict[str, Any]], str],
+    headers: tuple[str, str],
+    note: str,
+) -> str:
+    """A variant study's table (bench/variant_study.py): per variant its test NLL and
+    −ELBO (mean ± sd over seeds), its KL and active units as `kl` and `active` write
+    them, best first; `default` labels the variant with no overrides."""
+    data = read(file)
     setting = data["setting"]
     ranked = sorted(data["table"].items(), key=lambda kv: kv[1]["nll_iwae"])
-
-    def spread(row: dict[str, Any], key: str) -> str:
-        return f"{row[key]:.2f} ± {row[key + '_std']:.2f}"
-
     rows = [
         [
-            f"`{' '.join(data['variants'][name]) or 'prior=normal posterior=gaussian'}`",
-            spread(row, "nll_iwae"),
-            spread(row, "nelbo"),
-            f"{spread(row, 'kl')} ({row['kl_estimate']})",
-            f"{row['active_units']:.1f}",
+            f"`{' '.join(data['variants'][name]) or default}`",
+            _spread(row, "nll_iwae"),
+            _spread(row, "nelbo"),
+            kl(row),
+            active(row),
             str(row["seeds"]),
         ]
         for name, row in ranked
     ]
+    head = ["variant", f"test NLL (IWAE, k = {setting['iwae_k']})", "test −ELBO", *headers]
     return "\n\n".join(
         [
-            table(
-                [
-                    "variant",
-                    f"test NLL (IWAE, k = {setting['iwae_k']})",
-                    "test −ELBO",
-                    "KL",
-                    "active units",
-                    "seeds",
-                ],
-                rows,
-            ),
+            table([*head, "seeds"], rows),
             source(
-                PRIORS,
-                data.get("command", command),
+                file,
+                data.get("command", f"python bench/{file.removesuffix('.json')}.py"),
                 **stamped(data),
                 note=f"Dynamically binarised Fashion-MNIST, the whole test split; "
-                f"`{' '.join(setting['overrides'])}`, {setting['epochs']} epochs each; "
-                "nats, mean ± sample sd over seeds, best first.",
+                f"`{' '.join(setting['overrides'])}`, {setting['epochs']} epochs each; {note}",
             ),
         ]
+    )
+
+
+def _spread(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f} ± {row[key + '_std']:.2f}"
+
+
+def priors() -> str:
+    """Test NLL, ELBO, KL and active units of each prior/posterior variant, over seeds."""
+    return _study_table(
+        PRIORS,
+        "prior=normal posterior=gaussian",
+        lambda row: f"{_spread(row, 'kl')} ({row['kl_estimate']})",
+        lambda row: f"{row['active_units']:.1f}",
+        ("KL", "active units"),
+        "nats, mean ± sample sd over seeds, best first.",
     )
 
 
@@ -885,52 +895,22 @@ HIERARCHY = "hierarchy.json"
 
 def hierarchy() -> str:
     """Test NLL, ELBO, KL and active units per latent group, one group against two."""
-    command = "python bench/hierarchy.py"
-    data = read(HIERARCHY)
-    setting = data["setting"]
-    ranked = sorted(data["table"].items(), key=lambda kv: kv[1]["nll_iwae"])
 
-    def spread(row: dict[str, Any], key: str) -> str:
-        return f"{row[key]:.2f} ± {row[key + '_std']:.2f}"
+    def per_group(key: str, digits: int) -> Callable[[dict[str, Any]], str]:
+        def cell(row: dict[str, Any]) -> str:
+            if f"{key}/z1" not in row:
+                return f"{row[key]:.{digits}f}"
+            return " + ".join(f"{row[f'{key}/{g}']:.{digits}f}" for g in ("z1", "z2"))
 
-    def per_group(row: dict[str, Any], key: str, digits: int) -> str:
-        if f"{key}/z1" not in row:
-            return f"{row[key]:.{digits}f}"
-        return " + ".join(f"{row[f'{key}/{g}']:.{digits}f}" for g in ("z1", "z2"))
+        return cell
 
-    rows = [
-        [
-            f"`{' '.join(data['variants'][name]) or 'latent=gaussian'}`",
-            spread(row, "nll_iwae"),
-            spread(row, "nelbo"),
-            per_group(row, "kl", 2),
-            per_group(row, "active_units", 1),
-            str(row["seeds"]),
-        ]
-        for name, row in ranked
-    ]
-    return "\n\n".join(
-        [
-            table(
-                [
-                    "variant",
-                    f"test NLL (IWAE, k = {setting['iwae_k']})",
-                    "test −ELBO",
-                    "KL (z1 + z2)",
-                    "active units (z1 + z2)",
-                    "seeds",
-                ],
-                rows,
-            ),
-            source(
-                HIERARCHY,
-                data.get("command", command),
-                **stamped(data),
-                note=f"Dynamically binarised Fashion-MNIST, the whole test split; "
-                f"`{' '.join(setting['overrides'])}`, {setting['epochs']} epochs each; "
-                "nats, mean ± sample sd over seeds (KL and active units: means), best first.",
-            ),
-        ]
+    return _study_table(
+        HIERARCHY,
+        "latent=gaussian",
+        per_group("kl", 2),
+        per_group("active_units", 1),
+        ("KL (z1 + z2)", "active units (z1 + z2)"),
+        "nats, mean ± sample sd over seeds (KL and active units: means), best first.",
     )
 
 

@@ -29,6 +29,15 @@ from record import stamp  # noqa: E402
 
 #: metrics.json's status of a run that trained to its end (`fitted`: with test=false).
 TRAINED = ("fitted", "finished")
+#: The setting the studies on real data share: dynamically binarised Fashion-MNIST, the
+#: MLP preset, 32 latents, a CSV history and no image grids.
+FASHION_MLP = [
+    "data=fashion_mnist",
+    "model=mlp",
+    "latent_dim=32",
+    "logger=csv",
+    "~callbacks.image_grids",
+]
 
 
 @dataclass(frozen=True)

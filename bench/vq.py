@@ -22,18 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from variant_study import REPO, Study
+from variant_study import FASHION_MLP, REPO, Study
 
 STUDY = Study(
     name="vq",
     variants={"vq": ["latent=vq", "objective=vq", "latent.codes=128", "latent.embedding_dim=2"]},
-    shared=[
-        "data=fashion_mnist",
-        "model=mlp",
-        "latent_dim=32",
-        "logger=csv",
-        "~callbacks.image_grids",
-    ],
+    shared=FASHION_MLP,
     headline=("recon", "nelbo", "nll_pair", "perplexity", "codes_used", "blank_fraction"),
     eval_overrides=(
         "sampler=code_prior",

@@ -295,3 +295,26 @@ def _default_warning_filters() -> None:
     warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
     for category in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
         warnings.simplefilter("ignore", category)
+
+
+def killed_and_resumed(tmp_path: Path, *overrides: str) -> tuple[dict, dict]:
+    """Train `overrides` to the end in one folder; in another, SIGKILL the same run once
+    it has written its first last.ckpt (before its last epoch), then resume it with
+    `resume=auto`. Returns the two runs' final last.ckpt: (uninterrupted, resumed)."""
+    import torch
+    from helpers import kill_train_when
+
+    def last(run: Path) -> dict:
+        path = run / "checkpoints" / "last.ckpt"
+        checkpoint: dict = torch.load(path, map_location="cpu", weights_only=False)
+        return checkpoint
+
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    ok = call_train(*overrides, f"hydra.run.dir={reference}")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    ready = (killed / "checkpoints" / "last.ckpt").exists
+    kill_train_when(ready, *overrides, f"hydra.run.dir={killed}", settle=0.3)
+    assert last(killed)["epoch"] < last(reference)["epoch"]
+    resumed = call_train(*overrides, "resume=auto", f"hydra.run.dir={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return last(reference), last(killed)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import compose_train, config_options, kill_train_when
-from in_process import call_sweep, call_train
+from helpers import compose_train, config_options
+from in_process import call_sweep, killed_and_resumed
 from test_combinations import data_shapes, example_batch, model_for_shape, shape_id
 from test_metric_names import smoke_run
-from test_priors_posteriors import finite_difference_log_det, randomise
+from test_priors_posteriors import _model, finite_difference_log_det, randomise
 from torch.distributions import Independent, Normal, kl_divergence
 
 from vaelab.errors import CheckpointError, ConfigError, find_user_error
@@ -170,18 +170,6 @@ def test_prior_samples_follow_the_prior_chain() -> None:
 
 
 # -------------------------------------------------------------- in the model
-def _model(*overrides: str):
-    from vaelab.config.build import build_model
-
-    cfg = compose_train("data=digits", "~model/scheduler", *overrides)
-
-    class Data:
-        dims, levels = (1, 8, 8), None
-
-    torch.manual_seed(0)
-    return build_model(cfg, Data())
-
-
 def test_one_group_is_the_model_of_before_latent_groups_bit_for_bit(hydra_conf) -> None:
     from vaelab.models import VAE
 
@@ -369,25 +357,13 @@ HIERARCHY_RESUMABLE = [
 
 
 def test_a_hierarchy_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None:
-    reference = tmp_path / "reference"
-    ok = call_train(*HIERARCHY_RESUMABLE, f"hydra.run.dir={reference}")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    killed = tmp_path / "killed"
-    last = killed / "checkpoints" / "last.ckpt"
-    kill_train_when(last.exists, *HIERARCHY_RESUMABLE, f"hydra.run.dir={killed}", settle=0.3)
-
-    def load(run: Path) -> dict:
-        return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-    assert load(killed)["epoch"] < 2
-    resumed = call_train(*HIERARCHY_RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    want, got = load(reference), load(killed)
+    want, got = killed_and_resumed(tmp_path, *HIERARCHY_RESUMABLE)
     assert got["global_step"] == want["global_step"] == 120
     assert any(k.startswith("latents.bottom_up.") for k in want["state_dict"])
     for key, value in want["state_dict"].items():
         assert torch.equal(got["state_dict"][key], value), key
-    metrics = [json.loads((r / "metrics.json").read_text())["metrics"] for r in (reference, killed)]
+    runs = (tmp_path / "reference", tmp_path / "killed")
+    metrics = [json.loads((r / "metrics.json").read_text())["metrics"] for r in runs]
     assert metrics[1]["test/nelbo"] == metrics[0]["test/nelbo"]
     assert metrics[1]["test/kl/z2"] == metrics[0]["test/kl/z2"]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, config_options, kill_train_when, run_app
-from in_process import call_app, call_sweep, call_train
+from helpers import REPO, config_options, run_app
+from in_process import call_app, call_sweep, call_train, killed_and_resumed
 
 OBJECTIVES = config_options("objective")
 BACKBONES = ("mlp", "conv", "resnet")
@@ -60,24 +60,8 @@ RESUMABLE = [
 ]
 
 
-def _last(run: Path) -> dict:
-    return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-
 def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None:
-    reference = tmp_path / "reference"
-    ok = call_train(*RESUMABLE, f"hydra.run.dir={reference}")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-
-    killed = tmp_path / "killed"
-    last = killed / "checkpoints" / "last.ckpt"
-    kill_train_when(last.exists, *RESUMABLE, f"hydra.run.dir={killed}", settle=0.3)
-    assert _last(killed)["epoch"] < 2
-
-    resumed = call_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-
-    want, got = _last(reference), _last(killed)
+    want, got = killed_and_resumed(tmp_path, *RESUMABLE)
     assert got["global_step"] == want["global_step"] == 120
     discriminator = [k for k in want["state_dict"] if k.startswith("objective.discriminator.")]
     assert discriminator  # saved with the model
@@ -89,7 +73,8 @@ def test_factor_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None
             for name, tensor in state.items():
                 assert torch.equal(torch.as_tensor(b["state"][key][name]), torch.as_tensor(tensor))
     metrics = [
-        json.loads((run / "metrics.json").read_text())["metrics"] for run in (reference, killed)
+        json.loads((run / "metrics.json").read_text())["metrics"]
+        for run in (tmp_path / "reference", tmp_path / "killed")
     ]
     assert metrics[1]["test/nelbo"] == metrics[0]["test/nelbo"]
 

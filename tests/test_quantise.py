@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import compose_train, kill_train_when
-from in_process import call_app, call_train
+from helpers import compose_train
+from in_process import call_app, call_train, killed_and_resumed
 from test_combinations import example_batch
 from test_metric_names import smoke_run
+from test_priors_posteriors import _model as digits_model
 
 from vaelab.errors import ConfigError, find_user_error
 from vaelab.models.quantise import VectorQuantiser
@@ -98,15 +99,8 @@ def test_the_first_training_batch_starts_the_codebook_on_encoder_outputs() -> No
 
 # -------------------------------------------------------------- in the model
 def _model(*overrides: str):
-    from vaelab.config.build import build_model
-
-    cfg = compose_train("data=digits", "~model/scheduler", "latent=vq", "objective=vq", *overrides)
-
-    class Data:
-        dims, levels = (1, 8, 8), None
-
-    torch.manual_seed(0)
-    return build_model(cfg, Data())
+    """A VQ-VAE for 8 x 8 digits."""
+    return digits_model("latent=vq", "objective=vq", *overrides)
 
 
 def test_the_vq_loss_is_reconstruction_plus_beta_commitment_and_the_kl_is_log_k(hydra_conf) -> None:
@@ -231,26 +225,13 @@ RESUMABLE = [
 
 
 def test_a_vq_vae_resumes_after_kill_9_bit_identically(tmp_path: Path) -> None:
-    reference = tmp_path / "reference"
-    ok = call_train(*RESUMABLE, f"hydra.run.dir={reference}")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    killed = tmp_path / "killed"
-    last = killed / "checkpoints" / "last.ckpt"
-    kill_train_when(last.exists, *RESUMABLE, f"hydra.run.dir={killed}", settle=0.3)
-
-    def load(run: Path) -> dict:
-        return torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-
-    assert load(killed)["epoch"] < 2
-    resumed = call_train(*RESUMABLE, "resume=auto", f"hydra.run.dir={killed}")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    want, got = load(reference), load(killed)
+    want, got = killed_and_resumed(tmp_path, *RESUMABLE)
     assert got["global_step"] == want["global_step"] == 120
     for key in ("latents.codebook", "latents.ema_count", "latents.ema_sum"):
         assert key in want["state_dict"]
     for key, value in want["state_dict"].items():
         assert torch.equal(got["state_dict"][key], value), key
-    with (reference / "csv" / "metrics.csv").open() as f:
+    with (tmp_path / "reference" / "csv" / "metrics.csv").open() as f:
         header = f.readline().strip().split(",")
     assert "train/code_restarts" in header
 

@@ -167,7 +167,33 @@ class Hierarchy(LatentStructure):
         # p(zᵢ|zᵢ₊₁) for every group but the top one, whose prior is N(0, I).
         self.top_down = nn.ModuleList(
             _GaussianLayer(above, self.hidden, below, activation)
-            for below, above in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+            for below, above in itertools.pairwise(self.sizes)
+        )
+        self.build_inference(int(features))
+
+    def build_inference(self, features: int) -> None:
+        """Build the inference path's own networks (`features`: the encoder's output)."""
+        raise NotImplementedError
+
+    def assemble(
+        self,
+        eps: Tensor,
+        groups: list[Tensor],
+        means: list[Tensor],
+        log_vars: list[Tensor],
+        log_p: Tensor,
+        kl: dict[str, Tensor],
+    ) -> Chain:
+        """A `Chain` from each group's draw and posterior parameters (from the data up):
+        log q(z|x) = log N(ε) − Σ log σ, the flow's change of variables."""
+        log_var = torch.cat(log_vars, dim=-1)
+        return Chain(
+            z=torch.cat(groups, dim=-1),
+            mean=torch.cat(means, dim=-1),
+            log_var=log_var,
+            log_q=standard_normal_log_density(eps) - 0.5 * log_var.sum(-1),
+            log_p=log_p,
+            kl=dict(sorted(kl.items())),
         )
 
     @property
@@ -226,19 +252,11 @@ class BottomUpHierarchy(Hierarchy):
     """Burda et al.'s hierarchy: q(z1|x) from the encoder's features, q(zᵢ₊₁|zᵢ) from the
     group below (see `Hierarchy` for the arguments)."""
 
-    def __init__(
-        self,
-        latent_dim: PositiveInt,
-        features: PositiveInt,
-        groups: Widths = (8,),
-        hidden: Widths = (256,),
-        activation: Activation = "SiLU",
-    ) -> None:
-        super().__init__(latent_dim, features, groups, hidden, activation)
-        self.head = nn.Linear(int(features), 2 * self.latent_dim)
+    def build_inference(self, features: int) -> None:
+        self.head = nn.Linear(features, 2 * self.latent_dim)
         self.bottom_up = nn.ModuleList(
-            _GaussianLayer(below, self.hidden, above, activation)
-            for below, above in zip(self.sizes[:-1], self.sizes[1:], strict=True)
+            _GaussianLayer(below, self.hidden, above, self.activation)
+            for below, above in itertools.pairwise(self.sizes)
         )
 
     def chain(self, eps: Tensor, h: Tensor) -> Chain:
@@ -266,15 +284,7 @@ class BottomUpHierarchy(Hierarchy):
         top_log_p = standard_normal_log_density(groups[-1])
         zeros = torch.zeros_like(means[-1])
         kl[names[-1]] = _gaussian_kl(means[-1], log_vars[-1], zeros, zeros)
-        log_var_all = torch.cat(log_vars, dim=-1)
-        return Chain(
-            z=torch.cat(groups, dim=-1),
-            mean=torch.cat(means, dim=-1),
-            log_var=log_var_all,
-            log_q=standard_normal_log_density(eps) - 0.5 * log_var_all.sum(-1),
-            log_p=log_p + top_log_p,
-            kl=kl,
-        )
+        return self.assemble(eps, groups, means, log_vars, log_p + top_log_p, kl)
 
 
 class LadderHierarchy(Hierarchy):
@@ -282,26 +292,18 @@ class LadderHierarchy(Hierarchy):
     widths from the encoder's features) gives each group an estimate, merged on the
     way down with the top-down prior by precision (see `Hierarchy` for the arguments)."""
 
-    def __init__(
-        self,
-        latent_dim: PositiveInt,
-        features: PositiveInt,
-        groups: Widths = (8,),
-        hidden: Widths = (256,),
-        activation: Activation = "SiLU",
-    ) -> None:
-        super().__init__(latent_dim, features, groups, hidden, activation)
+    def build_inference(self, features: int) -> None:
         width = self.hidden[-1]
         # d1 = the encoder's features, dᵢ₊₁ = MLP(dᵢ); each dᵢ gives zᵢ's estimate.
         self.deterministic = nn.ModuleList(
             nn.Sequential(
-                _mlp([int(features) if level == 0 else width, *self.hidden], activation),
-                make_activation(activation),
+                _mlp([features if level == 0 else width, *self.hidden], self.activation),
+                make_activation(self.activation),
             )
             for level in range(len(self.sizes) - 1)
         )
         self.estimates = nn.ModuleList(
-            nn.Linear(int(features) if level == 0 else width, 2 * size)
+            nn.Linear(features if level == 0 else width, 2 * size)
             for level, size in enumerate(self.sizes)
         )
 
@@ -341,15 +343,7 @@ class LadderHierarchy(Hierarchy):
             groups.insert(0, z)
             means.insert(0, mean)
             log_vars.insert(0, log_var)
-        log_var_all = torch.cat(log_vars, dim=-1)
-        return Chain(
-            z=torch.cat(groups, dim=-1),
-            mean=torch.cat(means, dim=-1),
-            log_var=log_var_all,
-            log_q=standard_normal_log_density(eps) - 0.5 * log_var_all.sum(-1),
-            log_p=log_p,
-            kl=dict(sorted(kl.items())),
-        )
+        return self.assemble(eps, groups, means, log_vars, log_p, kl)
 
 
 class HierarchyPosterior(Posterior):
