@@ -21,7 +21,13 @@ from test_priors_posteriors import _model, finite_difference_log_det, randomise
 from torch.distributions import Independent, Normal, kl_divergence
 
 from vaelab.errors import CheckpointError, ConfigError, find_user_error
-from vaelab.models.hierarchy import BottomUpHierarchy, Hierarchy, LadderHierarchy
+from vaelab.models.flows import soft_clamp
+from vaelab.models.hierarchy import (
+    LOG_VAR_BOUND,
+    BottomUpHierarchy,
+    Hierarchy,
+    LadderHierarchy,
+)
 
 SIZES = {"latent_dim": 3, "features": 6, "groups": [2, 2], "hidden": [5]}
 
@@ -50,7 +56,7 @@ def test_a_bottom_up_draw_has_the_densities_of_its_gaussians() -> None:
     # q(z1|x) from the head, q(z2|z1), q(z3|z2) from the group below
     head = hierarchy.head(h)
     q = [
-        _normal(head[:, :3], head[:, 3:]),
+        _normal(head[:, :3], soft_clamp(head[:, 3:], LOG_VAR_BOUND)),
         _normal(*_params(hierarchy.bottom_up[0], z1)),
         _normal(*_params(hierarchy.bottom_up[1], z2)),
     ]
@@ -83,7 +89,8 @@ def test_a_ladder_merges_its_estimates_with_the_top_down_prior_by_precision() ->
     estimates = [hierarchy.estimates[i](d) for i, d in enumerate((d1, d2, d3))]
     sizes = (3, 2, 2)
     q_params = [
-        (e[:, :s], e[:, s:].exp()) for e, s in zip(estimates, sizes, strict=True)
+        (e[:, :s], soft_clamp(e[:, s:], LOG_VAR_BOUND).exp())
+        for e, s in zip(estimates, sizes, strict=True)
     ]  # (mean, variance)
     # the top group: its estimate itself; below, 1/var = 1/var_estimate + 1/var_prior
     q = [None, None, Normal(q_params[2][0], q_params[2][1].sqrt())]
@@ -391,3 +398,22 @@ def test_a_sweep_over_latent_structures_is_compared_group_by_group(tmp_path: Pat
         assert grouped == (
             set() if run.params["latent"] == "gaussian" else {"test/kl/z1", "test/kl/z2"}
         )
+
+
+@pytest.mark.parametrize("kind", [BottomUpHierarchy, LadderHierarchy])
+def test_every_log_variance_of_a_hierarchy_stays_within_its_bound(kind: type[Hierarchy]) -> None:
+    """Weights far too large for the data: every posterior and prior log-variance is
+    still within ±LOG_VAR_BOUND, so the densities stay finite."""
+    hierarchy = kind(**SIZES).double()
+    randomise(hierarchy, 30.0)
+    h, eps = torch.randn(4, 6, dtype=torch.float64), torch.randn(4, 7, dtype=torch.float64)
+    with torch.no_grad():
+        chain = hierarchy.chain(eps, h)
+        above = chain.z.split([3, 2, 2], -1)[1:]
+        priors = [hierarchy.prior_params(z, level)[1] for level, z in enumerate(above)]
+    for log_var in priors:
+        assert log_var.abs().max() <= LOG_VAR_BOUND
+    # a ladder's posterior merges two bounded precisions: at most twice the larger one
+    assert chain.log_var.max() <= LOG_VAR_BOUND
+    assert chain.log_var.min() >= -LOG_VAR_BOUND - math.log(2) - 1e-9
+    assert torch.isfinite(chain.log_q).all() and torch.isfinite(chain.log_p).all()

@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from vaelab.config.constraints import PositiveInt, Widths
 from vaelab.models.backbones._common import make_activation
-from vaelab.models.flows import standard_normal_log_density
+from vaelab.models.flows import soft_clamp, standard_normal_log_density
 from vaelab.models.posteriors import Posterior
 from vaelab.models.priors import Prior
 from vaelab.objectives.base import gaussian_log_density
@@ -79,6 +79,18 @@ class LatentStructure(nn.Module):
 
 class GaussianLatent(LatentStructure):
     """One group of `latent_dim` Gaussian latents: the VAE of Kingma & Welling 2014."""
+
+
+#: Every log-variance of a hierarchy is soft-clamped to ±LOG_VAR_BOUND (σ between 0.018
+#: and 55): a bottom-up hierarchy's single-sample KL divides by the prior's variance, and
+#: on Fashion-MNIST with the MLP preset's rate one seed's p(z1|z2) variance collapsed to
+#: a NaN loss in the 6th epoch without it (bench/hierarchy.py).
+LOG_VAR_BOUND = 8.0
+
+
+def bounded(log_var: Tensor) -> Tensor:
+    """A log-variance soft-clamped to ±LOG_VAR_BOUND (vaelab.models.flows.soft_clamp)."""
+    return soft_clamp(log_var, LOG_VAR_BOUND)
 
 
 def _gaussian_log_density(z: Tensor, mean: Tensor, log_var: Tensor) -> Tensor:
@@ -116,7 +128,7 @@ class _GaussianLayer(nn.Module):
 
     def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
         out = self.net(h)
-        return out[..., : self.n_out], out[..., self.n_out :]
+        return out[..., : self.n_out], bounded(out[..., self.n_out :])
 
 
 @dataclass(frozen=True)
@@ -262,7 +274,7 @@ class BottomUpHierarchy(Hierarchy):
     def chain(self, eps: Tensor, h: Tensor) -> Chain:
         noise = self.split(eps)
         out = self.head(h)
-        mean, log_var = out[:, : self.latent_dim], out[:, self.latent_dim :]
+        mean, log_var = out[:, : self.latent_dim], bounded(out[:, self.latent_dim :])
         groups: list[Tensor] = []
         means: list[Tensor] = []
         log_vars: list[Tensor] = []
@@ -314,7 +326,7 @@ class LadderHierarchy(Hierarchy):
             if level:
                 d = self.deterministic[level - 1](d)
             params = self.estimates[level](d)
-            out.append((params[:, :size], params[:, size:]))
+            out.append((params[:, :size], bounded(params[:, size:])))
         return out
 
     def chain(self, eps: Tensor, h: Tensor) -> Chain:
