@@ -26,9 +26,11 @@ def fit_density(
     lr: float,
     seed: int,
     batch_size: int = 256,
+    every_100: Callable[[], None] | None = None,
 ) -> list[float]:
     """Minimise `loss(batch)` over minibatches of `data` for `steps` Adam steps; return the
-    loss of every 100th step (for the log)."""
+    loss of every 100th step (for the log). `every_100` is called after every 100th step
+    and the last (a held-out check)."""
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(module.parameters(), lr=lr)
     module.train()
@@ -41,6 +43,8 @@ def fit_density(
         optimizer.step()
         if step % 100 == 0 or step == steps - 1:
             history.append(float(value.detach()))
+            if every_100 is not None:
+                every_100()
     module.eval()
     return history
 
