@@ -937,7 +937,7 @@ def vq() -> str:
     ]
     return "\n\n".join(
         [
-            table(["", "nats (mean ± sd over seeds)"], rows),
+            table(["", "mean ± sd over seeds (bounds in nats)"], rows),
             source(
                 VQ,
                 data.get("command", command),
