@@ -52,7 +52,7 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
     groups = {
         key for key, value in options.items() if isinstance(value, dict) and "options" in value
     }
-    assert groups == {"objective", "model", "likelihood", "prior", "posterior"}
+    assert groups == {"objective", "model", "likelihood", "prior", "posterior", "latent"}
     for group in groups:  # every option of every measured group
         measured = options[group]
         names = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
