@@ -28,7 +28,6 @@ from vaelab.config.checks import check_config
 from vaelab.errors import VaelabError
 from vaelab.launch.job import job_output_dir
 from vaelab.lightning.trainer import tidy_lightning_output
-from vaelab.metrics.likelihood import bits_per_dim
 from vaelab.metrics.protocol import StageTimes, evaluate_disentanglement, headline_scores
 
 log = logging.getLogger(__name__)
@@ -137,6 +136,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if quality is not None:
         results["sample_quality"] = quality
         if "code_nll" in quality:  # a VQ-VAE with its learned prior: the pair's bound
+            from vaelab.metrics.likelihood import bits_per_dim
+
             pair = results["metrics"]["recon"] + quality["code_nll"]
             results["metrics"]["nll_pair"] = pair
             if model._reports_bpd():
