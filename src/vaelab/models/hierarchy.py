@@ -37,6 +37,7 @@ log q(zᵢ|·) − log p(zᵢ|zᵢ₊₁) of the batch's draw.
 
 from __future__ import annotations
 
+import abc
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -150,7 +151,7 @@ class Chain:
     kl: dict[str, Tensor]
 
 
-class Hierarchy(LatentStructure):
+class Hierarchy(LatentStructure, abc.ABC):
     """Groups of Gaussian latents above the decoder's `latent_dim` (see the module
     docstring). Subclasses define the inference path (`chain`).
 
@@ -183,9 +184,9 @@ class Hierarchy(LatentStructure):
         )
         self.build_inference(int(features))
 
+    @abc.abstractmethod
     def build_inference(self, features: int) -> None:
         """Build the inference path's own networks (`features`: the encoder's output)."""
-        raise NotImplementedError
 
     def assemble(
         self,
@@ -216,9 +217,9 @@ class Hierarchy(LatentStructure):
         """The concatenated latent (..., code_dim) as its groups, from the data up."""
         return list(torch.split(z, self.sizes, dim=-1))
 
+    @abc.abstractmethod
     def chain(self, eps: Tensor, h: Tensor) -> Chain:
         """The draw of noise `eps` (..., B, code_dim) given encoder features `h` (B, F)."""
-        raise NotImplementedError
 
     def mean_pass(self, h: Tensor) -> tuple[Tensor, Tensor]:
         """Each group's posterior mean and log-variance with every group drawn at its
