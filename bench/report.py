@@ -914,6 +914,39 @@ def hierarchy() -> str:
     )
 
 
+CONDITIONAL = "conditional.json"
+
+
+def conditional() -> str:
+    """A conditional VAE beside the unconditional one: bounds, KL, active units, and how
+    often its samples are recognised as the class they were drawn for."""
+    data = read(CONDITIONAL)
+    row = data["table"].get("conditional", {})
+    agreement = (
+        f"Samples of the conditional model, {row['seeds']} seeds: "
+        f"{row['sample_class_agreement']:.1%} ± {row['sample_class_agreement_std']:.1%} "
+        "are labelled as the class they were drawn for by a classifier that labels "
+        f"{row['classifier_test_accuracy']:.1%} of the real test images correctly "
+        f"(the worst class: {row['worst_class_agreement']:.1%} on average)."
+        if "sample_class_agreement" in row
+        else "No conditional run has been measured."
+    )
+    return "\n\n".join(
+        [
+            _study_table(
+                CONDITIONAL,
+                "conditional=false",
+                lambda r: _spread(r, "kl"),
+                lambda r: f"{r['active_units']:.1f}",
+                ("KL", "active units"),
+                "nats, mean ± sample sd over seeds, best first. The conditional bound is "
+                "of −log p(x|y), the unconditional one of −log p(x).",
+            ),
+            agreement,
+        ]
+    )
+
+
 VQ = "vq.json"
 
 
@@ -990,9 +1023,11 @@ TABLES: dict[str, Callable[[], str]] = {
     "options/prior": options("prior"),
     "options/posterior": options("posterior"),
     "options/latent": options("latent"),
+    "options/conditional": options("conditional"),
     "priors": priors,
     "hierarchy": hierarchy,
     "vq": vq,
+    "conditional": conditional,
     "samplers": samplers,
     "step_overhead": step_overhead,
     "step_profile": step_profile,

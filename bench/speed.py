@@ -282,6 +282,14 @@ OPTION_GROUPS: dict[str, dict[str, Any]] = {
         "data": "Fashion-MNIST 1x28x28, binarised",
         "preset": "mlp",
     },
+    # A key, not a config group: its values are listed here.
+    "conditional": {
+        "baseline": "false",
+        "values": ["false", "true"],
+        "setting": ["model=mlp", "data=fashion_mnist", "latent_dim=32"],
+        "data": "Fashion-MNIST 1x28x28, binarised",
+        "preset": "mlp",
+    },
 }
 
 
@@ -291,7 +299,10 @@ def companions(group: str, option: str) -> list[str]:
     from hydra.utils import get_class
     from omegaconf import OmegaConf
 
-    target = OmegaConf.load(REPO / "conf" / group / f"{option}.yaml").get("_target_")
+    file = REPO / "conf" / group / f"{option}.yaml"
+    if not file.is_file():  # a key's value (`conditional`), not a group's option
+        return []
+    target = OmegaConf.load(file).get("_target_")
     cls = get_class(target) if target else None
     if group == "objective" and getattr(cls, "needs_quantised", False):
         return ["latent=vq"]
@@ -312,7 +323,9 @@ def bench_options(quick: bool, tmp: Path, groups: list[str] | None = None) -> di
     for group, spec in OPTION_GROUPS.items():
         if groups is not None and group not in groups:
             continue
-        options = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        options = spec.get("values") or sorted(
+            p.stem for p in (REPO / "conf" / group).glob("*.yaml")
+        )
         runs: dict[str, list[list[float]]] = {name: [] for name in options}
         for r in range(repeats):
             for name in options:

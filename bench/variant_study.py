@@ -55,6 +55,8 @@ class Study:
     eval_overrides: tuple[str, ...] = ("eval.sample_quality.n_samples=0",)
     #: importance samples of the test bound unless --k says otherwise
     default_k: int = 1000
+    #: numbers measured on a run's best checkpoint beyond eval.json (variant, checkpoint)
+    measure: Callable[[str, Path], dict[str, Any]] = lambda variant, checkpoint: {}
 
     @property
     def results(self) -> Path:
@@ -112,6 +114,7 @@ class Study:
             "seed": seed,
             **{key: results["metrics"][key] for key in self.headline},
             **self.extras(results["metrics"]),
+            **self.measure(variant, folder / "checkpoints" / "best.ckpt"),
             "kl_estimate": results["latents"].get("kl_estimate", "analytic"),
             "n_examples": results["n_examples"],
             "iwae_k": results["iwae_k"],

@@ -2,7 +2,7 @@
 
 The files these write are read by the same code as the real data: IDX gzip files
 with valid headers, a CIFAR-10 style tarball of pickled batches, a CelebA zip with
-its partition file, a folder of PNG/JPEG images. `fixture_specs` turns written files
+its partition and attribute files, a folder of PNG/JPEG images. `fixture_specs` turns written files
 into `FileSpec`s carrying their own checksums, to stand in for a dataset's published
 ones; `serve_directory` serves a folder on 127.0.0.1 for the download path.
 
@@ -148,11 +148,17 @@ def encode(image: Image.Image, fmt: str) -> bytes:
 
 
 def write_celeba(folder: Path, n: int = 12, seed: int = 0) -> dict[str, list[str]]:
-    """Write ``img_align_celeba.zip`` (178x218 JPEGs) and ``list_eval_partition.txt``.
+    """Write ``img_align_celeba.zip`` (178x218 JPEGs), ``list_eval_partition.txt`` and
+    ``list_attr_celeba.txt``.
 
     Images are split train/val/test roughly 8:2:2 by the partition file, as numbers
-    0/1/2. Returns the file names per split.
+    0/1/2. The attribute file lists CelebA's 40 attributes as the real one does (the
+    count, the names, then "000001.jpg -1  1 ..." per image), with random values and
+    its images in reverse order, so that a reader that took its row order for the
+    partition's would be caught. Returns the file names per split.
     """
+    from vaelab.data.celeba import ATTRIBUTE_NAMES
+
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"{i:06d}.jpg" for i in range(1, n + 1)]
@@ -163,6 +169,16 @@ def write_celeba(folder: Path, n: int = 12, seed: int = 0) -> dict[str, list[str
             zf.writestr(f"img_align_celeba/{name}", encode(random_image(rng, (178, 218)), "JPEG"))
     (folder / "list_eval_partition.txt").write_text(
         "".join(f"{name} {s}\n" for name, s in zip(names, split_of, strict=True))
+    )
+    flags = rng.choice([-1, 1], size=(n, len(ATTRIBUTE_NAMES)))
+    (folder / "list_attr_celeba.txt").write_text(
+        f"{n}\n"
+        + " ".join(ATTRIBUTE_NAMES)
+        + " \n"
+        + "".join(
+            f"{name} " + " ".join(f"{v:2d}" for v in row) + "\n"
+            for name, row in reversed(list(zip(names, flags, strict=True)))
+        )
     )
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     for name, s in zip(names, split_of, strict=True):

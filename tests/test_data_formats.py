@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import pickle
+import re
 import tarfile
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from data_fixtures import (
 from PIL import Image
 
 from vaelab.data.array_cache import ArrayCache, cache_key
+from vaelab.data.celeba import ATTRIBUTE_NAMES
 from vaelab.data.readers import (
     CelebAZip,
     ImageSpec,
     image_to_array,
     list_image_files,
+    read_celeba_attributes,
     read_celeba_partition,
     read_cifar10,
     read_idx,
@@ -163,6 +166,71 @@ def test_bad_partition_line_is_refused(tmp_path: Path) -> None:
     (tmp_path / "p.txt").write_text("000001.jpg 0\n000002.jpg 7\n")
     with pytest.raises(DataError, match=r"p.txt:2: expected"):
         read_celeba_partition(tmp_path / "p.txt")
+
+
+def parse_attribute_file(path: Path) -> tuple[list[str], dict[str, list[int]]]:
+    """The header names and each image's values of a ``list_attr_celeba.txt``, read
+    with numpy rather than the reader under test, as 0/1."""
+    names = path.read_text().splitlines()[1].split()
+    images = np.loadtxt(path, skiprows=2, usecols=0, dtype=str)
+    values = np.loadtxt(path, skiprows=2, usecols=range(1, 41), dtype=int)
+    present = (values == 1).astype(int).tolist()
+    return names, dict(zip(images.tolist(), present, strict=True))
+
+
+def test_celeba_attributes_follow_the_partition_order(tmp_path: Path) -> None:
+    splits = write_celeba(tmp_path, n=10)
+    names, expected = parse_attribute_file(tmp_path / "list_attr_celeba.txt")
+    attributes = read_celeba_attributes(tmp_path / "list_attr_celeba.txt", ATTRIBUTE_NAMES)
+    assert attributes.names == tuple(names) == ATTRIBUTE_NAMES
+    assert attributes.values.dtype == np.uint8 and attributes.values.shape == (10, 40)
+    for split, images in splits.items():
+        rows = attributes.select(images)
+        assert rows.shape == (len(images), 40), split
+        assert rows.tolist() == [expected[image] for image in images], split
+    assert attributes.select([]).shape == (0, 40)
+
+
+def test_celeba_attributes_accept_runs_of_spaces_and_a_plus_sign(tmp_path: Path) -> None:
+    path = tmp_path / "a.txt"
+    path.write_text("2\r\n  A   B \r\n000002.jpg   +1  -1\r\n\r\n000001.jpg\t-1 1\r\n")
+    attributes = read_celeba_attributes(path)
+    assert attributes.names == ("A", "B")
+    assert attributes.select(["000001.jpg", "000002.jpg"]).tolist() == [[0, 1], [1, 0]]
+
+
+ROW = "000001.jpg " + " ".join(["-1"] * 40)
+HEADER = " ".join(ATTRIBUTE_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", r":1: expected the number of images, got 'an empty file'"),
+        (f"one\n{HEADER}\n{ROW}\n", r":1: expected the number of images, got 'one'"),
+        (f"2\n{HEADER}\n{ROW}\n", r": line 1 says 2 images, the file lists 1; .* delete it"),
+        ("1\n", r":2: expected the attribute names, got none"),
+        (f"1\n{HEADER.replace('Smiling', 'Smile')}\n{ROW}\n", r":2: attribute 32 is 'Smile'"),
+        (f"1\n{HEADER} Extra\n{ROW}\n", r":2: names 41 attributes, expected 40"),
+        (f"1\n{HEADER}\n{ROW[:-3]}\n", r":3: 000001\.jpg has 39 values for 40 attributes"),
+        (f"1\n{HEADER}\n{ROW[:-2]}0\n", r":3: 000001\.jpg has '0' for Young; expected 1 or"),
+        (f"2\n{HEADER}\n{ROW}\n\n{ROW}\n", r":5: 000001\.jpg is listed twice \(first on line 3\)"),
+    ],
+)
+def test_malformed_celeba_attributes_are_one_line(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "list_attr_celeba.txt"
+    path.write_text(text)
+    with pytest.raises(DataError, match=re.escape(str(path)) + problem) as caught:
+        read_celeba_attributes(path, ATTRIBUTE_NAMES)
+    assert "\n" not in str(caught.value)
+
+
+def test_celeba_image_without_attributes_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "list_attr_celeba.txt"
+    path.write_text(f"1\n{HEADER}\n{ROW}\n")
+    attributes = read_celeba_attributes(path, ATTRIBUTE_NAMES)
+    with pytest.raises(DataError, match=r"has no attributes for 000002\.jpg \(named in the"):
+        attributes.select(["000001.jpg", "000002.jpg"])
 
 
 def test_image_folder_lists_images_only(tmp_path: Path) -> None:

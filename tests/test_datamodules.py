@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from data_fixtures import (
@@ -199,6 +200,52 @@ def test_celeba_official_splits_and_resize(tmp_path: Path, monkeypatch: pytest.M
     # Another size is another cache, not the 16x16 arrays reused.
     CelebADataModule(data_dir=tmp_path, image_size=8).prepare_data()
     assert len(list((tmp_path / "celeba").glob("decoded-*"))) == 2
+
+
+def test_celeba_attributes_are_its_labels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Known without any file: label_space reads nothing (the data root is empty).
+    space = CelebADataModule(data_dir=tmp_path / "empty").label_space()
+    assert len(space.names) == 40 and space.sizes == (2,) * 40
+    assert space.names[0] == "5_o_Clock_Shadow" and space.names[-1] == "Young"
+    assert space.names.index("Male") == 20 and space.names.index("Smiling") == 31
+    assert space.level_names == {} and space.level_name("Smiling", 1) == "Smiling=1"
+    assert not (tmp_path / "empty").exists()
+
+    splits = write_celeba(tmp_path / "celeba", n=12)
+    monkeypatch.setattr(
+        CelebADataModule, "files", fixture_specs(CelebADataModule.files, tmp_path / "celeba")
+    )
+    # The file read independently of vaelab's reader: image name -> 0/1 per attribute.
+    lines = (tmp_path / "celeba" / "list_attr_celeba.txt").read_text().splitlines()
+    assert tuple(lines[1].split()) == space.names
+    written = {f[0]: [int(v == "1") for v in f[1:]] for f in map(str.split, lines[2:])}
+    dm = CelebADataModule(data_dir=tmp_path, image_size=8, batch_size=4)
+    for split, images in splits.items():
+        labels = dm.split_labels(split)
+        assert labels.dtype == torch.int64 and labels.shape == (len(images), 40)
+        assert labels.tolist() == [written[name] for name in images], split
+    # The cache holds them beside the images, uint8, row for row.
+    cached = dm.load_arrays()
+    assert cached["val_attributes"].dtype == np.uint8
+    assert len(cached["val_attributes"]) == len(cached["val_images"])
+    # What a conditional model is served: the chosen columns, beside each batch.
+    smiling = dm.chosen_labels("test", ["Smiling", "Male"])
+    assert smiling.tolist() == [[written[n][31], written[n][20]] for n in splits["test"]]
+
+
+def test_celeba_malformed_attributes_stop_before_the_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_celeba(tmp_path / "celeba", n=12)
+    path = tmp_path / "celeba" / "list_attr_celeba.txt"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([*lines[:2], *lines[3:]]) + "\n")  # one image fewer
+    monkeypatch.setattr(
+        CelebADataModule, "files", fixture_specs(CelebADataModule.files, tmp_path / "celeba")
+    )
+    with pytest.raises(DataError, match=r"list_attr_celeba\.txt: line 1 says 12 images, the "):
+        CelebADataModule(data_dir=tmp_path, image_size=8).check_available()
+    assert not list((tmp_path / "celeba").glob("decoded-*/*_images.npy"))
 
 
 def test_celeba_bad_crop_is_a_config_error(tmp_path: Path) -> None:

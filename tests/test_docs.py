@@ -32,7 +32,7 @@ from in_process import call_app, call_module, call_preflight
 CONF = REPO / "conf"
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 APPS = {"src/train.py": "train", "src/eval.py": "eval", "src/generate.py": "generate"}
-PLACEHOLDERS = ("<run>", "<vq-run>", "<sweep>")
+PLACEHOLDERS = ("<run>", "<vq-run>", "<conditional-run>", "<sweep>")
 
 # ------------------------------------------------------------------ the config groups
 
@@ -252,6 +252,9 @@ def run_documented_command(
             elif placeholder == "<vq-run>":  # a VQ-VAE's run (docs/vq.md)
                 vq = ("latent=vq", "objective=vq", "latent.codes=32")
                 folders[placeholder] = trained_run(*smoke, *vq, to=tmp_path / "vq-run")
+            elif placeholder == "<conditional-run>":  # docs/conditional.md
+                given = ("conditional=[shape]",)
+                folders[placeholder] = trained_run(*smoke, *given, to=tmp_path / "cond-run")
             else:
                 sweep = tmp_path / "sweep"
                 trained_run(*smoke, to=sweep / "0_beta=1")
@@ -322,6 +325,8 @@ def run_documented_command(
         sampler = next((a.split("=", 1)[1] for a in args if a.startswith("sampler=")), "prior")
         name = "samples.png" if sampler == "prior" else f"samples_{sampler}.png"
         assert (target.parent / "generated" / name).is_file()
+        if "<conditional-run>" in command.text:  # a row of draws per class
+            assert (target.parent / "generated" / "class_grid.png").is_file()
 
 
 @pytest.mark.parametrize("command", APP_COMMANDS, ids=[c.text[:90] for c in APP_COMMANDS])

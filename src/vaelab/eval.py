@@ -17,11 +17,13 @@ import logging
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, open_dict
+from torch import Tensor
 
 from vaelab.config import handover
 from vaelab.config.checks import check_config
@@ -227,8 +229,19 @@ def measure_sample_quality(
     sampler, how = ready_sampler(cfg.get("sampler"), model, datamodule, run.checkpoint_path)
     batch = int(options.batch_size)
     seed = int(options.seed)
+    # A conditional model draws sample i with the labels of test image i: the samples
+    # and the real images FID compares have the same labels.
+    labels = datamodule.example_labels(n, model.label_names, "test") if model.conditional else None
     samples = [
-        sampled_images(sampler, model, min(batch, n - i), 1.0, seed + i) for i in range(0, n, batch)
+        sampled_images(
+            sampler,
+            model,
+            min(batch, n - i),
+            1.0,
+            seed + i,
+            None if labels is None else labels[i : i + batch],
+        )
+        for i in range(0, n, batch)
     ]
     quality: dict[str, Any] = {"sampler": sampler.name, "sampler_fit": how, "n_samples": n}
     if isinstance(sampler, CodePriorSampler):
@@ -259,10 +272,9 @@ def measure_sample_quality(
 def codebook_usage(model: Any, datamodule: Any, batch: int) -> dict[str, float]:
     """How a VQ-VAE uses its codebook on the test split: the perplexity exp(H) of the
     code frequencies over every position of every image, and the share of codes used."""
-    n_test = datamodule.split_sizes()["test"]
     counts = torch.zeros(model.quantiser.codes, dtype=torch.float64)
-    for chunk in datamodule.example_batch(n_test, split="test").split(batch):
-        indices = model.code_indices(chunk.to(model.device)).flatten().cpu()
+    for chunk, labels in test_chunks(model, datamodule, batch):
+        indices = model.code_indices(chunk, labels).flatten().cpu()
         counts += torch.bincount(indices, minlength=len(counts)).double()
     share = counts / counts.sum()
     entropy = -(share * torch.log(share.clamp_min(1e-300))).sum()
@@ -272,13 +284,21 @@ def codebook_usage(model: Any, datamodule: Any, batch: int) -> dict[str, float]:
 @torch.no_grad()
 def test_code_nll(sampler: Any, model: Any, datamodule: Any, batch: int) -> float:
     """The mean −log p(k) of the test images' VQ codes under a fitted code prior, nats."""
+    total, count = 0.0, 0
+    for chunk, labels in test_chunks(model, datamodule, batch):
+        total += float(sampler.code_nll(model.code_indices(chunk, labels)).sum())
+        count += len(chunk)
+    return total / count
+
+
+def test_chunks(model: Any, datamodule: Any, batch: int) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """The whole test split in chunks of `batch` on the model's device, each with its
+    labels for a conditional model (else None)."""
     n_test = datamodule.split_sizes()["test"]
-    x = datamodule.example_batch(n_test, split="test")
-    total = 0.0
-    for chunk in x.split(batch):
-        indices = model.code_indices(chunk.to(model.device))
-        total += float(sampler.code_nll(indices).sum())
-    return total / len(x)
+    x, labels = datamodule.labelled_examples(n_test, model.label_names, split="test")
+    for start in range(0, len(x), batch):
+        chunk_labels = None if labels is None else labels[start : start + batch]
+        yield x[start : start + batch].to(model.device), chunk_labels
 
 
 def summarise_test(trainer: Any, model: Any) -> dict[str, Any]:

@@ -15,7 +15,14 @@ model does, written to `generated/` beside the checkpoint (see conf/generate.yam
   per row. On data with known factors each row is labelled with the factor its
   dimension is most informative about and its share of that factor's information,
   I(z_d; v_k) / H(v_k) from MIG's mutual-information matrix ("z3: pos_x 62%");
+- class_grid.png, for a conditional model (`conditional=`): one row per level of a
+  label it reads (`class_grid.label`; the first one by default), `nrow` draws per row,
+  the same prior draw down each column, so a column shows one "style" in every class;
 - generated.json: what each file shows (dimensions, KL, factor labels, settings).
+
+A conditional model reads each test image's labels with it; its samples.png draws
+sample i with the labels of test image i, and an interpolation or a traversal decodes
+with the labels of its (first) image.
 
 Every image is the likelihood's mean, decoded on `device`; the data are the first
 images of the run's test split, so the pictures of two checkpoints compare.
@@ -24,7 +31,6 @@ images of the run's test split, so the pictures of two checkpoints compare.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,7 @@ SETTINGS = (
     "n_reconstructions",
     "interpolation",
     "traversal",
+    "class_grid",
     "upscale",
 )
 
@@ -88,7 +95,9 @@ def traversal_latents(base: Tensor, dims: list[int], values: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str, Tensor | None]:
+def latent_statistics(
+    model: Any, x: Tensor, batch_size: int = 500, labels: Tensor | None = None
+) -> dict[str, Tensor | None]:
     """KL per dimension (mean over `x`; None where the model's KL has no closed form per
     dimension) and the variance over `x` of the latent code. Under a hierarchy of
     latent groups, of z1's dimensions only: the group the decoder reads, the one a
@@ -98,9 +107,10 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
     kl, means = [], []
     for i in range(0, len(x), batch_size):
         chunk = x[i : i + batch_size].to(model.device)
+        chunk_labels = None if labels is None else labels[i : i + batch_size]
         if model.analytic_kl:
-            kl.append(kl_per_dimension(model.encode(chunk)).cpu())
-        means.append(model.code(chunk)[:, : model.latent_dim].cpu())
+            kl.append(kl_per_dimension(model.encode(chunk, chunk_labels)).cpu())
+        means.append(model.code(chunk, chunk_labels)[:, : model.latent_dim].cpu())
     return {
         "kl_per_dim": torch.cat(kl).mean(0) if kl else None,
         "mean_variance": posterior_mean_variance(torch.cat(means)),
@@ -108,17 +118,52 @@ def latent_statistics(model: Any, x: Tensor, batch_size: int = 500) -> dict[str,
 
 
 @torch.no_grad()
-def decode_mean(model: Any, z: Tensor) -> Tensor:
-    """Images (N, C, H, W) on the CPU: p(x|z)'s mean for latents (..., D)."""
-    images: Tensor = model.decode(z.reshape(-1, model.code_dim).to(model.device)).mean.cpu()
+def decode_mean(model: Any, z: Tensor, labels: Tensor | None = None) -> Tensor:
+    """Images (N, C, H, W) on the CPU: p(x|z)'s mean for latents (..., D), N of them in
+    all; a conditional model's `labels` (N, K) one row per image."""
+    z = z.reshape(-1, model.code_dim).to(model.device)
+    images: Tensor = model.decode(z, labels).mean.cpu()
     return images
 
 
 @torch.no_grad()
-def encode_mean(model: Any, x: Tensor) -> Tensor:
+def encode_mean(model: Any, x: Tensor, labels: Tensor | None = None) -> Tensor:
     """Latent codes (N, D) on the CPU: the posterior means (`VAE.code`)."""
-    means: Tensor = model.code(x.to(model.device)).cpu()
+    means: Tensor = model.code(x.to(model.device), labels).cpu()
     return means
+
+
+def repeat_rows(labels: Tensor | None, times: int) -> Tensor | None:
+    """Each row of `labels` `times` times in a row: the labels of the `times` images
+    decoded from one example's latents (an interpolation's or a traversal's)."""
+    return None if labels is None else labels.repeat_interleave(times, dim=0)
+
+
+@torch.no_grad()
+def class_grid(
+    model: Any, data: Any, label: str | None, per_row: int, temperature: float, seed: int
+) -> tuple[Tensor, list[str], str]:
+    """A conditional model's draws by class: one row per level of `label` (None: the
+    first label it reads), `per_row` prior draws at `temperature`, the same draw down
+    each column. The model's other labels are those of the first test image. Returns
+    the images (levels · per_row, C, H, W), each row's level name and the label."""
+    from vaelab.errors import ConfigError
+
+    names = list(model.label_names)
+    label = label or names[0]
+    if label not in names:
+        raise ConfigError(
+            f"class_grid.label={label} is not a label the model reads ({','.join(names)}): "
+            f"use class_grid.label={names[0]}"
+        )
+    levels = model.label_sizes[label]
+    generator = torch.Generator().manual_seed(seed)
+    z = model.prior.sample(per_row, temperature, generator).to(model.device)
+    rows = data.example_labels(1, names, split="test").repeat(levels * per_row, 1)
+    rows[:, names.index(label)] = torch.arange(levels).repeat_interleave(per_row)
+    images = decode_mean(model, z.repeat(levels, 1), rows)
+    space = data.label_space()
+    return images, [space.level_name(label, level) for level in range(levels)], label
 
 
 def prior_samples(model: Any, n: int, temperature: float, seed: int) -> Tensor:
@@ -131,17 +176,27 @@ def prior_samples(model: Any, n: int, temperature: float, seed: int) -> Tensor:
     return sampled_images(PriorSampler(), model, n, temperature, seed)
 
 
-def reconstruction_pairs(model: Any, x: Tensor) -> Tensor:
+def reconstruction_pairs(model: Any, x: Tensor, labels: Tensor | None = None) -> Tensor:
     """(2N, C, H, W): each image followed by its reconstruction from the posterior mean."""
-    return torch.stack([x, decode_mean(model, encode_mean(model, x))], dim=1).flatten(0, 1)
+    recon = decode_mean(model, encode_mean(model, x, labels), labels)
+    return torch.stack([x, recon], dim=1).flatten(0, 1)
 
 
-def interpolation_rows(model: Any, xa: Tensor, xb: Tensor, steps: int, spherical: bool) -> Tensor:
+def interpolation_rows(
+    model: Any,
+    xa: Tensor,
+    xb: Tensor,
+    steps: int,
+    spherical: bool,
+    labels: tuple[Tensor, Tensor] | None = None,
+) -> Tensor:
     """(P * (steps + 2), C, H, W): per pair, the first image, `steps` decoded points from
-    its posterior mean to the second's (ends included), the second image."""
+    its posterior mean to the second's (ends included), the second image. A conditional
+    model's `labels` (of xa, of xb) encode each end; the path decodes with xa's."""
+    la, lb = labels if labels is not None else (None, None)
     t = torch.linspace(0, 1, steps)
-    path = (slerp if spherical else lerp)(encode_mean(model, xa), encode_mean(model, xb), t)
-    decoded = decode_mean(model, path).view(len(xa), steps, *xa.shape[1:])
+    path = (slerp if spherical else lerp)(encode_mean(model, xa, la), encode_mean(model, xb, lb), t)
+    decoded = decode_mean(model, path, repeat_rows(la, steps)).view(len(xa), steps, *xa.shape[1:])
     return torch.cat([xa.unsqueeze(1), decoded, xb.unsqueeze(1)], dim=1).flatten(0, 1)
 
 
@@ -176,8 +231,15 @@ def factor_labels(
         return []
     factors = sample_factors(space.sizes, n, np.random.RandomState(seed))
     images = space.observe(torch.from_numpy(factors))
-    split: Callable[[int], tuple[Tensor, ...]] = images.split  # unannotated in torch
-    codes = torch.cat([encode_mean(model, x) for x in split(500)]).cpu().numpy()
+    # A conditional model reads the factors it is conditioned on (its labels) beside x.
+    columns = [space.names.index(name) for name in model.label_names]
+    given = torch.from_numpy(factors[:, columns]) if columns else None
+    codes = torch.cat(
+        [
+            encode_mean(model, images[i : i + 500], None if given is None else given[i : i + 500])
+            for i in range(0, len(images), 500)
+        ]
+    ).numpy()
     best = dimension_factors(codes, factors)
     labels = []
     for d in dims:
@@ -215,30 +277,68 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     def save(name: str, images: Tensor, per_row: int) -> None:
         written[name] = save_png(make_grid(images, per_row), out / f"{name}.png", up)
 
+    chosen = model.label_names  # () for an unconditional model: no labels anywhere
+
+    def test_examples(n: int) -> tuple[Tensor, Tensor | None]:
+        x, labels = data.labelled_examples(n, chosen, split="test")
+        return x, labels
+
     sampler, how = ready_sampler(cfg.get("sampler"), model, data, run.checkpoint_path)
+    n_samples = int(cfg.n_samples)
+    # sample i with the labels of test image i
+    sample_labels = data.example_labels(n_samples, chosen, "test") if chosen else None
     samples = sampled_images(
-        sampler, model, int(cfg.n_samples), float(cfg.temperature), int(cfg.sample_seed)
+        sampler, model, n_samples, float(cfg.temperature), int(cfg.sample_seed), sample_labels
     )
     samples_name = "samples" if sampler.name == "prior" else f"samples_{sampler.name}"
     save(samples_name, samples, nrow)
-    x = data.example_batch(int(cfg.n_reconstructions), split="test")
-    save("reconstructions", reconstruction_pairs(model, x), 2 * nrow)
+    x, x_labels = test_examples(int(cfg.n_reconstructions))
+    save("reconstructions", reconstruction_pairs(model, x, x_labels), 2 * nrow)
+
+    class_info = None
+    if chosen:
+        grid_images, level_names, grid_label = class_grid(
+            model,
+            data,
+            cfg.class_grid.get("label"),
+            nrow,
+            float(cfg.temperature),
+            int(cfg.sample_seed),
+        )
+        cell = grid_images.shape[-2]
+        written["class_grid"] = save_png(
+            make_grid(grid_images, nrow),
+            out / "class_grid.png",
+            up,
+            labels=RowLabels(level_names, cell),
+        )
+        class_info = {"label": grid_label, "rows": level_names, "per_row": nrow}
 
     steps = int(cfg.interpolation.steps)
-    ends = data.example_batch(2 * int(cfg.interpolation.pairs), split="test")
-    ends = ends[: len(ends) // 2 * 2]  # a test split smaller than asked for
+    ends, end_labels = test_examples(2 * int(cfg.interpolation.pairs))
+    n_ends = len(ends) // 2 * 2  # a test split smaller than asked for
+    pair_labels = None if end_labels is None else (end_labels[0:n_ends:2], end_labels[1:n_ends:2])
     for name, spherical in (("linear", False), ("spherical", True)):
-        rows = interpolation_rows(model, ends[0::2], ends[1::2], steps, spherical)
+        rows = interpolation_rows(
+            model, ends[0:n_ends:2], ends[1:n_ends:2], steps, spherical, pair_labels
+        )
         save(f"interpolation_{name}", rows, steps + 2)
 
     tr = cfg.traversal
-    stats = latent_statistics(model, data.example_batch(int(tr.n_stats), split="test"))
+    stats_x, stats_labels = test_examples(int(tr.n_stats))
+    stats = latent_statistics(model, stats_x, labels=stats_labels)
     dims = traversed_dimensions(stats)
     variance = stats["mean_variance"]
     assert variance is not None
-    base = encode_mean(model, data.example_batch(int(tr.example) + 1, split="test")[-1:])[0]
+    bases, base_labels = test_examples(int(tr.example) + 1)
+    base_label = None if base_labels is None else base_labels[-1:]
+    base = encode_mean(model, bases[-1:], base_label)[0]
     values = torch.linspace(-float(tr.range), float(tr.range), int(tr.steps))
-    frames = decode_mean(model, traversal_latents(base, dims, values))
+    frames = decode_mean(
+        model,
+        traversal_latents(base, dims, values),
+        repeat_rows(base_label, len(dims) * len(values)),
+    )
     frames = frames.view(len(dims), len(values), *frames.shape[1:])
     labels = factor_labels(model, data, dims, int(tr.n_stats), int(cfg.sample_seed))
     row_labels = RowLabels([label_text(x) for x in labels], frames.shape[-2]) if labels else None
@@ -259,6 +359,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         "checkpoint": str(run.checkpoint_path.resolve()),
         "files": {name: path.name for name, path in written.items()},
         "samples": {"file": f"{samples_name}.png", "sampler": sampler.name, "sampler_fit": how},
+        "class_grid": class_info,  # a conditional model's rows of draws by class
         "traversal": {
             "dims": dims,
             "active": active_dimensions(variance).tolist(),

@@ -31,6 +31,8 @@ class ImageGrids(L.Callback):
     The same validation images and the same prior draws (fixed seed) are used every
     time, so grids from successive epochs show the model changing, not the inputs.
     Every `every_n_epochs` validation epochs an `epoch_NNN_` copy is kept too.
+    A conditional model reconstructs each image with its labels and draws each sample
+    with the labels of the image at the same place in `recon.png`'s originals.
     """
 
     def __init__(
@@ -51,17 +53,22 @@ class ImageGrids(L.Callback):
         self.written: dict[str, Path] = {}
 
     def grids(
-        self, pl_module: L.LightningModule, originals: torch.Tensor
+        self,
+        pl_module: L.LightningModule,
+        originals: torch.Tensor,
+        labels: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The two grids as (C, H, W) tensors, from `pl_module` in eval mode."""
+        """The two grids as (C, H, W) tensors, from `pl_module` in eval mode; `labels`:
+        the originals' labels, for a conditional model."""
         vae: Any = pl_module  # duck-typed: a VAE's reconstruct and sample
         was_training = pl_module.training
         pl_module.eval()
         try:
             originals = originals.to(pl_module.device)
-            recon = vae.reconstruct(originals)
+            recon = vae.reconstruct(originals, labels)
             generator = torch.Generator().manual_seed(self.seed)
-            samples = vae.sample(self.n_images, generator=generator)  # from the model's prior
+            # from the model's prior
+            samples = vae.sample(len(originals), generator=generator, labels=labels)
         finally:
             pl_module.train(was_training)
         return {
@@ -73,9 +80,11 @@ class ImageGrids(L.Callback):
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule, prefix: str = "") -> None:
         # set by Lightning's data connector; Trainer does not declare it
         datamodule: L.LightningDataModule | None = cast(Any, trainer).datamodule
-        if datamodule is None or not hasattr(datamodule, "example_batch"):
+        if datamodule is None or not hasattr(datamodule, "labelled_examples"):
             return
-        for name, grid in self.grids(pl_module, datamodule.example_batch(self.n_images)).items():
+        chosen = cast(Any, pl_module).label_names
+        x, labels = datamodule.labelled_examples(self.n_images, chosen)
+        for name, grid in self.grids(pl_module, x, labels).items():
             path = save_png(grid, self.dirpath / f"{prefix}{name}.png", upscale=self.upscale)
             self.written[f"{prefix}{name}"] = path
             log_image(trainer, f"images/{name}", grid, path)

@@ -45,10 +45,12 @@ class ReconstructionQuality(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         x = batch[0] if isinstance(batch, tuple | list) else batch
+        # (x, index, labels): a conditional model's test batches carry its labels
+        labels = batch[2] if isinstance(batch, tuple | list) and len(batch) > 2 else None
         # Clamped to the data's range: the picture a grid shows (a Gaussian likelihood's
         # mean can leave [0, 1]; no image can).
         vae: Any = pl_module  # duck-typed: a VAE's reconstruct
-        reconstruction = vae.reconstruct(x).clamp(0.0, self.data_range)
+        reconstruction = vae.reconstruct(x, labels).clamp(0.0, self.data_range)
         self.psnr.update(psnr(reconstruction, x, self.data_range))
         self.ssim.update(ssim(reconstruction, x, self.data_range))
         self.count.update(float(x.shape[0]))

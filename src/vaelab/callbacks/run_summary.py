@@ -119,6 +119,8 @@ class RunSummary(L.Callback):
                 "prior": type(model.prior).__name__,
                 "posterior": model.posterior_family,
                 "kl": model.kl_estimate,
+                # the labels a conditional model reads, with their levels (None: none)
+                "conditional": model.label_sizes or None,
             }
         guard = next((cb for cb in callbacks if isinstance(cb, NonFiniteGuard)), None)
         if guard is not None:

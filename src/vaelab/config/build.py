@@ -29,13 +29,23 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 
 
 def build_model(cfg: DictConfig, datamodule: Any) -> Any:
-    """The VAE for this config, with its backbones sized from the data."""
+    """The VAE for this config, with its backbones sized from the data; a conditional
+    one with the data's labels, which the data module then serves with its batches."""
     from hydra.utils import instantiate
 
-    return instantiate(
+    from vaelab.data.labels import no_labels_error
+
+    label_sizes = None
+    if cfg.model.get("conditional"):
+        space = datamodule.label_space()
+        if space is None:
+            raise no_labels_error(f"data={type(datamodule).__name__}")
+        label_sizes = space.as_sizes()
+    model = instantiate(
         cfg.model,
         data_shape=datamodule.dims,
         data_levels=datamodule.levels,
+        label_sizes=label_sizes,
         likelihood=cfg.likelihood,
         objective=cfg.objective,
         prior=cfg.get("prior"),
@@ -43,6 +53,9 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
         latent=cfg.get("latent"),
         _recursive_=False,
     )
+    if model.conditional:
+        datamodule.serve_labels(model.label_names)
+    return model
 
 
 @dataclass

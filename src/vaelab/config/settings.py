@@ -65,14 +65,16 @@ class Recipe(BaseModel):
 
 
 class TrainSettings(BaseModel):
-    """conf/train.yaml's own keys. `beta` and `latent_dim` are typed here; their ranges
-    are those of the parameters they are interpolated into (the β schedule, the VAE)."""
+    """conf/train.yaml's own keys. `beta`, `latent_dim` and `conditional` are typed here;
+    their ranges are those of the parameters they are interpolated into (the β
+    schedule, the VAE)."""
 
     task_name: str
     tags: list[str] | None
     seed: Seed
     beta: float
     latent_dim: int
+    conditional: bool | list[str]
     ckpt_path: str | None
     resume: Literal["auto", "intact"] | None
     flush_denormal: bool

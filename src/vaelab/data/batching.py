@@ -111,6 +111,9 @@ class BatchLoader:
     once. With `with_index` they yield `(batch, index)`, the examples' positions in the
     split, so that evaluation can draw each example's noise from its index and give the
     same numbers for any batch size or number of ranks.
+    With `labels` (N, K), the label indices of every example (a conditional model's,
+    `vaelab.data.labels`), each batch's labels follow it: `(batch, labels)` in
+    training, `(batch, index, labels)` in evaluation.
     """
 
     def __init__(
@@ -129,6 +132,7 @@ class BatchLoader:
         epoch_fn: Callable[[], int] | None = None,
         resume_at: tuple[int, int] | Callable[[], tuple[int, int] | None] | None = None,
         examples_per_epoch: int | None = None,
+        labels: Tensor | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -153,6 +157,9 @@ class BatchLoader:
         # callbacks' on_fit_start).
         self.resume_at = resume_at
         self.examples_per_epoch = examples_per_epoch if shuffle else None
+        if labels is not None and len(labels) != len(source):
+            raise ValueError(f"{len(labels)} labels for a split of {len(source)} examples")
+        self.labels = labels
 
     def _epoch_examples(self) -> int:
         return epoch_examples(len(self.source), self.examples_per_epoch)
@@ -190,7 +197,7 @@ class BatchLoader:
         n = self._shard_len()
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self) -> Iterator[Tensor | tuple[Tensor, Tensor]]:
+    def __iter__(self) -> Iterator[Tensor | tuple[Tensor, ...]]:
         epoch = self.epoch_fn() if self.epoch_fn is not None else self.epoch
         index = self._shard()
         self.epoch += 1
@@ -207,4 +214,7 @@ class BatchLoader:
                 batch = self.transform(batch)
             if self.pin_memory and batch.device.type == "cpu":  # GPU-resident data needs none
                 batch = batch.pin_memory()
-            yield (batch, batch_index) if self.with_index else batch
+            parts = (batch, batch_index) if self.with_index else (batch,)
+            if self.labels is not None:
+                parts = (*parts, self.labels.index_select(0, batch_index).to(batch.device))
+            yield parts if len(parts) > 1 else batch

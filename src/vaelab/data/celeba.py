@@ -1,9 +1,14 @@
-"""CelebA aligned faces: 202,599 JPEGs (178x218) in one zip, with the official split file.
+"""CelebA aligned faces: 202,599 JPEGs (178x218) in one zip, with the official split file
+and the 40 binary attributes of every face.
 
 The faces are centre-cropped (148 pixels by default, which keeps the face and drops
 most of the background) and resized to 64x64, once, into a memory-mapped cache:
 at 64x64 the training split alone is 2 GB of uint8, read from the page cache on
 demand rather than copied into memory.
+
+The attributes (`Smiling`, `Male`, ...) are the labels of a conditional model
+(`vaelab.data.labels`): one label per attribute, 0 absent and 1 present, decoded
+into the same cache in the same row order as the images.
 """
 
 from __future__ import annotations
@@ -13,13 +18,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import Tensor
+from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.array_cache import ArrayCache
 from vaelab.data.batching import BatchSource, TensorSource
 from vaelab.data.download import FileSpec
 from vaelab.data.file_datamodule import CachedDataModule
-from vaelab.data.readers import CelebAZip, ImageSpec, read_celeba_partition
+from vaelab.data.labels import LabelSpace
+from vaelab.data.readers import (
+    CelebAZip,
+    ImageSpec,
+    read_celeba_attributes,
+    read_celeba_partition,
+)
 
 # The official copies sit on Google Drive, which answers large downloads with a
 # confirmation page instead of the file; the Université Laval mirror serves them
@@ -38,15 +51,67 @@ CELEBA_FILES = {
         md5="d32c9cbf5e040fd4025c592c306e6668",
         urls=(_GRAAL + "list_eval_partition.txt", _GDRIVE + "0B7EVK8r0v71pY0NSMzRuSXJEVkk"),
     ),
+    "attributes": FileSpec(
+        name="list_attr_celeba.txt",
+        md5="75e246fa4810816ffd6ee81facbd244c",
+        urls=(_GRAAL + "list_attr_celeba.txt", _GDRIVE + "0B7EVK8r0v71pblRyaVFSWGxPY0U"),
+    ),
 }
 
 SPLITS = ("train", "val", "test")
+
+#: CelebA's 40 attributes in the order of ``list_attr_celeba.txt``'s header, which the
+#: reader checks: known here, the labels of a conditional model are known (and a
+#: `conditional=[Smiling]` checked) before any file is read.
+ATTRIBUTE_NAMES: tuple[str, ...] = (
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
 
 
 class CelebADataModule(CachedDataModule):
     """CelebA, 3 x image_size x image_size with 256 levels, in the official splits.
 
     CelebA publishes its own validation split (19,867 images), so none is carved.
+    Its labels are the 40 binary attributes of `ATTRIBUTE_NAMES` (`label_space`).
 
     Args:
       data_dir: the data root (files go to ``<data_dir>/celeba``).
@@ -61,7 +126,9 @@ class CelebADataModule(CachedDataModule):
 
     folder: ClassVar[str] = "celeba"
     files: ClassVar[dict[str, FileSpec]] = CELEBA_FILES
-    parts: ClassVar[tuple[str, ...]] = tuple(f"{s}_images" for s in SPLITS)
+    parts: ClassVar[tuple[str, ...]] = tuple(
+        f"{s}_{kind}" for s in SPLITS for kind in ("images", "attributes")
+    )
 
     def __init__(
         self,
@@ -78,6 +145,8 @@ class CelebADataModule(CachedDataModule):
         super().__init__(data_dir, batch_size, eval_batch_size, seed, pin_memory, on_device)
         self.dims = (3, image_size, image_size)
         self.levels = 256
+        #: every example's attributes (N, 40) uint8, by split (`build_splits`)
+        self.attributes: dict[str, Tensor] = {}
         self.save_hyperparameters()
 
     def preprocessing(self) -> dict[str, Any]:
@@ -85,6 +154,11 @@ class CelebADataModule(CachedDataModule):
 
     def decode(self, cache: ArrayCache) -> None:
         names = read_celeba_partition(self.fetch("partition"))
+        # The attributes first: a bad attribute file stops in seconds, not after the
+        # minutes the images take.
+        attributes = read_celeba_attributes(self.fetch("attributes"), ATTRIBUTE_NAMES)
+        for split in SPLITS:
+            cache.save(f"{split}_attributes", attributes.select(names[split]))
         with CelebAZip(self.fetch("images")) as archive:
             for split in SPLITS:
                 shape = (len(names[split]), *self.dims)
@@ -93,4 +167,20 @@ class CelebADataModule(CachedDataModule):
 
     def build_splits(self) -> dict[str, BatchSource]:
         arrays = self.load_arrays()  # large splits come back memory-mapped
+        self.attributes = {s: torch.from_numpy(arrays[f"{s}_attributes"]) for s in SPLITS}
         return {s: TensorSource(torch.from_numpy(arrays[f"{s}_images"])) for s in SPLITS}
+
+    @override
+    def label_space(self) -> LabelSpace:
+        """The 40 attributes, 2 levels each (0 absent, 1 present), known without the data.
+
+        The levels have no names of their own: a level reads as `Smiling=1`, which
+        says more than a "yes" would without its attribute.
+        """
+        return LabelSpace(ATTRIBUTE_NAMES, (2,) * len(ATTRIBUTE_NAMES))
+
+    @override
+    def split_labels(self, split: str) -> Tensor:
+        """Every example's attributes in `split`, int64 (N, 40), rows as its images."""
+        self.setup()
+        return self.attributes[split].long()

@@ -41,6 +41,19 @@ class CIFAR10DataModule(CachedDataModule):
     """
 
     folder: ClassVar[str] = "cifar10"
+    # batches.meta's label_names, in label order.
+    class_names: ClassVar[tuple[str, ...]] = (
+        "airplane",
+        "automobile",
+        "bird",
+        "cat",
+        "deer",
+        "dog",
+        "frog",
+        "horse",
+        "ship",
+        "truck",
+    )
     files: ClassVar[dict[str, FileSpec]] = CIFAR10_FILES
     parts: ClassVar[tuple[str, ...]] = (
         "train_images",

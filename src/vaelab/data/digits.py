@@ -6,6 +6,8 @@ download at all: the quickest check that a model learns something.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 
 from vaelab.config.constraints import PositiveInt, Seed, SplitSize
@@ -28,6 +30,8 @@ class DigitsDataModule(InMemoryDataModule):
       pin_memory, on_device: see `InMemoryDataModule`.
     """
 
+    class_names: ClassVar[tuple[str, ...]] = tuple(str(d) for d in range(10))
+
     def __init__(
         self,
         batch_size: PositiveInt = 128,
@@ -43,7 +47,6 @@ class DigitsDataModule(InMemoryDataModule):
         self.test_size = test_size
         self.dims = (1, 8, 8)
         self.levels = 17
-        self.targets: dict[str, torch.Tensor] = {}
         self.save_hyperparameters()
 
     def train_size(self) -> int:

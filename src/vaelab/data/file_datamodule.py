@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt, Seed
@@ -61,7 +60,6 @@ class CachedDataModule(InMemoryDataModule):
     ) -> None:
         super().__init__(batch_size, eval_batch_size, seed, pin_memory, on_device)
         self.data_dir = Path(data_dir) if data_dir else default_data_dir()
-        self.targets: dict[str, torch.Tensor] = {}
 
     @property
     def dataset_dir(self) -> Path:

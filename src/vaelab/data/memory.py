@@ -5,8 +5,8 @@ splits as `BatchSource`s (vaelab.data.batching); this class serves them through
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
-from typing import cast
+from collections.abc import Callable, Sequence
+from typing import ClassVar, cast
 
 import lightning as L
 import torch
@@ -15,6 +15,8 @@ from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt, Seed
 from vaelab.data.batching import BatchLoader, BatchSource, TensorSource, check_full_batch
+from vaelab.data.factors import HasFactors
+from vaelab.data.labels import LabelSpace, no_labels_error
 
 
 class InMemoryDataModule(L.LightningDataModule, abc.ABC):
@@ -35,10 +37,16 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
     split; None: the whole split), each epoch a fresh stretch of the shuffled stream
     (see `BatchLoader`): subclasses whose splits are large enough to want it expose it
     as a config key.
+
+    Labels (`vaelab.data.labels`): a class dataset names its classes in `class_names`
+    and fills `targets` (split -> class indices) when it builds its splits; data with
+    known factors has them as labels. `serve_labels` has the loaders yield them.
     """
 
     dims: tuple[int, int, int]
     levels: int | None
+    #: The classes of a class dataset, by index (empty: no class labels).
+    class_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -58,6 +66,10 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.on_device = on_device
         self.examples_per_epoch = examples_per_epoch
         self.splits: dict[str, BatchSource] = {}
+        #: a class dataset's class index of every example, by split (`build_splits`)
+        self.targets: dict[str, Tensor] = {}
+        #: the labels the loaders yield beside each batch (`serve_labels`)
+        self.served_labels: tuple[str, ...] = ()
         self._resume_at: tuple[int, int] | None = None
 
     def check_available(self) -> None:
@@ -125,6 +137,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             ),
             resume_at=(lambda: self._resume_at) if train else None,
             examples_per_epoch=self.examples_per_epoch,
+            labels=self.chosen_labels(split, self.served_labels) if self.served_labels else None,
         )
 
     def resume_epoch_at(self, epoch: int, batches_done: int) -> None:
@@ -155,6 +168,55 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.setup()
         source = self.splits[split]
         return source.batch(torch.arange(min(n, len(source))))
+
+    # ------------------------------------------------------------------ labels
+    def label_space(self) -> LabelSpace | None:
+        """The labels of this data (`vaelab.data.labels`), or None where it has none:
+        the classes of a class dataset, else the factors of data with known factors."""
+        if self.class_names:
+            return LabelSpace(("class",), (len(self.class_names),), {"class": self.class_names})
+        if isinstance(self, HasFactors):
+            space = self.factor_space()
+            return LabelSpace(space.names, space.sizes)
+        return None
+
+    def split_labels(self, split: str) -> Tensor:
+        """The label indices (N, K) int64 of every example of `split`, in loader order,
+        one column per label of `label_space`."""
+        if self.class_names:
+            self.setup()
+            return self.targets[split][:, None]
+        if isinstance(self, HasFactors):
+            return self.example_factors(split)
+        raise no_labels_error(type(self).__name__)
+
+    def chosen_labels(self, split: str, chosen: Sequence[str]) -> Tensor:
+        """The columns of `split_labels` that hold the labels `chosen`, in that order."""
+        space = self.label_space()
+        if space is None:
+            raise no_labels_error(type(self).__name__)
+        return self.split_labels(split)[:, space.columns(chosen)].contiguous()
+
+    def serve_labels(self, chosen: Sequence[str]) -> None:
+        """Have every loader built from now on yield the labels `chosen` beside each
+        batch (`BatchLoader`'s `labels`): what a conditional model trains and is
+        evaluated on. An empty `chosen` serves none."""
+        self.served_labels = tuple(chosen)
+
+    def example_labels(self, n: int, chosen: Sequence[str], split: str = "val") -> Tensor:
+        """The labels `chosen` (n, K) of the first `n` examples of `split` (those of
+        `example_batch(n, split)`), taken round again when the split has fewer: labels
+        for n generated images with the split's label frequencies."""
+        labels = self.chosen_labels(split, chosen)
+        return labels.repeat(-(-n // len(labels)), 1)[:n]
+
+    def labelled_examples(
+        self, n: int, chosen: Sequence[str], split: str = "val"
+    ) -> tuple[Tensor, Tensor | None]:
+        """`example_batch(n, split)` and its examples' labels `chosen` (None when none
+        are chosen): the inputs of a model conditional on `chosen` (its `label_names`)."""
+        x = self.example_batch(n, split)
+        return x, (self.example_labels(len(x), chosen, split) if chosen else None)
 
     def split_sizes(self) -> dict[str, int]:
         self.setup()

@@ -136,6 +136,7 @@ class MNISTDataModule(CachedDataModule):
     """
 
     folder: ClassVar[str] = "mnist"
+    class_names: ClassVar[tuple[str, ...]] = tuple(str(d) for d in range(10))
     files: ClassVar[dict[str, FileSpec]] = MNIST_FILES
     other_layouts: ClassVar[tuple[str, ...]] = ("MNIST/raw",)
     parts: ClassVar[tuple[str, ...]] = tuple(_IDX_NAMES)
@@ -214,6 +215,19 @@ class FashionMNISTDataModule(MNISTDataModule):
     """
 
     folder: ClassVar[str] = "fashion_mnist"
+    # The dataset's own names (Xiao et al. 2017, Table 1), in label order.
+    class_names: ClassVar[tuple[str, ...]] = (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
     files: ClassVar[dict[str, FileSpec]] = FASHION_MNIST_FILES
     other_layouts: ClassVar[tuple[str, ...]] = ("FashionMNIST/raw", "fashion-mnist")
     system_dirs: ClassVar[tuple[str, ...]] = ("/usr/share/datasets/fashion-mnist",)

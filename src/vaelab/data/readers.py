@@ -2,7 +2,8 @@
 
 - IDX (MNIST, Fashion-MNIST): a big-endian header and raw uint8, usually gzipped.
 - The CIFAR-10 python tarball: pickled batches of 10,000 rows of 3,072 bytes.
-- CelebA: JPEGs inside ``img_align_celeba.zip`` plus ``list_eval_partition.txt``.
+- CelebA: JPEGs inside ``img_align_celeba.zip`` plus ``list_eval_partition.txt``,
+  and the 40 binary attributes of every image in ``list_attr_celeba.txt``.
 - Image folders: PNG/JPEG files anywhere below a root.
 
 A file that is truncated or not what its name says stops with a one-line
@@ -250,6 +251,8 @@ def decode_into(
 # -------------------------------------------------------------------------- CelebA
 
 CELEBA_SPLITS = {"0": "train", "1": "val", "2": "test"}
+#: The values an attribute may have in ``list_attr_celeba.txt``: present (1) or absent (-1).
+_CELEBA_FLAGS = frozenset({"1", "+1", "-1"})
 
 
 def read_celeba_partition(path: Path | str) -> dict[str, list[str]]:
@@ -268,6 +271,102 @@ def read_celeba_partition(path: Path | str) -> dict[str, list[str]]:
             raise DataError(f"{path}:{number}: expected '<image>.jpg 0|1|2', got {line.strip()!r}")
         splits[CELEBA_SPLITS[fields[1]]].append(fields[0])
     return splits
+
+
+@dataclass(frozen=True)
+class CelebAAttributes:
+    """The binary attributes of ``list_attr_celeba.txt``, one row per image.
+
+    Attributes:
+      path: the file they were read from (named by the errors of `select`).
+      names: the attribute names of the file's header, in column order.
+      rows: the row of `values` of each image, by file name ("000001.jpg").
+      values: uint8 (N, len(names)): 1 where the image has the attribute (+1 in the
+        file), 0 where it has not (-1), so that a row is directly label indices.
+    """
+
+    path: Path
+    names: tuple[str, ...]
+    rows: dict[str, int]
+    values: np.ndarray
+
+    def select(self, images: Sequence[str]) -> np.ndarray:
+        """The attributes of `images`, in that order: uint8 (len(images), len(names)).
+
+        The partition file, not this one, decides which images a split holds and in
+        which order; an image it names that has no row here is refused in one line.
+        """
+        missing = next((name for name in images if name not in self.rows), None)
+        if missing is not None:
+            raise DataError(
+                f"{self.path} has no attributes for {missing} (named in the partition "
+                "file); the file is incomplete, delete it and rerun"
+            )
+        index = np.fromiter((self.rows[name] for name in images), np.intp, count=len(images))
+        return self.values[index]
+
+
+def read_celeba_attributes(
+    path: Path | str, expected_names: Sequence[str] | None = None
+) -> CelebAAttributes:
+    """Read ``list_attr_celeba.txt``: the image count, then the attribute names, then
+    per image its file name and one value of 1 or -1 per attribute, in runs of spaces
+    ("000001.jpg  -1  1  1 -1 ...").
+
+    `expected_names` (CelebA's 40, in order) is checked against the header, so that
+    label columns cannot silently shift under a file that lists them differently.
+
+    Raises:
+      DataError: one line naming the file (and the line) for a header that is not
+        what is expected, an image count that disagrees with the rows, a row of the
+        wrong length, a value other than 1 or -1, or an image listed twice.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} cannot be read ({exc}); delete it and rerun") from exc
+    head = lines[0].split() if lines else []
+    if len(head) != 1 or not head[0].isdigit():
+        got = lines[0].strip() if lines else "an empty file"
+        raise DataError(f"{path}:1: expected the number of images, got {got!r}")
+    count = int(head[0])
+    names = tuple(lines[1].split()) if len(lines) > 1 else ()
+    if not names:
+        raise DataError(f"{path}:2: expected the attribute names, got none")
+    if expected_names is not None and names != tuple(expected_names):
+        expected = tuple(expected_names)
+        if len(names) != len(expected):
+            problem = f"names {len(names)} attributes, expected {len(expected)}"
+        else:
+            k = next(k for k, (a, b) in enumerate(zip(names, expected, strict=True)) if a != b)
+            problem = f"attribute {k + 1} is {names[k]!r}, expected {expected[k]!r}"
+        raise DataError(f"{path}:2: {problem}; this is not CelebA's attribute list")
+    body = [(number, line) for number, line in enumerate(lines[2:], 3) if line.strip()]
+    if len(body) != count:
+        raise DataError(
+            f"{path}: line 1 says {count} images, the file lists {len(body)}; the file is "
+            "truncated or corrupt, delete it and rerun"
+        )
+    values = np.empty((count, len(names)), dtype=np.uint8)
+    rows: dict[str, int] = {}
+    for row, (number, line) in enumerate(body):
+        image, *flags = line.split()
+        if len(flags) != len(names):
+            raise DataError(
+                f"{path}:{number}: {image} has {len(flags)} values for {len(names)} attributes"
+            )
+        if not _CELEBA_FLAGS.issuperset(flags):
+            k = next(k for k, flag in enumerate(flags) if flag not in _CELEBA_FLAGS)
+            raise DataError(
+                f"{path}:{number}: {image} has {flags[k]!r} for {names[k]}; expected 1 or -1"
+            )
+        if image in rows:
+            first = body[rows[image]][0]
+            raise DataError(f"{path}:{number}: {image} is listed twice (first on line {first})")
+        rows[image] = row
+        values[row] = [flag != "-1" for flag in flags]
+    return CelebAAttributes(path, names, rows, values)
 
 
 class CelebAZip:

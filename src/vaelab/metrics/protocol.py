@@ -152,10 +152,16 @@ def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any)
     arithmetic, in the memory layout in which CPU convolutions run fastest (about 1.5x
     the encoder passes per second on the conv preset, bench/disentanglement.py). The
     protocol needs about 2.9 million of them (mostly FactorVAE's votes and the β-VAE
-    score's batch pairs)."""
+    score's batch pairs).
+
+    A conditional model (one with `label_names`) reads the factors it is conditioned on
+    as its labels: on data with known factors, its labels are factors (vaelab.data.labels),
+    so the scores say how the code captures the factors it was not given."""
     import torch
 
     channels_last = torch.channels_last
+    chosen = tuple(getattr(model, "label_names", ()))
+    columns = [space.names.index(name) for name in chosen]
 
     @torch.inference_mode()
     def encode(factors: np.ndarray) -> np.ndarray:
@@ -163,7 +169,9 @@ def factor_encoder(model: Any, space: FactorSpace, batch_size: int, device: Any)
         codes = []
         for i in range(0, len(index), batch_size):
             x = space.observe(index[i : i + batch_size]).to(device)
-            codes.append(model.posterior_params(x.contiguous(memory_format=channels_last))[0])
+            labels = index[i : i + batch_size][:, columns] if chosen else None
+            x = x.contiguous(memory_format=channels_last)
+            codes.append(model.posterior_params(x, labels)[0])
         if not codes:
             return np.zeros((0, model.code_dim))
         return torch.cat(codes).double().cpu().numpy()

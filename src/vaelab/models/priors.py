@@ -39,6 +39,9 @@ class Prior(nn.Module, abc.ABC):
 
     #: N(0, I) itself: objectives whose definition assumes it may use it.
     standard_normal: ClassVar[bool] = False
+    #: Defined through the encoder on unlabelled inputs (`bind`): a conditional model,
+    #: whose encoder reads labels too, cannot have it.
+    needs_unconditional_encoder: ClassVar[bool] = False
 
     def __init__(self, latent_dim: PositiveInt) -> None:
         super().__init__()
@@ -154,6 +157,8 @@ class VampPrior(Prior):
     flow: the mixture of the flowed posteriors has no tractable density (each term would
     invert the flow), and this one is still a proper prior whose components the encoder
     gives (docs/latents.md)."""
+
+    needs_unconditional_encoder = True
 
     def __init__(
         self,

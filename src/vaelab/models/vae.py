@@ -2,7 +2,9 @@
 
 encoder backbone -> posterior q(z|x) (a diagonal Gaussian, optionally pushed through a
 flow: `posterior=`) -> reparameterised z -> decoder backbone -> likelihood p(x|z), with
-the prior of `prior=` (N(0, I) by default). Units follow docs/design.md: nats per
+the prior of `prior=` (N(0, I) by default). A conditional VAE (`conditional=`, Sohn et
+al. 2015) reads labels y beside x: q(z|x, y) sees them beside the encoder's features,
+p(x|z, y) beside z, each label one-hot; the prior stays p(z). Units follow docs/design.md: nats per
 example, summed over all data and latent dimensions, averaged over the batch.
 
 The KL term is analytic (per dimension) for a Gaussian posterior under N(0, I), and the
@@ -18,7 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -33,6 +35,7 @@ from typing_extensions import override
 
 from vaelab.config.constraints import PositiveInt
 from vaelab.config.schema import TargetConfig
+from vaelab.data.labels import LabelSpace, no_labels_error, one_hot
 from vaelab.errors import ConfigError
 from vaelab.lightning.internals import (
     CheapHookName,
@@ -142,6 +145,13 @@ class VAE(CheapHookName, L.LightningModule):
             have none.
         beta_schedule: what checkpoints written before `objective` existed call it; it
             stands in for `objective` in those checkpoints only.
+        latent: the latent structure's config (conf/latent), with a `_target_`; None:
+            one Gaussian group.
+        conditional: condition the encoder and decoder on labels: False (none), True
+            (every label of `label_sizes`), or the names of the labels to use.
+        label_sizes: levels per label of the data, by name, in column order (the
+            training app passes the data module's `label_space`, as it passes
+            `data_shape`); needed when `conditional` is set.
     """
 
     def __init__(
@@ -161,9 +171,12 @@ class VAE(CheapHookName, L.LightningModule):
         prior: TargetConfig | None = None,
         posterior: TargetConfig | None = None,
         latent: TargetConfig | None = None,
+        conditional: bool | Sequence[str] = False,
+        label_sizes: Mapping[str, PositiveInt] | None = None,
     ) -> None:
         super().__init__()
         data_shape = tuple(int(s) for s in data_shape)
+        chosen = self._chosen_labels(conditional, label_sizes)
         if objective is None:
             if beta_schedule is None:
                 raise ConfigError("the VAE needs an objective: give objective= (conf/objective)")
@@ -184,6 +197,9 @@ class VAE(CheapHookName, L.LightningModule):
                 "prior": _plain(prior or ARCHITECTURE_DEFAULTS["prior"]),
                 "posterior": _plain(posterior or ARCHITECTURE_DEFAULTS["posterior"]),
                 "latent": _plain(latent or ARCHITECTURE_DEFAULTS["latent"]),
+                # the labels chosen, resolved: the same model whatever `conditional` said
+                "conditional": list(chosen) if chosen else False,
+                "label_sizes": chosen or None,
             }
         )
         hp = self.hparams
@@ -193,8 +209,13 @@ class VAE(CheapHookName, L.LightningModule):
         self.likelihood: Likelihood = instantiate(hp["likelihood"], channels=channels)
         self.likelihood.check_data(data_levels)
         self.data_levels = data_levels
+        #: levels per label the model is conditioned on, by name ({}: unconditional)
+        self.label_sizes: dict[str, int] = chosen
+        self.label_names = tuple(chosen)
+        label_features = sum(chosen.values())  # the labels' one-hot vectors, concatenated
         self.encoder: nn.Module = instantiate(hp["encoder"], in_shape=data_shape)
-        features = int(self.encoder.out_features)
+        # What the posterior's head reads: the encoder's features and the labels.
+        features = int(self.encoder.out_features) + label_features
         #: the latent groups (`latent=`): one Gaussian group, or a hierarchy of them
         self.latents: LatentStructure = _build_sized(
             hp["latent"], latent_dim=self.latent_dim, features=features
@@ -210,7 +231,7 @@ class VAE(CheapHookName, L.LightningModule):
             )
         out_shape = (channels * self.likelihood.params_per_channel, *data_shape[1:])
         self.decoder: nn.Module = instantiate(
-            hp["decoder"], latent_dim=self.latent_dim, out_shape=out_shape
+            hp["decoder"], latent_dim=self.latent_dim + label_features, out_shape=out_shape
         )
         self.objective: Objective = _build_sized(hp["objective"], latent_dim=self.latent_dim)
         self.prior: Prior = _build_sized(
@@ -226,6 +247,12 @@ class VAE(CheapHookName, L.LightningModule):
             self._check_hierarchy_parts()
             self.prior = QuantisedPrior(self.quantiser)
         self._check_latent_family()
+        if chosen and self.prior.needs_unconditional_encoder:
+            raise ConfigError(
+                f"{type(self.prior).__name__} encodes pseudo-inputs without labels, which a "
+                "conditional encoder cannot: use prior=normal, mog or flow, or "
+                "conditional=false"
+            )
         self.prior.bind(self.posterior_params)
         # The KL in closed form per dimension: a Gaussian posterior under a prior that
         # has one (N(0, I)); otherwise log q(z|x) − log p(z) of the sample.
@@ -253,11 +280,64 @@ class VAE(CheapHookName, L.LightningModule):
         self._train_count = 0
         self.last_train_step: dict[str, float] = {}  # the values last sent to the loggers
         self._term_keys: dict[str, str] = {}  # objective term -> its train/ key
-        self.example_input_array = torch.zeros(2, *data_shape)
+        self.example_input_array: Tensor | tuple[Tensor, Tensor] = torch.zeros(2, *data_shape)
+        if chosen:
+            self.example_input_array = (
+                self.example_input_array,
+                torch.zeros(2, len(chosen), dtype=torch.long),
+            )
         self.automatic_optimization = False  # see the loop hooks below
         self.accumulate_grad_batches = 1
         self._scheduled = scheduler is not None  # a learning-rate schedule to step
         self._step_lr: float | None = None  # the rate the last optimiser step used
+
+    @staticmethod
+    def _chosen_labels(
+        conditional: bool | Sequence[str], label_sizes: Mapping[str, int] | None
+    ) -> dict[str, int]:
+        """The labels `conditional` picks from `label_sizes`, with their levels."""
+        if conditional is False:
+            return {}
+        if not label_sizes:
+            raise no_labels_error("the data")
+        space = LabelSpace(tuple(label_sizes), tuple(int(v) for v in label_sizes.values()))
+        return space.select(conditional)
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the encoder and decoder read labels (`label_names`)."""
+        return bool(self.label_sizes)
+
+    def _label_vector(self, labels: Tensor | None, rows: int) -> Tensor:
+        """The labels' one-hot vectors (rows, Σ levels), for `rows` examples or draws:
+        labels (B, K) of B examples serve rows = n·B draws taken sample-major (the n
+        draws of example b at rows b, B + b, ...), as the IWAE bounds lay them out."""
+        if labels is None:
+            raise ValueError(
+                f"this model is conditional on {list(self.label_names)}: pass labels=, "
+                f"label indices (B, {len(self.label_names)})"
+            )
+        vector = one_hot(labels.to(self.device), tuple(self.label_sizes.values()))
+        if rows != vector.shape[0]:
+            if rows % vector.shape[0]:
+                raise ValueError(f"{vector.shape[0]} labels cannot serve {rows} latents")
+            vector = vector.repeat(rows // vector.shape[0], 1)
+        return vector
+
+    def _features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """What the posterior reads of `x`: the encoder's features, and for a
+        conditional model the labels' one-hot vectors beside them."""
+        h: Tensor = self._encoder_forward(x)
+        if not self.label_sizes:
+            return h
+        return torch.cat([h, self._label_vector(labels, h.shape[0]).to(h)], dim=1)
+
+    def _decoder_input(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        """What the decoder reads: z1 (`_bottom`), and the labels beside it."""
+        bottom = self._bottom(z)
+        if not self.label_sizes:
+            return bottom
+        return torch.cat([bottom, self._label_vector(labels, bottom.shape[0]).to(bottom)], dim=1)
 
     def _check_hierarchy_parts(self) -> None:
         """A hierarchy or a quantiser brings its own prior and posterior: refuse others in
@@ -327,69 +407,84 @@ class VAE(CheapHookName, L.LightningModule):
         return "analytic" if self.analytic_kl else "single-sample"
 
     # ----------------------------------------------------------------- the model
-    def encode(self, x: Tensor) -> Independent[Normal]:
+    # Every method that reads x or decodes z takes `labels` (B, K), the label indices
+    # of a conditional model's examples (ignored by an unconditional one).
+    def encode(self, x: Tensor, labels: Tensor | None = None) -> Independent[Normal]:
         """The encoder's diagonal Gaussian, one event of size latent_dim per example:
         q(z|x) itself for `posterior=gaussian`, the base q0(z0|x) under a flow."""
-        mean, log_var = self.posterior_params(x)
+        mean, log_var = self.posterior_params(x, labels)
         return Independent(Normal(mean, torch.exp(0.5 * log_var), validate_args=False), 1)
 
-    def posterior_params(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def posterior_params(self, x: Tensor, labels: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of the encoder's Gaussian, each (B, latent_dim); for a
         hierarchy, every group's with each group drawn at its mean (B, code_dim)."""
         if self.hierarchy is not None:
-            return self.hierarchy.mean_pass(self._encoder_forward(x))
+            return self.hierarchy.mean_pass(self._features(x, labels))
         if self.quantiser is not None:  # the quantised vectors, a point mass
-            z_q = self.quantiser.quantise(self._encoder_forward(x)).z_q
+            z_q = self.quantiser.quantise(self._features(x, labels)).z_q
             return z_q, torch.zeros_like(z_q)
-        mean, log_var, _ = self._posterior_outputs(x)
+        mean, log_var, _ = self._posterior_outputs(x, labels)
         return mean, log_var
 
-    def _posterior_outputs(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _posterior_outputs(
+        self, x: Tensor, labels: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """The encoder head's mean, log-variance and flow context (B, C; C = 0 for a
         Gaussian posterior). A hierarchy's base is N(0, I) noise (B, code_dim), its
         context the encoder's features."""
         if self.hierarchy is not None:
-            h = self._encoder_forward(x)
+            h = self._features(x, labels)
             zeros = h.new_zeros(h.shape[0], self.code_dim)
             return zeros, zeros, h
-        out = self.posterior_head(self._encoder_forward(x))
+        out = self.posterior_head(self._features(x, labels))
         d = self.latent_dim
         return out[:, :d], out[:, d : 2 * d], out[:, 2 * d :]
 
-    def code(self, x: Tensor) -> Tensor:
+    def code(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Each example's latent code (B, D): the posterior mean, or under a flow the
         flow applied to its base mean (the point z0 = μ maps to); for a hierarchy every
         group's mean, each drawn at its mean (B, code_dim)."""
         if not self.latents.single_group:
-            return self.posterior_params(x)[0]
-        mean, _, context = self._posterior_outputs(x)
+            return self.posterior_params(x, labels)[0]
+        mean, _, context = self._posterior_outputs(x, labels)
         if self.posterior.gaussian:
             return mean
         return self.posterior.flow(mean, context)[0]
 
-    def code_indices(self, x: Tensor) -> Tensor:
+    def code_indices(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Each example's code index at every position (B, positions), under `latent=vq`."""
         if self.quantiser is None:
             raise ConfigError("code indices need a model trained with latent=vq")
-        return self.quantiser.indices(self._encoder_forward(x))
+        return self.quantiser.indices(self._features(x, labels))
 
-    def decode(self, z: Tensor) -> Distribution:
+    def decode(self, z: Tensor, labels: Tensor | None = None) -> Distribution:
         """p(x|z): a distribution whose event is one whole image (C, H, W). Under a
-        hierarchy `z` is the concatenated latent (N, code_dim); the decoder reads z1."""
-        distribution: Distribution = self.likelihood(self._decoder_forward(self._bottom(z)))
+        hierarchy `z` is the concatenated latent (N, code_dim); the decoder reads z1.
+        A conditional model's `labels` (B, K) serve N = n·B latents sample-major."""
+        h = self._decoder_forward(self._decoder_input(z, labels))
+        distribution: Distribution = self.likelihood(h)
         return distribution
+
+    def decoder_for(self, labels: Tensor | None) -> Callable[[Tensor], Distribution]:
+        """`decode` with these examples' labels bound: z -> p(x|z, y), what the IWAE
+        bound and the samplers call."""
+        return lambda z: self.decode(z, labels)
 
     def _bottom(self, z: Tensor) -> Tensor:
         """The group the decoder reads: z itself, or z1 of a hierarchy's [z1, z2, ...]."""
         return z if self.hierarchy is None else z[..., : self.latent_dim]
 
     @override
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Mean reconstruction of `x` (what `example_input_array` traces)."""
-        return self.reconstruct(x)
+        return self.reconstruct(x, labels)
 
     def elbo(
-        self, x: Tensor, per_dim: bool = False, noise: Tensor | None = None
+        self,
+        x: Tensor,
+        per_dim: bool = False,
+        noise: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Per-example terms in nats, each of shape (B,), from one posterior sample:
         recon = −log p(x|z), kl = KL(q(z|x) ‖ p(z)), nelbo = recon + kl = −ELBO.
@@ -397,7 +492,7 @@ class VAE(CheapHookName, L.LightningModule):
         (left out where the KL has no closed form per dimension).
         `noise` (B, latent_dim): the standard normal draw to reparameterise with
         (default: a fresh one)."""
-        batch = self.latent_batch(x, noise=noise)
+        batch = self.latent_batch(x, noise=noise, labels=labels)
         terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}
         if per_dim and batch.kl_per_dim is not None:
             terms["kl_per_dim"] = batch.kl_per_dim
@@ -405,42 +500,53 @@ class VAE(CheapHookName, L.LightningModule):
 
     @torch.no_grad()
     def sample(
-        self, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+        self,
+        n: int,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+        labels: Tensor | None = None,
     ) -> Tensor:
         """`n` images decoded from prior draws, the prior's noise scaled by
         `temperature` (N(0, temperature² I) for the standard normal): the likelihood's
-        mean."""
+        mean. A conditional model draws image i of class (labels) `labels[i]`."""
         z = self.prior.sample(n, temperature, generator).to(self.device)
-        return self.decode(z).mean
+        return self.decode(z, labels).mean
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
+    def reconstruct(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """Decode the latent code of each image (`code`): the likelihood's mean, same shape."""
-        return self.decode(self.code(x)).mean
+        return self.decode(self.code(x, labels), labels).mean
 
-    def latent_batch(self, x: Tensor, step: int = 0, noise: Tensor | None = None) -> LatentBatch:
+    def latent_batch(
+        self,
+        x: Tensor,
+        step: int = 0,
+        noise: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> LatentBatch:
         """What an objective reads of batch `x` at optimiser step `step`: the posterior's
         parameters, one reparameterised sample (from `noise` if given), its
         log-likelihood and the KL: analytic per dimension, or log q(z|x) − log p(z)."""
         # The same quantities as `encode`, `decode(z).log_prob` and `kl_divergence` with
         # the prior (the tests check them against those), written on tensors: this is
         # the training step, and distribution objects cost a small model real time.
+        log_likelihood = self._likelihood_for(labels)
         if self.hierarchy is not None:
-            return self._hierarchy_batch(x, step, noise)
+            return self._hierarchy_batch(x, step, noise, labels, log_likelihood)
         if self.quantiser is not None:
-            return self._quantised_batch(x, step)
-        mean, log_var, context = self._posterior_outputs(x)
+            return self._quantised_batch(x, step, labels, log_likelihood)
+        mean, log_var, context = self._posterior_outputs(x, labels)
         std = torch.exp(0.5 * log_var)
         eps = torch.randn_like(mean) if noise is None else noise.to(mean)
         z = mean + std * eps
         if self.analytic_kl:
             # KL(N(μ, σ²) ‖ N(0, 1)) per dimension, in closed form.
             kl_per_dim = self.prior.kl_per_dim(mean, log_var, std)
-            log_px = self._log_likelihood(z, x)
-            return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, self._log_likelihood)
+            log_px = log_likelihood(z, x)
+            return LatentBatch(x, mean, log_var, z, log_px, kl_per_dim, step, log_likelihood)
         draws = _Draws(mean, std, log_var, context, self.posterior, self.prior)
         z, log_qz_x = draws.transform(z, eps)
-        log_px = self._log_likelihood(z, x)
+        log_px = log_likelihood(z, x)
         return LatentBatch(
             x,
             mean,
@@ -449,17 +555,24 @@ class VAE(CheapHookName, L.LightningModule):
             log_px,
             None,
             step,
-            self._log_likelihood,
+            log_likelihood,
             log_qz_x=log_qz_x,
             log_pz=self.prior.log_prob(z),
             draws=draws,
         )
 
-    def _hierarchy_batch(self, x: Tensor, step: int, noise: Tensor | None) -> LatentBatch:
+    def _hierarchy_batch(
+        self,
+        x: Tensor,
+        step: int,
+        noise: Tensor | None,
+        labels: Tensor | None,
+        log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    ) -> LatentBatch:
         """`latent_batch` of a hierarchy: one draw down its chain, each group's KL
         (`kl_groups`), and more draws as a flow from N(0, I) noise (`draws`)."""
         assert self.hierarchy is not None
-        h = self._encoder_forward(x)
+        h = self._features(x, labels)
         eps = (
             torch.randn(h.shape[0], self.code_dim, dtype=h.dtype, device=h.device)
             if noise is None
@@ -473,48 +586,80 @@ class VAE(CheapHookName, L.LightningModule):
             chain.mean,
             chain.log_var,
             chain.z,
-            self._log_likelihood(chain.z, x),
+            log_likelihood(chain.z, x),
             None,
             step,
-            self._log_likelihood,
+            log_likelihood,
             log_qz_x=chain.log_q,
             log_pz=chain.log_p,
             draws=draws,
             kl_groups=chain.kl,
         )
 
-    def _quantised_batch(self, x: Tensor, step: int) -> LatentBatch:
+    def _quantised_batch(
+        self,
+        x: Tensor,
+        step: int,
+        labels: Tensor | None,
+        log_likelihood: Callable[[Tensor, Tensor], Tensor],
+    ) -> LatentBatch:
         """`latent_batch` under `latent=vq`: the quantised vectors decoded (no noise: the
         posterior is a point mass) and the constant KL to the uniform prior. In training
         mode this moves the codebook (vaelab.models.quantise)."""
         assert self.quantiser is not None
-        quantised = self.quantiser(self._encoder_forward(x))
+        quantised = self.quantiser(self._features(x, labels))
         zeros = quantised.commitment.new_zeros(x.shape[0])
         return LatentBatch(
             x,
             quantised.z_e,
             torch.zeros_like(quantised.z_e),
             quantised.z_q,
-            self._log_likelihood(quantised.z_q, x),
+            log_likelihood(quantised.z_q, x),
             None,
             step,
-            self._log_likelihood,
+            log_likelihood,
             log_qz_x=zeros,
             log_pz=zeros - self.quantiser.kl,
             quantised=quantised,
         )
 
-    def _log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
-        """log p(x|z) per example, for latents (N, D) and data (N, ...)."""
-        log_px: Tensor = self.likelihood.log_prob(self._decoder_forward(self._bottom(z)), x)
+    def _log_likelihood(self, z: Tensor, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        """log p(x|z, y) per example, for latents (N, D) and data (N, ...); a conditional
+        model's `labels` serve the N latents by `decode`'s sample-major rule."""
+        h = self._decoder_forward(self._decoder_input(z, labels))
+        log_px: Tensor = self.likelihood.log_prob(h, x)
         return log_px
 
+    def _likelihood_for(self, labels: Tensor | None) -> Callable[[Tensor, Tensor], Tensor]:
+        """`_log_likelihood` with these examples' labels bound: the batch's
+        `log_likelihood`, which the IWAE objective calls with n draws per example."""
+        return lambda z, x: self._log_likelihood(z, x, labels)
+
+    def split_batch(self, batch: Tensor | Sequence[Tensor]) -> tuple[Tensor, Tensor | None]:
+        """A training batch's data and labels: `x`, or `(x, labels)` where the data
+        module serves labels (a conditional model's)."""
+        if isinstance(batch, Tensor):
+            x, labels = batch, None
+        else:
+            x, labels = batch[0], (batch[1] if len(batch) > 1 else None)
+        if self.label_sizes and labels is None:
+            raise ValueError(
+                f"this model is conditional on {list(self.label_names)} but its batches "
+                "carry no labels: the data module must serve them "
+                "(InMemoryDataModule.serve_labels)"
+            )
+        return x, labels
+
     def compute_objective(
-        self, x: Tensor, step: int = 0, noise: Tensor | None = None
+        self,
+        x: Tensor,
+        step: int = 0,
+        noise: Tensor | None = None,
+        labels: Tensor | None = None,
     ) -> tuple[ObjectiveOutput, dict[str, Tensor]]:
         """The training objective on batch `x` at optimiser step `step`, and the batch
         means of the ELBO terms, `recon` and `kl` (β-free, whatever the objective)."""
-        batch = self.latent_batch(x, step, noise)
+        batch = self.latent_batch(x, step, noise, labels)
         means = {"recon": batch.recon_mean, "kl": batch.kl_mean}
         if batch.kl_groups is not None:
             means.update({f"kl/{g}": kl.mean() for g, kl in batch.kl_groups.items()})
@@ -552,11 +697,12 @@ class VAE(CheapHookName, L.LightningModule):
 
     @cached_signature
     @override
-    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Tensor | tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         step = self.global_step  # optimiser steps so far; the step below adds one
-        out, means = self.compute_objective(batch, step)
+        x, labels = self.split_batch(batch)
+        out, means = self.compute_objective(x, step, labels=labels)
         total = out.loss if out.own_loss is None else out.loss + out.own_loss
         window = AccumulationWindow.at(
             batch_idx, self.accumulate_grad_batches, self.trainer.num_training_batches
@@ -581,8 +727,8 @@ class VAE(CheapHookName, L.LightningModule):
         # Per-step bookkeeping is one tensor add; the step's values reach the loggers
         # only on the steps they record, and the epoch means once per epoch.
         terms = torch.stack([out.loss, means["recon"], means["kl"]]).detach()
-        self._train_totals.add_(terms, alpha=batch.shape[0])  # in place: no Module setattr
-        self._train_count += batch.shape[0]
+        self._train_totals.add_(terms, alpha=x.shape[0])  # in place: no Module setattr
+        self._train_count += x.shape[0]
         if window.closes:
             values = self._train_step_tensors(out, terms)
             for key in self._group_kl_terms:
@@ -636,15 +782,15 @@ class VAE(CheapHookName, L.LightningModule):
         self.log_dict(epoch, on_step=False, on_epoch=True, sync_dist=True)
 
     @override
-    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def validation_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
         latents = self._update_eval_metrics("val", *batch)
         if latents.kl_per_dim is not None:
             self.val_kl_per_dim.update(latents.kl_per_dim)
 
     @override
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        x, index = batch
-        latents = self._update_eval_metrics("test", x, index)
+    def test_step(self, batch: Sequence[Tensor], batch_idx: int) -> None:
+        x, index, *labels = batch  # labels where the data module serves them
+        latents = self._update_eval_metrics("test", *batch)
         draws = latents.draws
         mean, log_var, code = latents.mean, latents.log_var, None
         if self.hierarchy is not None and isinstance(draws, _Draws):
@@ -661,7 +807,7 @@ class VAE(CheapHookName, L.LightningModule):
             log_var,
             latents.recon + latents.kl,
             latents.kl_per_dim,
-            self.decode,
+            self.decoder_for(labels[0] if labels else None),
             self._iwae_densities(draws.context) if isinstance(draws, _Draws) else None,
             code=code,
         )
@@ -795,14 +941,16 @@ class VAE(CheapHookName, L.LightningModule):
         return int(batches) * batch_size * self.trainer.world_size
 
     # ----------------------------------------------------------------- helpers
-    def _update_eval_metrics(self, stage: str, x: Tensor, index: Tensor) -> LatentBatch:
+    def _update_eval_metrics(
+        self, stage: str, x: Tensor, index: Tensor, labels: Tensor | None = None
+    ) -> LatentBatch:
         """Add the batch's terms to the stage's running means; the batch, for the rest."""
         # Per-example values into running means: the epoch value is the exact mean over
         # the examples seen (torchmetrics reduces sums and counts across DDP ranks).
         # Each example's posterior draw comes from its index, so the numbers do not
         # depend on batch size, rank count or the global RNG.
         noise = example_draw(index, self.code_dim)
-        batch = self.latent_batch(x, self.global_step, noise)
+        batch = self.latent_batch(x, self.global_step, noise, labels)
         out = self.objective(batch)
         self._eval_beta[stage] = float(out.terms.get("beta", 1.0))
         terms = {"recon": batch.recon, "kl": batch.kl, "nelbo": batch.recon + batch.kl}

@@ -194,6 +194,8 @@ ARCHITECTURE_KEYS = (
     "prior",
     "posterior",
     "latent",
+    "conditional",
+    "label_sizes",
 )
 #: What a checkpoint written before `prior=`, `posterior=` and `latent=` existed was built with.
 ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -201,6 +203,8 @@ ARCHITECTURE_DEFAULTS: dict[str, dict[str, Any]] = {
     "posterior": {"_target_": "vaelab.models.posteriors.GaussianPosterior"},
     "latent": {"_target_": "vaelab.models.hierarchy.GaussianLatent"},
 }
+#: ... and before `conditional=`: no labels (`label_sizes` then None, as `.get` gives).
+UNCONDITIONAL = False
 
 
 def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -> None:
@@ -222,7 +226,8 @@ def check_same_model(checkpoint: dict[str, Any], hparams: Any, path: Any = "") -
             "started with (its .hydra/overrides.yaml) or start a new run"
         )
     for key in ARCHITECTURE_KEYS:
-        held, built = (_plain(h.get(key, ARCHITECTURE_DEFAULTS.get(key))) for h in (saved, hparams))
+        default = UNCONDITIONAL if key == "conditional" else ARCHITECTURE_DEFAULTS.get(key)
+        held, built = (_plain(h.get(key, default)) for h in (saved, hparams))
         if held != built:
             raise CheckpointError(
                 f"checkpoint {path} holds a model with {key}={held} but the config builds "

@@ -165,7 +165,25 @@ def load_trained_run(
             check_targets(config[group], defaults, group)
     datamodule = instantiate(config.data)
     check_data_shape(checkpoint, datamodule.dims, path)
+    serve_model_labels(model, datamodule, path)
     return TrainedRun(path, run_dir_of(path), config, overridden, model, checkpoint, datamodule)
+
+
+def serve_model_labels(model: Any, datamodule: Any, path: Any = "") -> None:
+    """Have `datamodule` serve the labels a conditional `model` reads, after checking
+    that the data has them, with as many levels each as the model was trained with."""
+    if not model.conditional:
+        return
+    space = datamodule.label_space()
+    have = {} if space is None else space.as_sizes()
+    for name, levels in model.label_sizes.items():
+        if have.get(name) != levels:
+            found = "no such label" if name not in have else f"{have[name]} levels"
+            raise CheckpointError(
+                f"checkpoint {path} is conditional on label {name!r} with {levels} levels, "
+                f"and the chosen data has {found}; pick the data it was trained on"
+            )
+    datamodule.serve_labels(model.label_names)
 
 
 def warn_if_outside_a_run(run: TrainedRun) -> None:

@@ -19,18 +19,20 @@ from vaelab.samplers.store import load_or_fit
 def training_latents(model: Any, data: Any, sampler: FittedSampler) -> Tensor:
     """What a fitted sampler learns from: the codes (posterior means) of the first
     `n_fit` training examples, one posterior sample of each, or their VQ code indices
-    (`fits_on`)."""
-    x = data.example_batch(sampler.n_fit, split="train")
+    (`fits_on`). A conditional model encodes each example with its labels: the sampler
+    learns the codes' distribution over the whole training split, whatever the labels."""
+    x, labels = data.labelled_examples(sampler.n_fit, model.label_names, split="train")
     torch.manual_seed(sampler.seed)
     parts = []
-    for chunk in x.split(500):
-        chunk = chunk.to(model.device)
+    for start in range(0, len(x), 500):
+        chunk = x[start : start + 500].to(model.device)
+        chunk_labels = None if labels is None else labels[start : start + 500]
         if sampler.fits_on == "codes":
-            parts.append(model.code_indices(chunk))
+            parts.append(model.code_indices(chunk, chunk_labels))
         elif sampler.fits_on == "samples":
-            parts.append(model.latent_batch(chunk).z)
+            parts.append(model.latent_batch(chunk, labels=chunk_labels).z)
         else:
-            parts.append(model.code(chunk))
+            parts.append(model.code(chunk, chunk_labels))
     return torch.cat(parts).cpu()
 
 
@@ -48,11 +50,17 @@ def ready_sampler(
 
 @torch.no_grad()
 def sampled_images(
-    sampler: LatentSampler, model: Any, n: int, temperature: float, seed: int
+    sampler: LatentSampler,
+    model: Any,
+    n: int,
+    temperature: float,
+    seed: int,
+    labels: Tensor | None = None,
 ) -> Tensor:
     """`n` images (the likelihood's mean, on the CPU) decoded from draws of a ready
-    `sampler`, from their own seeded generator: the same picture for the same seed."""
+    `sampler`, from their own seeded generator: the same picture for the same seed.
+    A conditional model decodes image i with `labels[i]` (n, K)."""
     generator = torch.Generator().manual_seed(seed)
     z = sampler.sample(model, n, temperature, generator).to(model.device)
-    images: Tensor = model.decode(z).mean.cpu()
+    images: Tensor = model.decode(z, labels).mean.cpu()
     return images
