@@ -52,10 +52,21 @@ def test_speed_benchmark_quick_mode(tmp_path: Path) -> None:
     groups = {
         key for key, value in options.items() if isinstance(value, dict) and "options" in value
     }
-    assert groups == {"objective", "model", "likelihood", "prior", "posterior", "latent"}
-    for group in groups:  # every option of every measured group
+    assert groups == {
+        "objective",
+        "model",
+        "likelihood",
+        "prior",
+        "posterior",
+        "latent",
+        "conditional",
+    }
+    for group in groups:  # every option of every measured group, every value of a key
         measured = options[group]
-        names = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml"))
+        names = sorted(p.stem for p in (REPO / "conf" / group).glob("*.yaml")) or [
+            "false",
+            "true",
+        ]
         assert set(measured["options"]) == set(names), group
         baseline = measured["options"][measured["protocol"]["baseline"]]
         assert baseline["relative"] == 1.0

@@ -31,6 +31,7 @@ SPACE = LabelSpace(("shape", "scale", "pos_x"), (3, 6, 32))
 def test_a_label_space_resolves_what_conditional_names() -> None:
     assert SPACE.select(True) == {"shape": 3, "scale": 6, "pos_x": 32}
     assert SPACE.select(["pos_x", "shape"]) == {"pos_x": 32, "shape": 3}  # order given
+    assert SPACE.select("scale") == {"scale": 6}  # conditional=scale: one label
     assert SPACE.columns(["pos_x", "shape"]) == [2, 0]
     for bad, hint in (
         (["colour"], "conditional=[shape]"),

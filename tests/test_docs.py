@@ -218,6 +218,9 @@ SMOKE = {
 }
 
 
+#: Samplers with a `steps` budget of fitting, which a documented command's check shortens.
+FITTED_BRIEFLY = ("sampler=code_prior", "sampler=maf", "sampler=two_stage")
+
 #: The data modules whose files `small_data_root` writes.
 SMALL_FILES = {
     "DSpritesDataModule": "dsprites",
@@ -307,7 +310,10 @@ def run_documented_command(
     run_dir = tmp_path / "new_run"
     own_dir = any(a.startswith("hydra.run.dir=") for a in args)
     where = [] if own_dir or app != "train" else [f"hydra.run.dir={run_dir}"]
-    result = call_app(app, *args, *SMOKE[app], *data, *where)
+    # A fitted sampler fits briefly: the command is checked, not the fit (its own tests
+    # check that, tests/test_quantise.py and tests/test_samplers.py).
+    short_fit = ["sampler.steps=200"] if any(a in FITTED_BRIEFLY for a in args) else []
+    result = call_app(app, *args, *SMOKE[app], *short_fit, *data, *where)
     assert result.returncode == 0, result.stderr[-3000:]
     if app == "train":
         if own_dir:

@@ -79,6 +79,41 @@ def test_the_codebook_moves_by_moving_averages_and_dead_codes_restart() -> None:
         assert float(quantiser.ema_count[code]) == 1.0
 
 
+def _rank_update(rank: int, world: int, rendezvous: str, folder: str) -> None:
+    """One rank of a gloo process group: its share of the batch, one moving-average step."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world
+    )
+    try:
+        quantiser = _quantiser(decay=0.9, restart_below=0.0)
+        quantiser.started.fill_(True)
+        vectors = torch.load(f"{folder}/vectors.pt")
+        share = vectors[rank::world]
+        quantiser._update(share, quantiser.nearest(share))
+        torch.save(quantiser.state_dict(), f"{folder}/rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_under_ddp_every_rank_moves_its_codebook_by_the_whole_batch(tmp_path: Path) -> None:
+    """Two ranks (a gloo process group, as a DDP job has), each with half the batch: each
+    ends with the codebook one process gets from the whole batch."""
+    import torch.multiprocessing as multiprocessing
+
+    vectors = torch.randn(40, 2, generator=torch.Generator().manual_seed(2))
+    torch.save(vectors, tmp_path / "vectors.pt")
+    multiprocessing.spawn(
+        _rank_update, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2
+    )
+    alone = _quantiser(decay=0.9, restart_below=0.0)
+    alone.started.fill_(True)
+    alone._update(vectors, alone.nearest(vectors))
+    for rank in range(2):
+        state = torch.load(tmp_path / f"rank{rank}.pt")
+        for key in ("codebook", "ema_count", "ema_sum"):
+            torch.testing.assert_close(state[key], getattr(alone, key), msg=f"{key} {rank}")
+
+
 def test_the_first_training_batch_starts_the_codebook_on_encoder_outputs() -> None:
     quantiser = _quantiser()
     quantiser.train()

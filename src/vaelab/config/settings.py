@@ -74,7 +74,7 @@ class TrainSettings(BaseModel):
     seed: Seed
     beta: float
     latent_dim: int
-    conditional: bool | list[str]
+    conditional: bool | str | list[str]
     ckpt_path: str | None
     resume: Literal["auto", "intact"] | None
     flush_denormal: bool

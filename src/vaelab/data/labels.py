@@ -54,11 +54,14 @@ class LabelSpace:
         names = self.level_names.get(label)
         return names[level] if names is not None else f"{label}={level}"
 
-    def select(self, chosen: bool | Sequence[str], data: str = "the data") -> dict[str, int]:
-        """The labels `conditional` names (`True`: all of them) with their sizes, in
-        the order given; an unknown name is refused in one line that lists the known."""
+    def select(self, chosen: bool | str | Sequence[str], data: str = "the data") -> dict[str, int]:
+        """The labels `conditional` names (`True`: all of them; a name: that one) with
+        their sizes, in the order given; an unknown name is refused in one line that
+        lists the known."""
         if chosen is True:
             return self.as_sizes()
+        if isinstance(chosen, str):  # `conditional=shape`: one label
+            chosen = [chosen]
         if isinstance(chosen, bool) or not chosen:
             raise ConfigError("conditional names no label: use conditional=true or a list")
         sizes = self.as_sizes()

@@ -183,8 +183,16 @@ class VectorQuantiser(LatentStructure):
             self.started.fill_(True)
             indices = self.nearest(vectors)
         one_hot = F.one_hot(indices, self.codes).to(vectors.dtype)
-        self.ema_count.mul_(self.decay).add_(one_hot.sum(0), alpha=1 - self.decay)
-        self.ema_sum.mul_(self.decay).add_(one_hot.T @ vectors, alpha=1 - self.decay)
+        counts, sums = one_hot.sum(0), one_hot.T @ vectors
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # Under DDP each rank sees its share of the batch: the moving averages take
+            # the whole batch's assignments, as one process with the whole batch would,
+            # so every rank moves its codebook alike. (A restart below picks a rank's own
+            # vectors; DDP's buffer broadcast then gives every rank rank 0's.)
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
+        self.ema_count.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.ema_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         # Laplace smoothing: a code with no assignment keeps a finite mean
         total = self.ema_count.sum()
         smoothed = (self.ema_count + 1e-5) / (total + self.codes * 1e-5) * total

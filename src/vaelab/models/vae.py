@@ -148,7 +148,7 @@ class VAE(CheapHookName, L.LightningModule):
         latent: the latent structure's config (conf/latent), with a `_target_`; None:
             one Gaussian group.
         conditional: condition the encoder and decoder on labels: False (none), True
-            (every label of `label_sizes`), or the names of the labels to use.
+            (every label of `label_sizes`), or the name or names of the labels to use.
         label_sizes: levels per label of the data, by name, in column order (the
             training app passes the data module's `label_space`, as it passes
             `data_shape`); needed when `conditional` is set.
@@ -171,7 +171,7 @@ class VAE(CheapHookName, L.LightningModule):
         prior: TargetConfig | None = None,
         posterior: TargetConfig | None = None,
         latent: TargetConfig | None = None,
-        conditional: bool | Sequence[str] = False,
+        conditional: bool | str | Sequence[str] = False,
         label_sizes: Mapping[str, PositiveInt] | None = None,
     ) -> None:
         super().__init__()
@@ -293,7 +293,7 @@ class VAE(CheapHookName, L.LightningModule):
 
     @staticmethod
     def _chosen_labels(
-        conditional: bool | Sequence[str], label_sizes: Mapping[str, int] | None
+        conditional: bool | str | Sequence[str], label_sizes: Mapping[str, int] | None
     ) -> dict[str, int]:
         """The labels `conditional` picks from `label_sizes`, with their levels."""
         if conditional is False:

@@ -141,16 +141,13 @@ class CodePriorSampler(NetworkSampler):
         nll: Tensor = -network.log_prob(latents).mean()
         return nll
 
-    def draw(self, network: Any, noise: Tensor) -> Tensor:
-        raise NotImplementedError("code_prior draws indices, not a transform of noise")
-
     @torch.no_grad()
     def sample(
         self, model: Any, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
     ) -> Tensor:
         """`n` latents (n, latent_dim): codes drawn position by position, looked up in
         the model's codebook."""
-        network = self._ready()
+        network = self.ready()
         indices = torch.zeros(n, self._dim, dtype=torch.long)
         for i in range(self._dim):
             logits = network.logits(indices)[:, i] / max(temperature, 1e-6)
@@ -162,13 +159,8 @@ class CodePriorSampler(NetworkSampler):
     @torch.no_grad()
     def code_nll(self, indices: Tensor) -> Tensor:
         """−log p(k) of index sequences (B, P) in nats: (B,)."""
-        nll: Tensor = -self._ready().log_prob(indices.cpu())
+        nll: Tensor = -self.ready().log_prob(indices.cpu())
         return nll
-
-    def _ready(self) -> Any:
-        if self._network is None:
-            raise RuntimeError("the code_prior sampler is neither fitted nor loaded")
-        return self._network
 
     def state(self) -> dict[str, Any]:
         return {**super().state(), "codes": self._codes}

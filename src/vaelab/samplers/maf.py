@@ -10,10 +10,10 @@ from torch import Tensor, nn
 from vaelab.config.constraints import Positive, PositiveInt, Widths
 from vaelab.config.schema import Seed
 from vaelab.models.flows import MaskedAutoregressiveFlow
-from vaelab.samplers.training import NetworkSampler
+from vaelab.samplers.training import NoiseSampler
 
 
-class FlowSampler(NetworkSampler):
+class FlowSampler(NoiseSampler):
     """A MAF of `layers` layers (`hidden` widths), `steps` Adam steps of batch 256 at
     rate `lr` on `n_fit` training posterior means."""
 

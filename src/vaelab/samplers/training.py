@@ -52,7 +52,8 @@ def fit_density(
 class NetworkSampler(FittedSampler):
     """A fitted sampler that is one network over latents of size D: `build` makes it
     (seeded, so a restored one is built as the fitted one was), `loss` is what fitting
-    minimises, `draw` turns base noise into latents. `steps` Adam steps at rate `lr`."""
+    minimises. `steps` Adam steps at rate `lr`. How it samples is the subclass's: a
+    transform of noise (`NoiseSampler`), or codes drawn one by one (the code prior)."""
 
     def __init__(self, steps: int, lr: float, n_fit: int, seed: int) -> None:
         super().__init__(n_fit, seed)
@@ -68,10 +69,6 @@ class NetworkSampler(FittedSampler):
     def loss(self, network: Any, latents: Tensor) -> Tensor:
         """The loss a minibatch of latents gives the network."""
 
-    @abc.abstractmethod
-    def draw(self, network: Any, noise: Tensor) -> Tensor:
-        """Latents (n, D) from standard normal noise (n, D), already scaled."""
-
     def _built(self, dim: int) -> nn.Module:
         torch.manual_seed(self.seed)
         self._dim = dim
@@ -84,21 +81,33 @@ class NetworkSampler(FittedSampler):
         )
         self._network = network.eval()
 
-    @torch.no_grad()
-    def sample(
-        self, model: Any, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def ready(self) -> Any:
+        """The fitted (or restored) network."""
         if self._network is None:
             raise RuntimeError(f"the {self.name} sampler is neither fitted nor loaded")
-        noise = torch.randn(n, self._dim, generator=generator) * temperature
-        return self.draw(self._network, noise)
+        return self._network
 
     def state(self) -> dict[str, Any]:
-        if self._network is None:
-            raise RuntimeError(f"the {self.name} sampler is neither fitted nor loaded")
-        return {"dim": self._dim, "network": self._network.state_dict()}
+        return {"dim": self._dim, "network": self.ready().state_dict()}
 
     def load_state(self, state: dict[str, Any]) -> None:
         network = self._built(int(state["dim"]))
         network.load_state_dict(state["network"])
         self._network = network.eval()
+
+
+class NoiseSampler(NetworkSampler):
+    """A network sampler that draws by transforming standard normal noise (the MAF, the
+    second-stage VAE): `draw` turns the noise, scaled by the temperature, into latents."""
+
+    @abc.abstractmethod
+    def draw(self, network: Any, noise: Tensor) -> Tensor:
+        """Latents (n, D) from standard normal noise (n, D), already scaled."""
+
+    @torch.no_grad()
+    def sample(
+        self, model: Any, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> Tensor:
+        network = self.ready()
+        noise = torch.randn(n, self._dim, generator=generator) * temperature
+        return self.draw(network, noise)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from vaelab.config.constraints import Positive, PositiveInt
 from vaelab.config.schema import Seed
-from vaelab.samplers.training import NetworkSampler
+from vaelab.samplers.training import NoiseSampler
 
 
 class SecondStage(nn.Module):
@@ -59,7 +59,7 @@ class SecondStage(nn.Module):
         return (recon + kl).mean()
 
 
-class TwoStageSampler(NetworkSampler):
+class TwoStageSampler(NoiseSampler):
     """A second-stage VAE (`hidden` units, `steps` Adam steps at rate `lr`) on one
     posterior sample of each of `n_fit` training examples."""
 
