@@ -36,10 +36,13 @@ def build_model(cfg: DictConfig, datamodule: Any) -> Any:
     from vaelab.data.labels import no_labels_error
 
     label_sizes = None
-    if cfg.model.get("conditional"):
+    chosen = cfg.model.get("conditional")
+    if chosen:
+        data = type(datamodule).__name__
         space = datamodule.label_space()
         if space is None:
-            raise no_labels_error(f"data={type(datamodule).__name__}")
+            raise no_labels_error(data)
+        space.select(chosen, data)  # an unknown label: the one line names the data
         label_sizes = space.as_sizes()
     model = instantiate(
         cfg.model,
