@@ -20,15 +20,13 @@ each column).
 from __future__ import annotations
 
 import functools
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from variant_study import FASHION_MLP, REPO, Study
+from variant_study import FASHION_MLP, Study
 
 #: prior draws per class whose decoded images the classifier labels
 DRAWS_PER_CLASS = 100
@@ -97,18 +95,7 @@ STUDY = Study(
 
 def plot(table: dict[str, dict[str, Any]], k: int, path: Path) -> None:
     """The first conditional seed's class grid, as generate.py draws it."""
-    folder = STUDY.run_folder("conditional", 0)
-    subprocess.run(
-        [
-            sys.executable,
-            "src/generate.py",
-            f"ckpt_path={folder / 'checkpoints' / 'best.ckpt'}",
-            "nrow=10",
-        ],
-        cwd=REPO,
-        check=True,
-    )
-    shutil.copy(folder / "checkpoints" / "generated" / "class_grid.png", path)
+    STUDY.generated_picture("conditional", "class_grid.png", path, "nrow=10")
 
 
 if __name__ == "__main__":

@@ -122,6 +122,19 @@ class Study:
             "run_dir": str(folder.relative_to(REPO)),
         }
 
+    def generated_picture(self, variant: str, picture: str, path: Path, *overrides: str) -> None:
+        """`src/generate.py` on the first seed's best checkpoint of `variant` (with
+        `overrides`), and its `picture` copied to `path`: a study's image in the docs."""
+        import shutil
+
+        checkpoint = self.run_folder(variant, 0) / "checkpoints" / "best.ckpt"
+        subprocess.run(
+            [sys.executable, "src/generate.py", f"ckpt_path={checkpoint}", *overrides],
+            cwd=REPO,
+            check=True,
+        )
+        shutil.copy(checkpoint.parent / "generated" / picture, path)
+
     def aggregate(self, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """Mean and sample standard deviation over seeds of every number a variant's runs
         all report."""

@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from variant_study import FASHION_MLP, REPO, Study
+from variant_study import FASHION_MLP, Study
 
 STUDY = Study(
     name="vq",
@@ -40,22 +40,9 @@ STUDY = Study(
 
 def plot(table: dict[str, dict[str, Any]], k: int, path: Path) -> None:
     """The learned prior's samples of the first seed, as generate.py draws them."""
-    import shutil
-    import subprocess
-
-    folder = STUDY.run_folder("vq", 0)
-    subprocess.run(
-        [
-            sys.executable,
-            "src/generate.py",
-            f"ckpt_path={folder / 'checkpoints' / 'best.ckpt'}",
-            "sampler=code_prior",
-            "n_samples=32",
-        ],
-        cwd=REPO,
-        check=True,
+    STUDY.generated_picture(
+        "vq", "samples_code_prior.png", path, "sampler=code_prior", "n_samples=32"
     )
-    shutil.copy(folder / "checkpoints" / "generated" / "samples_code_prior.png", path)
 
 
 if __name__ == "__main__":
